@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager, built by
+# hack/build-control-plane.sh from the published Go modules.
+#
+#   hack/control-plane.sh up   [DIR]   start (or reuse a running one) and print its kubeconfig path
+#   hack/control-plane.sh down [DIR]   stop what `up` started (by pid) and remove DIR
+#   hack/control-plane.sh env  [DIR]   print `export KUBECONFIG=...` and PATH lines for eval
+#   hack/control-plane.sh status [DIR] exit 0 when it runs and answers /readyz
+#
+# DIR defaults to $ROSTER_CONTROL_PLANE_DIR or ${TMPDIR:-/tmp}/roster-control-plane. Ports are picked
+# free at start, so several control planes (one per test binary, say) can run side by side.
+set -euo pipefail
+
+hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=hack/versions.sh
+source "$hack/versions.sh"
+
+cmd=${1:-}
+dir=${2:-${ROSTER_CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}}
+components=(etcd kube-apiserver kube-controller-manager)
+
+log() { echo "control-plane: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+alive() { # component
+  local pid
+  [[ -f "$dir/$1.pid" ]] || return 1
+  pid=$(cat "$dir/$1.pid")
+  # A pid from a stale directory may have been reused: it counts only if it still runs our binary.
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "/$1 "
+}
+
+readyz() {
+  [[ -f "$dir/kubeconfig" ]] || return 1
+  curl -sf --max-time 2 --cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" \
+    "$(cat "$dir/server")/readyz" >/dev/null 2>&1
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+stop() {
+  local c pid i
+  for c in kube-controller-manager kube-apiserver etcd; do
+    if alive "$c"; then
+      pid=$(cat "$dir/$c.pid")
+      kill "$pid" 2>/dev/null || true
+      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+pki() {
+  local p=$dir/pki
+  mkdir -p "$p"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=roster-local-ca" \
+    -keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$p/apiserver.key" \
+    -out "$p/apiserver.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' >"$p/apiserver.ext"
+  openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$p/apiserver.ext" -out "$p/apiserver.crt" 2>/dev/null
+  openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() { # file server token user
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: roster-local
+  cluster:
+    server: $2
+    certificate-authority: $dir/pki/ca.crt
+users:
+- name: $4
+  user:
+    token: $3
+contexts:
+- name: roster-local
+  context:
+    cluster: roster-local
+    user: $4
+current-context: roster-local
+EOF
+}
+
+start() {
+  for c in "${components[@]}"; do
+    [[ -x "$K8S_BIN/$c" ]] || die "$K8S_BIN/$c is missing: run hack/build-control-plane.sh first"
+  done
+  rm -rf "$dir"
+  mkdir -p "$dir/etcd" "$dir/logs"
+  pki
+
+  local etcd_port peer_port api_port kcm_port token kcm_token
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kcm_port=$(free_port)
+  token=$(openssl rand -hex 24); kcm_token=$(openssl rand -hex 24)
+  echo "$token" >"$dir/admin.token"
+  # The admin is in system:masters; the controller manager gets its own identity with the same rights.
+  printf '%s,roster-admin,roster-admin,"system:masters"\n%s,system:kube-controller-manager,kcm,"system:masters"\n' \
+    "$token" "$kcm_token" >"$dir/tokens.csv"
+  echo "https://127.0.0.1:$api_port" >"$dir/server"
+
+  "$K8S_BIN/etcd" --name roster --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "roster=http://127.0.0.1:$peer_port" \
+    --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn \
+    >"$dir/logs/etcd.log" 2>&1 &
+  echo $! >"$dir/etcd.pid"
+
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
+    alive etcd || die "etcd exited; see $dir/logs/etcd.log: $(tail -n 3 "$dir/logs/etcd.log")"
+    sleep 0.1
+  done
+
+  # No default route on some machines, so always advertise loopback and skip the endpoint reconciler.
+  "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" \
+    --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
+    --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+    --client-ca-file "$dir/pki/ca.crt" \
+    --token-auth-file "$dir/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer "https://kubernetes.default.svc" \
+    --service-account-key-file "$dir/pki/sa.pub" \
+    --service-account-signing-key-file "$dir/pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --profiling=false \
+    >"$dir/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$dir/kube-apiserver.pid"
+
+  write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$api_port" "$token" roster-admin
+  write_kubeconfig "$dir/kcm.kubeconfig" "https://127.0.0.1:$api_port" "$kcm_token" kcm
+
+  for i in $(seq 1 600); do
+    readyz && break
+    alive kube-apiserver || die "kube-apiserver exited; see $dir/logs/kube-apiserver.log: $(tail -n 5 "$dir/logs/kube-apiserver.log")"
+    ((i == 600)) && die "kube-apiserver not ready after 60s; see $dir/logs/kube-apiserver.log"
+    sleep 0.1
+  done
+
+  "$K8S_BIN/kube-controller-manager" \
+    --kubeconfig "$dir/kcm.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$kcm_port" \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
+    --service-account-private-key-file "$dir/pki/sa.key" \
+    --root-ca-file "$dir/pki/ca.crt" \
+    --leader-elect=false \
+    >"$dir/logs/kube-controller-manager.log" 2>&1 &
+  echo $! >"$dir/kube-controller-manager.pid"
+
+  local kubectl=("$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig")
+  for i in $(seq 1 300); do
+    if "${kubectl[@]}" get namespace default kube-system >/dev/null 2>&1; then break; fi
+    ((i == 300)) && die "namespaces default and kube-system did not appear in 30s"
+    sleep 0.1
+  done
+  alive kube-controller-manager || die "kube-controller-manager exited; see $dir/logs/kube-controller-manager.log"
+}
+
+case "$cmd" in
+  up)
+    if alive kube-apiserver && alive etcd && readyz; then
+      log "already running in $dir (hack/control-plane.sh down to stop it)"
+    else
+      if [[ -d "$dir" ]]; then
+        log "cleaning up a stale control plane in $dir"
+        stop
+      fi
+      log "starting etcd, kube-apiserver and kube-controller-manager $K8S_VERSION in $dir"
+      start
+      log "ready at $(cat "$dir/server")"
+    fi
+    echo "$dir/kubeconfig"
+    ;;
+  down)
+    stop
+    rm -rf "$dir"
+    log "stopped"
+    ;;
+  env)
+    [[ -f "$dir/kubeconfig" ]] || die "no control plane in $dir; run hack/control-plane.sh up"
+    echo "export KUBECONFIG=$dir/kubeconfig"
+    echo "export PATH=$K8S_BIN:$HELM_BIN:\$PATH"
+    ;;
+  status)
+    alive kube-apiserver && readyz
+    ;;
+  *)
+    echo "usage: $0 up|down|env|status [DIR]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,6 @@
+# Pinned versions and cache locations, sourced by the hack/ scripts. Keep in step with hack/*/go.mod.
+K8S_VERSION=v1.37.2
+HELM_VERSION=v3.22.0
+ROSTER_CACHE=${ROSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/roster}
+K8S_BIN=$ROSTER_CACHE/k8s-$K8S_VERSION/bin
+HELM_BIN=$ROSTER_CACHE/helm-$HELM_VERSION/bin

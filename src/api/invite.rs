@@ -1,0 +1,126 @@
+//! `Invite`: a code that lets someone create their own Membership with a given role.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, OrgRole};
+
+/// An invitation to join the organization. The operator generates the code into a Secret owned by the
+/// Invite (`status.codeSecretName`); the code never appears in status.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "roster.dev",
+    version = "v1alpha1",
+    kind = "Invite",
+    plural = "invites",
+    namespaced,
+    status = "InviteStatus",
+    shortname = "inv",
+    category = "roster",
+    printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
+    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
+    printcolumn(name = "Uses", type_ = "integer", json_path = ".status.uses"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxUses"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteSpec {
+    /// Who the invite is for; the redeeming username must equal it. Empty makes an open invite that
+    /// anyone with the code may use (when `spec.policy.invites.allowOpenInvites` permits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    #[x_kube(validation = Rule::new("self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')").message("spec.email must be an e-mail address such as ada@example.com, or be left out for an open invite"))]
+    pub email: Option<String>,
+
+    /// The org role the invite grants: `admin`, `member` or `viewer`.
+    #[x_kube(validation = Rule::new("self != 'owner'").message("spec.role: an invite cannot grant owner; invite as admin, then have an owner promote them"))]
+    pub role: OrgRole,
+
+    /// How many people may use the code; more than 1 makes a multi-use link.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_uses: i32,
+
+    /// Lifetime from creation, as a Go duration such as `72h`. Defaults to
+    /// `spec.policy.invites.defaultTTL` and is capped by `maxTTL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')").message("spec.ttl must be a positive duration such as 72h or 30m"))]
+    pub ttl: Option<String>,
+
+    /// When true the code no longer works. Cannot be undone.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self || !oldSelf").message("spec.revoked cannot be set back to false: create a new Invite instead"))]
+    pub revoked: bool,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Where an invite stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvitePhase {
+    /// Usable: not expired, not revoked, uses left.
+    Pending,
+    /// All uses taken.
+    Accepted,
+    /// Past `expiresAt` with uses left.
+    Expired,
+    /// `spec.revoked` is set.
+    Revoked,
+}
+
+impl InvitePhase {
+    /// The name used in status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitePhase::Pending => "Pending",
+            InvitePhase::Accepted => "Accepted",
+            InvitePhase::Expired => "Expired",
+            InvitePhase::Revoked => "Revoked",
+        }
+    }
+}
+
+/// What is true of the invite, computed by the controller.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteStatus {
+    /// `Pending`, `Accepted`, `Expired` or `Revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<InvitePhase>,
+    /// When the code stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// How many Memberships redeemed it.
+    #[serde(default)]
+    pub uses: i32,
+    /// Who redeemed it, oldest first.
+    #[serde(default)]
+    pub accepted_by: Vec<AcceptedBy>,
+    /// The Secret in this namespace that holds the code (key `code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_secret_name: Option<String>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// One redemption.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedBy {
+    /// The username.
+    pub user: String,
+    /// The Membership created with the code.
+    pub membership: String,
+    /// When that Membership was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}

@@ -1,0 +1,25 @@
+//! The `roster.dev/v1alpha1` API: four namespaced kinds whose doc comments become the CRD descriptions
+//! that `kubectl explain` shows, and whose `x_kube(validation)` rules become the CRDs' CEL rules.
+//!
+//! The types hold no logic beyond (de)serialisation and schema; everything that decides lives in
+//! [`crate::rules`].
+
+mod common;
+mod invite;
+mod membership;
+mod organization;
+mod team;
+
+pub use common::{Condition, OrgRole, Subject, TeamRole};
+pub use invite::{AcceptedBy, Invite, InvitePhase, InviteSpec, InviteStatus};
+pub use membership::{InviteRef, Membership, MembershipPhase, MembershipSpec, MembershipStatus};
+pub use organization::{
+    Access, ClusterRoleMap, DataRegion, InvitePolicy, Leader, OrgPolicy, Organization,
+    OrganizationSpec, OrganizationStatus, Profile, Seats, SelfJoin, SelfJoinRole,
+};
+pub use team::{Team, TeamAccess, TeamClusterRoleMap, TeamMember, TeamSpec, TeamStatus};
+
+/// The API group of every roster kind.
+pub const GROUP: &str = "roster.dev";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";

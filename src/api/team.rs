@@ -1,0 +1,166 @@
+//! `Team`: a named group of org members with team roles and, optionally, access of its own.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Subject, TeamRole};
+
+/// A team inside the organization.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "roster.dev",
+    version = "v1alpha1",
+    kind = "Team",
+    plural = "teams",
+    namespaced,
+    status = "TeamStatus",
+    shortname = "team",
+    category = "roster",
+    printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(name = "Owner", type_ = "string", json_path = ".status.owner"),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
+    printcolumn(name = "Active", type_ = "boolean", json_path = ".spec.active"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamSpec {
+    /// The name people see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+
+    /// What the team does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub description: Option<String>,
+
+    /// A colour such as `#1f6feb`; when empty a stable colour derived from the name is in `status.color`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^#[0-9a-fA-F]{6}$')").message("spec.color must be a hex colour such as #1f6feb"))]
+    pub color: Option<String>,
+
+    /// False deactivates the team: it grants no access but is kept for the record.
+    #[serde(default = "yes")]
+    pub active: bool,
+
+    /// The team's members: exactly one `owner`, and no user or group twice.
+    #[schemars(length(min = 1, max = 256))]
+    #[x_kube(
+        validation = Rule::new("self.filter(m, m.role == 'owner').size() == 1").message("spec.members must have exactly one member with role owner"),
+        validation = Rule::new("self.all(m, self.exists_one(n, (has(m.user) && has(n.user) && m.user == n.user) || (has(m.group) && has(n.group) && m.group == n.group)))").message("spec.members must not list the same user or group twice"),
+    )]
+    pub members: Vec<TeamMember>,
+
+    /// Kubernetes access the team's members get through their team roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<TeamAccess>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One team member.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.user) != has(self.group)").message("spec.members[]: set exactly one of user or group"))]
+pub struct TeamMember {
+    /// A Kubernetes username; must also hold an effective org Membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub user: Option<String>,
+    /// A Kubernetes group; must also hold an effective org Membership as a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub group: Option<String>,
+    /// The team role.
+    pub role: TeamRole,
+}
+
+impl TeamMember {
+    /// The user or group named.
+    pub fn subject(&self) -> Option<Subject> {
+        Subject::from_pair(&self.user, &self.group)
+    }
+}
+
+/// Access granted to the team's members by team role.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamAccess {
+    /// Workload namespaces of the organization where the team works.
+    #[serde(default)]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 63)))]
+    pub namespaces: Vec<String>,
+    /// Which ClusterRole each team role gets there.
+    #[serde(default)]
+    pub cluster_roles: TeamClusterRoleMap,
+}
+
+/// The ClusterRole bound for each team role.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamClusterRoleMap {
+    /// Default `admin`.
+    #[serde(default = "admin")]
+    pub owner: String,
+    /// Default `admin`.
+    #[serde(default = "admin")]
+    pub admin: String,
+    /// Default `edit`.
+    #[serde(default = "edit")]
+    pub moderator: String,
+    /// Default `edit`.
+    #[serde(default = "edit")]
+    pub member: String,
+    /// Default `view`.
+    #[serde(default = "view")]
+    pub viewer: String,
+}
+
+fn admin() -> String {
+    "admin".into()
+}
+fn edit() -> String {
+    "edit".into()
+}
+fn view() -> String {
+    "view".into()
+}
+
+impl Default for TeamClusterRoleMap {
+    fn default() -> Self {
+        TeamClusterRoleMap {
+            owner: admin(),
+            admin: admin(),
+            moderator: edit(),
+            member: edit(),
+            viewer: view(),
+        }
+    }
+}
+
+/// What is true of the team, computed by the controller.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamStatus {
+    /// The team's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Members who hold an effective org Membership.
+    #[serde(default)]
+    pub members: i32,
+    /// `spec.color`, or a stable colour derived from the team's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// Entries with no effective org Membership for the same user or group (groups as `group:NAME`).
+    #[serde(default)]
+    pub unresolved_members: Vec<String>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `MembersResolved`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

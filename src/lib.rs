@@ -1,0 +1,7 @@
+//! roster: organizations, memberships, invites and teams as Kubernetes custom resources.
+//!
+//! [`rules`] decides everything (roles, authorization, invariants, effective state) without I/O;
+//! the rest of the crate feeds it and applies its answers.
+
+pub mod api;
+pub mod crds;
