@@ -26,7 +26,12 @@ pub enum OrgRole {
 
 impl OrgRole {
     /// All roles, lowest first.
-    pub const ALL: [OrgRole; 4] = [OrgRole::Viewer, OrgRole::Member, OrgRole::Admin, OrgRole::Owner];
+    pub const ALL: [OrgRole; 4] = [
+        OrgRole::Viewer,
+        OrgRole::Member,
+        OrgRole::Admin,
+        OrgRole::Owner,
+    ];
 
     /// The name used in YAML, messages and labels.
     pub fn as_str(self) -> &'static str {

@@ -20,9 +20,17 @@ use super::{Condition, OrgRole, Subject};
     printcolumn(name = "User", type_ = "string", json_path = ".spec.user"),
     printcolumn(name = "Group", type_ = "string", json_path = ".spec.group"),
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
-    printcolumn(name = "Effective", type_ = "string", json_path = ".status.effectiveRole"),
+    printcolumn(
+        name = "Effective",
+        type_ = "string",
+        json_path = ".status.effectiveRole"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(

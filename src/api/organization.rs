@@ -90,7 +90,9 @@ pub struct Profile {
 }
 
 /// Where an organization's data must stay.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum DataRegion {
     /// No restriction.
     #[default]
@@ -223,7 +225,9 @@ pub struct SelfJoin {
 }
 
 /// The role a self-joined member gets: never above member.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SelfJoinRole {
     /// A member.

@@ -16,11 +16,19 @@ use super::{Condition, Subject, TeamRole};
     status = "TeamStatus",
     shortname = "team",
     category = "roster",
-    printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(
+        name = "Display Name",
+        type_ = "string",
+        json_path = ".spec.displayName"
+    ),
     printcolumn(name = "Owner", type_ = "string", json_path = ".status.owner"),
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
     printcolumn(name = "Active", type_ = "boolean", json_path = ".spec.active"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TeamSpec {
@@ -43,8 +51,9 @@ pub struct TeamSpec {
     #[serde(default = "yes")]
     pub active: bool,
 
-    /// The team's members: exactly one `owner`, and no user or group twice.
-    #[schemars(length(min = 1, max = 256))]
+    /// The team's members: exactly one `owner`, and no user or group twice. At most 128 entries
+    /// (bounded so the API server can afford the uniqueness check); larger teams name a group.
+    #[schemars(length(min = 1, max = 128))]
     #[x_kube(
         validation = Rule::new("self.filter(m, m.role == 'owner').size() == 1").message("spec.members must have exactly one member with role owner"),
         validation = Rule::new("self.all(m, self.exists_one(n, (has(m.user) && has(n.user) && m.user == n.user) || (has(m.group) && has(n.group) && m.group == n.group)))").message("spec.members must not list the same user or group twice"),

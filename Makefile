@@ -1,0 +1,34 @@
+# roster's entry points. `make dev` runs roster on a local control plane; `make test` runs every test.
+SHELL := /bin/bash
+CONTROL_PLANE_DIR ?= $(or $(TMPDIR),/tmp)/roster-control-plane
+
+.PHONY: dev test crds tools up down lint bench
+
+## Build the control plane binaries into the cache (once; minutes when cold).
+tools:
+	hack/build-control-plane.sh
+
+## Run every test against a real control plane that is started and stopped around the run.
+test:
+	hack/test.sh
+
+## Regenerate crds/ from the Rust types.
+crds:
+	cargo run --quiet -- crds --dir crds
+
+## Start a local control plane, install the CRDs, apply examples/ and show the result.
+dev: tools
+	hack/dev.sh
+
+up: tools
+	hack/control-plane.sh up $(CONTROL_PLANE_DIR)
+
+down:
+	hack/control-plane.sh down $(CONTROL_PLANE_DIR)
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+bench:
+	cargo bench --bench decision

@@ -1,0 +1,52 @@
+//! Who is asking: a Kubernetes user with groups, and whether the installer made them a platform
+//! principal.
+
+use std::collections::BTreeSet;
+
+/// The requesting user, as the API server authenticated them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub username: String,
+    pub groups: Vec<String>,
+    /// Platform principals skip the role checks of DESIGN.md section 2, never the invariants.
+    pub platform: bool,
+}
+
+impl Actor {
+    /// An actor whose platform standing is decided by `config`.
+    pub fn new(username: impl Into<String>, groups: Vec<String>, config: &Config) -> Actor {
+        let username = username.into();
+        let platform = config.platform_users.contains(&username)
+            || groups.iter().any(|g| config.platform_groups.contains(g));
+        Actor {
+            username,
+            groups,
+            platform,
+        }
+    }
+}
+
+/// What the installer decides: who the platform principals are and what access orgs may hand out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Users who are platform principals (the operator's own service account, GitOps controllers).
+    pub platform_users: BTreeSet<String>,
+    /// Groups whose members are platform principals.
+    pub platform_groups: BTreeSet<String>,
+    /// ClusterRoles that `access.clusterRoles` may name.
+    pub allowed_cluster_roles: BTreeSet<String>,
+    /// Namespaces that `access.namespaces` may never name.
+    pub excluded_namespaces: BTreeSet<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        Config {
+            platform_users: BTreeSet::new(),
+            platform_groups: set(&["system:masters"]),
+            allowed_cluster_roles: set(&["admin", "edit", "view"]),
+            excluded_namespaces: set(&["kube-system", "kube-public", "kube-node-lease"]),
+        }
+    }
+}

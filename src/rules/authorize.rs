@@ -1,0 +1,806 @@
+//! Who may change what (DESIGN.md section 2) and which changes can never become valid (section 3),
+//! decided from the org index. Platform principals skip the role checks, never the invariants.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::actor::{Actor, Config};
+use super::index::OrgIndex;
+use super::{invite_code, ttl};
+use crate::api::{
+    Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, Subject,
+    TeamAccess, TeamRole, TeamSpec,
+};
+
+/// A change someone asks the API server to make.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation<'a> {
+    CreateMembership {
+        spec: &'a MembershipSpec,
+        /// For a redemption: the Invite named in `spec.invite` and the code from its Secret.
+        redemption: Option<Redemption<'a>>,
+    },
+    UpdateMembership {
+        old: &'a MembershipSpec,
+        new: &'a MembershipSpec,
+    },
+    DeleteMembership(&'a MembershipSpec),
+    CreateInvite(&'a InviteSpec),
+    UpdateInvite {
+        old: &'a InviteSpec,
+        new: &'a InviteSpec,
+    },
+    DeleteInvite(&'a InviteSpec),
+    CreateTeam(&'a TeamSpec),
+    UpdateTeam {
+        old: &'a TeamSpec,
+        new: &'a TeamSpec,
+    },
+    DeleteTeam(&'a TeamSpec),
+    CreateOrganization(&'a OrganizationSpec),
+    UpdateOrganization {
+        old: &'a OrganizationSpec,
+        new: &'a OrganizationSpec,
+    },
+    DeleteOrganization(&'a OrganizationSpec),
+}
+
+/// What the webhook found for an invite being redeemed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Redemption<'a> {
+    /// The Invite named in `spec.invite.name`, if it exists.
+    pub invite: Option<&'a Invite>,
+    /// The code in the Invite's Secret, if generated.
+    pub code: Option<&'a str>,
+}
+
+/// Facts about the request that are neither in the index nor in the object.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    pub now: Timestamp,
+    /// Memberships deleted in this organization during the last hour (for `maxRemovalsPerHour`).
+    pub removals_last_hour: u32,
+}
+
+/// The rule a denial comes from; also the label of the decision metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    NotAMember,
+    RoleTooLow,
+    AdminLimit,
+    PlatformOnly,
+    SystemGroup,
+    TeamRoleTooLow,
+    InvalidInvite,
+    SelfJoinNotAllowed,
+    Duplicate,
+    LastOwner,
+    OrganizationExists,
+    ExcludedNamespace,
+    ClusterRoleNotAllowed,
+    NamespaceNotInOrganization,
+    PendingAdminInvite,
+    OpenInvitesDisabled,
+    DeletionProtection,
+    RemovalBudget,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotAMember => "NotAMember",
+            Reason::RoleTooLow => "RoleTooLow",
+            Reason::AdminLimit => "AdminLimit",
+            Reason::PlatformOnly => "PlatformOnly",
+            Reason::SystemGroup => "SystemGroup",
+            Reason::TeamRoleTooLow => "TeamRoleTooLow",
+            Reason::InvalidInvite => "InvalidInvite",
+            Reason::SelfJoinNotAllowed => "SelfJoinNotAllowed",
+            Reason::Duplicate => "Duplicate",
+            Reason::LastOwner => "LastOwner",
+            Reason::OrganizationExists => "OrganizationExists",
+            Reason::ExcludedNamespace => "ExcludedNamespace",
+            Reason::ClusterRoleNotAllowed => "ClusterRoleNotAllowed",
+            Reason::NamespaceNotInOrganization => "NamespaceNotInOrganization",
+            Reason::PendingAdminInvite => "PendingAdminInvite",
+            Reason::OpenInvitesDisabled => "OpenInvitesDisabled",
+            Reason::DeletionProtection => "DeletionProtection",
+            Reason::RemovalBudget => "RemovalBudget",
+        }
+    }
+}
+
+/// Why a change is refused: the rule and a message that says what to do instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// The answer to a request: allowed (possibly with warnings) or denied.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub denial: Option<Denial>,
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+}
+
+fn deny<T>(reason: Reason, message: impl Into<String>) -> Result<T, Denial> {
+    Err(Denial {
+        reason,
+        message: message.into(),
+    })
+}
+
+/// Decides one request.
+pub fn authorize(
+    index: &OrgIndex,
+    config: &Config,
+    actor: &Actor,
+    op: &Operation<'_>,
+    ctx: &Context,
+) -> Decision {
+    let mut warnings = Vec::new();
+    // Deleting anything inside an organization that is itself being deleted is always allowed, so
+    // that an org deletion never gets stuck.
+    let deleting_inside_deleted_org = index.organization_deleting()
+        && matches!(
+            op,
+            Operation::DeleteMembership(_) | Operation::DeleteInvite(_) | Operation::DeleteTeam(_)
+        );
+    let result = if deleting_inside_deleted_org {
+        Ok(())
+    } else {
+        let roles = if actor.platform {
+            Ok(())
+        } else {
+            permission(index, actor, op, ctx)
+        };
+        roles.and_then(|()| invariants(index, config, op, ctx, &mut warnings))
+    };
+    Decision {
+        denial: result.err(),
+        warnings,
+    }
+}
+
+/// The actor's org role, or the denial every role check starts from.
+fn role(index: &OrgIndex, actor: &Actor, what: &str) -> Result<OrgRole, Denial> {
+    index.role_of(&actor.username, &actor.groups).ok_or_else(|| Denial {
+        reason: Reason::NotAMember,
+        message: format!(
+            "{what} is refused: {} holds no effective Membership in this organization; ask an owner or admin",
+            actor.username
+        ),
+    })
+}
+
+fn at_least(have: OrgRole, need: OrgRole, what: &str) -> Result<(), Denial> {
+    if have >= need {
+        Ok(())
+    } else {
+        deny(
+            Reason::RoleTooLow,
+            format!("{what} needs org role {need} or higher; you are {have}"),
+        )
+    }
+}
+
+fn is_staff(role: OrgRole) -> bool {
+    role <= OrgRole::Member
+}
+
+/// The role a target Membership holds for authorization: the higher of desired and effective, so
+/// that a held owner cannot be handled as the member their spec says.
+fn target_rank(index: &OrgIndex, spec: &MembershipSpec) -> OrgRole {
+    let effective = spec.subject().and_then(|s| index.effective_role(&s));
+    effective.map_or(spec.role, |e| e.max(spec.role))
+}
+
+fn system_group(group: &str) -> bool {
+    group.starts_with("system:")
+}
+
+/// Section 2: the role checks.
+fn permission(
+    index: &OrgIndex,
+    actor: &Actor,
+    op: &Operation<'_>,
+    ctx: &Context,
+) -> Result<(), Denial> {
+    match *op {
+        Operation::CreateMembership { spec, redemption } => {
+            if spec.group.as_deref().is_some_and(system_group) {
+                return deny(
+                    Reason::SystemGroup,
+                    "spec.group names a system: group; only platform principals may grant roles to Kubernetes system groups",
+                );
+            }
+            let own = spec.user.as_deref() == Some(actor.username.as_str());
+            if own {
+                if spec.invite.is_some() {
+                    return check_redemption(index, spec, redemption.unwrap_or_default(), ctx);
+                }
+                if let Some(join) = self_join_match(index, &actor.username) {
+                    let role = OrgRole::from(join.role);
+                    return if spec.role == role {
+                        Ok(())
+                    } else {
+                        deny(
+                            Reason::SelfJoinNotAllowed,
+                            format!(
+                                "joining by e-mail domain gives role {role} (spec.policy.selfJoin.role); set spec.role to {role}"
+                            ),
+                        )
+                    };
+                }
+                if index.role_of(&actor.username, &actor.groups).is_none() {
+                    return deny(
+                        Reason::SelfJoinNotAllowed,
+                        format!(
+                            "creating your own Membership needs an invite code (spec.invite) or a username in one of spec.policy.selfJoin.emailDomains; {} has neither",
+                            actor.username
+                        ),
+                    );
+                }
+            } else if spec.invite.is_some() {
+                return deny(
+                    Reason::InvalidInvite,
+                    "spec.invite is for redeeming your own invite: spec.user must be your own username",
+                );
+            }
+            let have = role(index, actor, "creating a Membership")?;
+            match have {
+                OrgRole::Owner => Ok(()),
+                OrgRole::Admin if is_staff(spec.role) => Ok(()),
+                OrgRole::Admin => deny(
+                    Reason::AdminLimit,
+                    format!(
+                        "admins add members and viewers only; creating a Membership with role {} needs an owner",
+                        spec.role
+                    ),
+                ),
+                _ => deny(
+                    Reason::RoleTooLow,
+                    format!("adding members needs org role admin or owner; you are {have}"),
+                ),
+            }
+        }
+        Operation::UpdateMembership { old, new } => {
+            let own = old.user.as_deref() == Some(actor.username.as_str());
+            if own && old.role == new.role {
+                return Ok(()); // your own profile fields
+            }
+            let have = role(index, actor, "changing a Membership")?;
+            let from = target_rank(index, old);
+            match have {
+                OrgRole::Owner => Ok(()),
+                OrgRole::Admin if is_staff(from) && is_staff(new.role) => Ok(()),
+                OrgRole::Admin => deny(
+                    Reason::AdminLimit,
+                    format!(
+                        "admins change roles among member and viewer only; changing {from} to {} needs an owner",
+                        new.role
+                    ),
+                ),
+                _ => deny(
+                    Reason::RoleTooLow,
+                    format!("changing roles needs org role admin or owner; you are {have}"),
+                ),
+            }
+        }
+        Operation::DeleteMembership(spec) => {
+            if spec.user.as_deref() == Some(actor.username.as_str()) {
+                return Ok(()); // leaving
+            }
+            let have = role(index, actor, "removing a Membership")?;
+            let target = target_rank(index, spec);
+            match have {
+                OrgRole::Owner => Ok(()),
+                OrgRole::Admin if is_staff(target) => Ok(()),
+                OrgRole::Admin => deny(
+                    Reason::AdminLimit,
+                    format!(
+                        "admins remove members and viewers only; removing an {target} needs an owner"
+                    ),
+                ),
+                _ => deny(
+                    Reason::RoleTooLow,
+                    format!("removing members needs org role admin or owner; you are {have}"),
+                ),
+            }
+        }
+        Operation::CreateInvite(spec) => {
+            let have = role(index, actor, "creating an Invite")?;
+            invite_role_allowed(have, spec.role, "inviting")
+        }
+        Operation::UpdateInvite { old, new } => {
+            let have = role(index, actor, "changing an Invite")?;
+            invite_role_allowed(have, old.role, "changing an invite")?;
+            invite_role_allowed(have, new.role, "changing an invite")
+        }
+        Operation::DeleteInvite(spec) => {
+            let have = role(index, actor, "deleting an Invite")?;
+            invite_role_allowed(have, spec.role, "deleting an invite")
+        }
+        Operation::CreateTeam(spec) | Operation::DeleteTeam(spec) => {
+            check_team_system_groups(None, spec)?;
+            let have = role(index, actor, "creating or deleting a Team")?;
+            at_least(have, OrgRole::Admin, "creating or deleting a Team")
+        }
+        Operation::UpdateTeam { old, new } => {
+            check_team_system_groups(Some(old), new)?;
+            if index
+                .role_of(&actor.username, &actor.groups)
+                .is_some_and(|r| r >= OrgRole::Admin)
+            {
+                return Ok(());
+            }
+            team_permission(actor, old, new)
+        }
+        Operation::CreateOrganization(_) => deny(
+            Reason::PlatformOnly,
+            "creating an Organization is for platform principals (it claims a namespace and grants access); ask your platform team",
+        ),
+        Operation::UpdateOrganization { old, new } => {
+            if old.access != new.access {
+                return deny(
+                    Reason::PlatformOnly,
+                    "spec.access grants rights outside the org namespace; only platform principals may change it",
+                );
+            }
+            let have = role(index, actor, "changing the Organization")?;
+            match have {
+                OrgRole::Owner => Ok(()),
+                OrgRole::Admin if only_profile_changed(old, new) => Ok(()),
+                OrgRole::Admin => deny(
+                    Reason::AdminLimit,
+                    "admins may change spec.displayName and spec.profile only; policy, billing and protection need an owner",
+                ),
+                _ => deny(
+                    Reason::RoleTooLow,
+                    format!(
+                        "changing the Organization needs org role admin or owner; you are {have}"
+                    ),
+                ),
+            }
+        }
+        Operation::DeleteOrganization(_) => {
+            let have = role(index, actor, "deleting the Organization")?;
+            at_least(have, OrgRole::Owner, "deleting the Organization")
+        }
+    }
+}
+
+fn invite_role_allowed(have: OrgRole, invited: OrgRole, what: &str) -> Result<(), Denial> {
+    match have {
+        OrgRole::Owner => Ok(()),
+        OrgRole::Admin if is_staff(invited) => Ok(()),
+        OrgRole::Admin => deny(
+            Reason::AdminLimit,
+            format!(
+                "{what} with role {invited} needs an owner; admins handle member and viewer invites"
+            ),
+        ),
+        _ => deny(
+            Reason::RoleTooLow,
+            format!("{what} needs org role admin or owner; you are {have}"),
+        ),
+    }
+}
+
+fn only_profile_changed(old: &OrganizationSpec, new: &OrganizationSpec) -> bool {
+    let mut rest = new.clone();
+    rest.display_name = old.display_name.clone();
+    rest.profile = old.profile.clone();
+    &rest == old
+}
+
+fn check_team_system_groups(old: Option<&TeamSpec>, new: &TeamSpec) -> Result<(), Denial> {
+    let had =
+        |g: &str| old.is_some_and(|o| o.members.iter().any(|m| m.group.as_deref() == Some(g)));
+    match new
+        .members
+        .iter()
+        .filter_map(|m| m.group.as_deref())
+        .find(|g| system_group(g) && !had(g))
+    {
+        Some(g) => deny(
+            Reason::SystemGroup,
+            format!("spec.members names the system group {g}; only platform principals may"),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The actor's role in a team: the highest entry naming them or one of their groups.
+fn team_role(team: &TeamSpec, actor: &Actor) -> Option<TeamRole> {
+    team.members
+        .iter()
+        .filter(|m| {
+            m.user.as_deref() == Some(actor.username.as_str())
+                || m.group.as_ref().is_some_and(|g| actor.groups.contains(g))
+        })
+        .map(|m| m.role)
+        .max()
+}
+
+/// A team's owner changes anything but `access`; a team admin changes the team's description and
+/// members below admin.
+fn team_permission(actor: &Actor, old: &TeamSpec, new: &TeamSpec) -> Result<(), Denial> {
+    let Some(mine) = team_role(old, actor).filter(|r| *r >= TeamRole::Admin) else {
+        return deny(
+            Reason::TeamRoleTooLow,
+            "changing a Team needs org role admin or owner, or team role admin or owner in this team",
+        );
+    };
+    if old.access != new.access {
+        return deny(
+            Reason::TeamRoleTooLow,
+            "spec.access of a Team grants Kubernetes access; only org admins and owners may change it",
+        );
+    }
+    if mine == TeamRole::Owner {
+        return Ok(());
+    }
+    if old.active != new.active {
+        return deny(
+            Reason::TeamRoleTooLow,
+            "only the team owner or an org admin may activate or deactivate a Team",
+        );
+    }
+    let role_in = |team: &TeamSpec, s: &Subject| {
+        team.members
+            .iter()
+            .find(|m| m.subject().as_ref() == Some(s))
+            .map(|m| m.role)
+    };
+    let subjects = old
+        .members
+        .iter()
+        .chain(&new.members)
+        .filter_map(|m| m.subject());
+    for s in subjects {
+        let (before, after) = (role_in(old, &s), role_in(new, &s));
+        if before != after
+            && (before.is_some_and(|r| r >= mine) || after.is_some_and(|r| r >= mine))
+        {
+            return deny(
+                Reason::TeamRoleTooLow,
+                format!(
+                    "a team {mine} assigns and changes team roles below {mine} only; {s} needs the team owner or an org admin"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn self_join_match<'a>(index: &'a OrgIndex, username: &str) -> Option<&'a crate::api::SelfJoin> {
+    let join = index
+        .organization
+        .as_ref()?
+        .spec
+        .policy
+        .self_join
+        .as_ref()?;
+    let (_, domain) = username.rsplit_once('@')?;
+    join.email_domains
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(domain))
+        .then_some(join)
+}
+
+/// Invariant 4 at admission: the code is right, and the invite is usable now.
+fn check_redemption(
+    index: &OrgIndex,
+    spec: &MembershipSpec,
+    r: Redemption<'_>,
+    ctx: &Context,
+) -> Result<(), Denial> {
+    let wanted = spec.invite.as_ref().expect("called for redemptions");
+    let invalid = |why: String| {
+        deny(
+            Reason::InvalidInvite,
+            format!("joining with invite {} is refused: {why}", wanted.name),
+        )
+    };
+    let Some(invite) = r.invite else {
+        return invalid("no such Invite in this namespace".into());
+    };
+    // Compare before anything else about the invite, so a wrong code learns nothing.
+    let Some(code) = r.code else {
+        return invalid("its code is not generated yet; try again in a moment".into());
+    };
+    if !invite_code::matches(code, &wanted.code) {
+        return invalid("spec.invite.code is wrong".into());
+    }
+    if invite.spec.revoked {
+        return invalid("the invite was revoked; ask for a new one".into());
+    }
+    let policy = index
+        .organization
+        .as_ref()
+        .map(|o| o.spec.policy.clone())
+        .unwrap_or_default();
+    let created = invite
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map_or(ctx.now, |t| t.0);
+    if ctx.now >= ttl::expires_at(created, &invite.spec, &policy.invites) {
+        return invalid("the invite expired; ask for a new one".into());
+    }
+    let status = invite.status.clone().unwrap_or_default();
+    if status.uses >= invite.spec.max_uses || status.phase == Some(InvitePhase::Accepted) {
+        return invalid("all its uses are taken".into());
+    }
+    let user = spec.user.as_deref().unwrap_or_default();
+    match &invite.spec.email {
+        Some(email) if !email.eq_ignore_ascii_case(user) => {
+            return invalid(format!("it is for {email}, and you are {user}"));
+        }
+        None if !policy.invites.allow_open_invites => {
+            return invalid(
+                "open invites are disabled by spec.policy.invites.allowOpenInvites".into(),
+            );
+        }
+        _ => {}
+    }
+    if spec.role != invite.spec.role {
+        return invalid(format!(
+            "it grants role {}; set spec.role to {}",
+            invite.spec.role, invite.spec.role
+        ));
+    }
+    Ok(())
+}
+
+/// Section 3: what can never become valid, for everyone including platform principals.
+fn invariants(
+    index: &OrgIndex,
+    config: &Config,
+    op: &Operation<'_>,
+    ctx: &Context,
+    warnings: &mut Vec<String>,
+) -> Result<(), Denial> {
+    let policy = index
+        .organization
+        .as_ref()
+        .map(|o| o.spec.policy.clone())
+        .unwrap_or_default();
+    let min_owners = policy.min_owners.max(1) as usize;
+    let owner_target_warning = |warnings: &mut Vec<String>| {
+        if let Some(max) = policy.max_owners
+            && index.owners() >= max as usize
+        {
+            warnings.push(format!(
+                "the organization will have more owners than spec.policy.maxOwners ({max}); demote an owner to finish the transfer"
+            ));
+        }
+    };
+    match *op {
+        Operation::CreateMembership { spec, .. } => {
+            let subject = spec.subject().ok_or_else(|| Denial {
+                reason: Reason::Duplicate,
+                message: "spec: set exactly one of spec.user or spec.group".into(),
+            })?;
+            if let Some(existing) = index.claimed_by(&subject) {
+                return deny(
+                    Reason::Duplicate,
+                    format!(
+                        "{subject} already has Membership {existing} in this organization; change its role there instead"
+                    ),
+                );
+            }
+            if index.organization.is_none() {
+                warnings.push("there is no Organization in this namespace yet: the Membership stays Pending until one exists".into());
+            }
+            if let Some(limit) = policy.max_members
+                && index.effective_members() >= limit as usize
+            {
+                warnings.push(format!(
+                    "all {limit} seats (spec.policy.maxMembers) are taken: the Membership stays Pending until a seat frees up"
+                ));
+            }
+            if spec.role == OrgRole::Owner {
+                owner_target_warning(warnings);
+            }
+            Ok(())
+        }
+        Operation::UpdateMembership { old, new } => {
+            let effective = old.subject().and_then(|s| index.effective_role(&s));
+            if effective == Some(OrgRole::Owner)
+                && new.role < OrgRole::Owner
+                && index.owners() <= min_owners
+            {
+                return deny(
+                    Reason::LastOwner,
+                    format!(
+                        "demoting this owner would leave fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
+                    ),
+                );
+            }
+            if new.role == OrgRole::Owner && effective != Some(OrgRole::Owner) {
+                owner_target_warning(warnings);
+            }
+            Ok(())
+        }
+        Operation::DeleteMembership(spec) => {
+            let effective = spec.subject().and_then(|s| index.effective_role(&s));
+            if effective == Some(OrgRole::Owner)
+                && index.owners() <= min_owners
+                && index.effective_members() > 1
+            {
+                return deny(
+                    Reason::LastOwner,
+                    format!(
+                        "removing this owner would leave the organization with members and fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
+                    ),
+                );
+            }
+            if let Some(budget) = policy.max_removals_per_hour
+                && ctx.removals_last_hour >= budget.max(0) as u32
+            {
+                return deny(
+                    Reason::RemovalBudget,
+                    format!(
+                        "{} Membership(s) were removed in the last hour, the limit of spec.policy.maxRemovalsPerHour ({budget}); wait, or have an owner raise the limit",
+                        ctx.removals_last_hour
+                    ),
+                );
+            }
+            Ok(())
+        }
+        Operation::CreateInvite(spec) => {
+            if spec.role == OrgRole::Admin && index.pending_admin_invites() >= 1 {
+                return deny(
+                    Reason::PendingAdminInvite,
+                    "there is already a pending admin invite; revoke it or wait until it is used",
+                );
+            }
+            if spec.email.is_none() && !policy.invites.allow_open_invites {
+                return deny(
+                    Reason::OpenInvitesDisabled,
+                    "spec.email is required: spec.policy.invites.allowOpenInvites is false",
+                );
+            }
+            if ttl::lifetime(spec, &policy.invites).1 {
+                warnings.push(format!(
+                    "spec.ttl exceeds spec.policy.invites.maxTTL ({}); the invite expires after {}",
+                    policy.invites.max_ttl, policy.invites.max_ttl
+                ));
+            }
+            Ok(())
+        }
+        Operation::CreateTeam(spec) | Operation::UpdateTeam { new: spec, .. } => match &spec.access
+        {
+            Some(access) => check_team_access(index, config, access),
+            None => Ok(()),
+        },
+        Operation::CreateOrganization(spec) => {
+            if let Some(existing) = &index.organization {
+                return deny(
+                    Reason::OrganizationExists,
+                    format!(
+                        "this namespace already holds Organization {}; an org namespace holds one Organization",
+                        existing.name_any()
+                    ),
+                );
+            }
+            check_access(config, &spec.access)
+        }
+        Operation::UpdateOrganization { old, new } => {
+            if old.access != new.access {
+                check_access(config, &new.access)?;
+            }
+            if (new.policy.min_owners.max(1) as usize) > index.owners()
+                && index.effective_members() > 0
+            {
+                warnings.push(format!(
+                    "spec.policy.minOwners is {} but the organization has {} effective owner(s): promote more owners",
+                    new.policy.min_owners,
+                    index.owners()
+                ));
+            }
+            if let Some(limit) = new.policy.max_members
+                && (limit as usize) < index.effective_members()
+            {
+                warnings.push(format!(
+                    "spec.policy.maxMembers ({limit}) is below the {} effective members: the newest become Pending",
+                    index.effective_members()
+                ));
+            }
+            Ok(())
+        }
+        Operation::DeleteOrganization(spec) => {
+            if spec.deletion_protection {
+                return deny(
+                    Reason::DeletionProtection,
+                    "spec.deletionProtection is true: set it to false first if you really mean to delete the organization",
+                );
+            }
+            Ok(())
+        }
+        Operation::UpdateInvite { .. } | Operation::DeleteInvite(_) | Operation::DeleteTeam(_) => {
+            Ok(())
+        }
+    }
+}
+
+fn check_cluster_roles<'a>(
+    config: &Config,
+    roles: impl IntoIterator<Item = &'a String>,
+    field: &str,
+) -> Result<(), Denial> {
+    match roles
+        .into_iter()
+        .find(|r| !config.allowed_cluster_roles.contains(*r))
+    {
+        Some(r) => deny(
+            Reason::ClusterRoleNotAllowed,
+            format!(
+                "{field} names ClusterRole {r}, which is not on the operator's allow-list ({}); ask your platform team",
+                config
+                    .allowed_cluster_roles
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        None => Ok(()),
+    }
+}
+
+fn check_access(config: &Config, access: &Access) -> Result<(), Denial> {
+    if let Some(ns) = access
+        .namespaces
+        .iter()
+        .find(|n| config.excluded_namespaces.contains(*n))
+    {
+        return deny(
+            Reason::ExcludedNamespace,
+            format!(
+                "spec.access.namespaces names {ns}, which the installer excluded; choose a workload namespace"
+            ),
+        );
+    }
+    let m = &access.cluster_roles;
+    check_cluster_roles(
+        config,
+        [&m.owner, &m.admin, &m.member, &m.viewer],
+        "spec.access.clusterRoles",
+    )
+}
+
+fn check_team_access(index: &OrgIndex, config: &Config, access: &TeamAccess) -> Result<(), Denial> {
+    let org_namespaces = index
+        .organization
+        .as_ref()
+        .map(|o| o.spec.access.namespaces.as_slice())
+        .unwrap_or_default();
+    if let Some(ns) = access
+        .namespaces
+        .iter()
+        .find(|n| !org_namespaces.contains(n))
+    {
+        return deny(
+            Reason::NamespaceNotInOrganization,
+            format!(
+                "spec.access.namespaces names {ns}, which is not in the Organization's spec.access.namespaces"
+            ),
+        );
+    }
+    let m = &access.cluster_roles;
+    check_cluster_roles(
+        config,
+        [&m.owner, &m.admin, &m.moderator, &m.member, &m.viewer],
+        "spec.access.clusterRoles",
+    )
+}

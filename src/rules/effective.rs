@@ -1,0 +1,802 @@
+//! The effective state of one organization: from the desired objects (spec), what they were last
+//! (status) and the time, compute every status so that the invariants of DESIGN.md section 3 hold,
+//! whatever the desired state is.
+//!
+//! Deterministic (ties broken by creation time, then name) and idempotent: feeding the computed
+//! statuses back in yields the same statuses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::conditions::{self, Want};
+use super::{invite_code, ttl};
+use crate::api::{
+    AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
+    MembershipStatus, OrgPolicy, OrgRole, Organization, OrganizationStatus, Seats, Subject, Team,
+    TeamStatus,
+};
+
+/// Condition types, shared with the controller and documentation.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const OWNER_QUORUM: &str = "OwnerQuorum";
+    pub const OWNERS_WITHIN_TARGET: &str = "OwnersWithinTarget";
+    pub const SEATS_AVAILABLE: &str = "SeatsAvailable";
+    pub const BILLING_ADMIN: &str = "BillingAdmin";
+    pub const ROLE_CHANGE_HELD: &str = "RoleChangeHeld";
+    pub const MEMBERS_RESOLVED: &str = "MembersResolved";
+}
+use condition::*;
+
+/// Everything in one org namespace, as the caches hold it.
+#[derive(Clone, Copy)]
+pub struct OrgObjects<'a> {
+    /// The Organization of the namespace, if one exists.
+    pub organization: Option<&'a Organization>,
+    pub memberships: &'a [Membership],
+    pub invites: &'a [Invite],
+    pub teams: &'a [Team],
+    /// Invite codes by Invite name, read from the Secrets the operator generated.
+    pub invite_codes: &'a BTreeMap<String, String>,
+}
+
+/// The effective state: a status for every object, plus what the controller must do besides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effective {
+    pub organization: Option<OrganizationStatus>,
+    pub memberships: BTreeMap<String, MembershipEffect>,
+    pub invites: BTreeMap<String, InviteStatus>,
+    pub teams: BTreeMap<String, TeamStatus>,
+    /// The next moment the effective state changes by itself (an invite expiring).
+    pub next_change: Option<Timestamp>,
+    /// Transitions a person should notice, for Kubernetes Events.
+    pub notices: Vec<Notice>,
+}
+
+/// The effective state of one Membership.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MembershipEffect {
+    pub status: MembershipStatus,
+    /// Whether the owner-protection finalizer must stay on the object.
+    pub protect: bool,
+}
+
+/// Something that just happened and deserves a Kubernetes Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: &'static str,
+    pub name: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Why a Membership is not (or not fully) in force. The names are the `Ready` condition reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NotInForce {
+    OrganizationMissing,
+    Deleting,
+    InvalidSpec,
+    Duplicate,
+    InviteNotFound,
+    InviteCodeUnavailable,
+    InviteCodeMismatch,
+    InviteRevoked,
+    InviteExpired,
+    InviteEmailMismatch,
+    OpenInvitesDisabled,
+    InviteExhausted,
+    SeatLimitReached,
+}
+
+impl NotInForce {
+    fn reason(self) -> &'static str {
+        match self {
+            NotInForce::OrganizationMissing => "OrganizationMissing",
+            NotInForce::Deleting => "Deleting",
+            NotInForce::InvalidSpec => "InvalidSpec",
+            NotInForce::Duplicate => "Duplicate",
+            NotInForce::InviteNotFound => "InviteNotFound",
+            NotInForce::InviteCodeUnavailable => "InviteCodeUnavailable",
+            NotInForce::InviteCodeMismatch => "InviteCodeMismatch",
+            NotInForce::InviteRevoked => "InviteRevoked",
+            NotInForce::InviteExpired => "InviteExpired",
+            NotInForce::InviteEmailMismatch => "InviteEmailMismatch",
+            NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
+            NotInForce::InviteExhausted => "InviteExhausted",
+            NotInForce::SeatLimitReached => "SeatLimitReached",
+        }
+    }
+
+    /// Pending may still resolve by itself; Denied needs the object changed or replaced.
+    fn phase(self) -> MembershipPhase {
+        match self {
+            NotInForce::OrganizationMissing
+            | NotInForce::Deleting
+            | NotInForce::InviteCodeUnavailable
+            | NotInForce::SeatLimitReached => MembershipPhase::Pending,
+            _ => MembershipPhase::Denied,
+        }
+    }
+}
+
+/// The verdict for one Membership while computing.
+#[derive(Clone, Debug)]
+enum Verdict {
+    /// Valid and seated (or waiting for a seat decision).
+    Candidate,
+    /// Being deleted; effective only if held as the last owner.
+    Leaving,
+    Out(NotInForce, String),
+}
+
+/// How an invite is doing while Memberships redeem it.
+struct InviteUse<'a> {
+    invite: &'a Invite,
+    expires_at: Timestamp,
+    accepted: Vec<AcceptedBy>,
+}
+
+/// The sort key that breaks every tie: creation time, then name.
+fn age_key<K: kube::Resource>(o: &K) -> (Option<Timestamp>, String) {
+    (
+        o.meta().creation_timestamp.as_ref().map(|t| t.0),
+        o.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// The name shown for a subject in status lists: users as is, groups as `group:NAME`.
+pub fn display(subject: &Subject) -> String {
+    match subject {
+        Subject::User(u) => u.clone(),
+        Subject::Group(g) => format!("group:{g}"),
+    }
+}
+
+/// Computes the effective state of one organization at `now`.
+pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
+    let org = objs.organization;
+    let org_deleting = org.is_some_and(|o| o.meta().deletion_timestamp.is_some());
+    let default_policy = OrgPolicy::default();
+    let policy = org.map_or(&default_policy, |o| &o.spec.policy);
+
+    let mut memberships: Vec<&Membership> = objs.memberships.iter().collect();
+    memberships.sort_by_key(|m| age_key(*m));
+
+    let present: HashSet<&str> = memberships
+        .iter()
+        .map(|m| m.meta().name.as_deref().unwrap_or(""))
+        .collect();
+    let mut invites: BTreeMap<String, InviteUse> = objs
+        .invites
+        .iter()
+        .map(|inv| {
+            let created = inv.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
+            // Redemptions of Memberships that no longer exist still count: a use is never given back.
+            let carried = inv
+                .status
+                .as_ref()
+                .map(|s| {
+                    s.accepted_by
+                        .iter()
+                        .filter(|a| !present.contains(a.membership.as_str()))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                inv.name_any(),
+                InviteUse {
+                    invite: inv,
+                    expires_at: ttl::expires_at(created, &inv.spec, &policy.invites),
+                    accepted: carried,
+                },
+            )
+        })
+        .collect();
+
+    // 1. Validity of each Membership on its own and against the others, oldest first.
+    let mut verdicts: Vec<Verdict> = Vec::with_capacity(memberships.len());
+    let mut claimed: HashMap<Subject, String> = HashMap::new();
+    // Redemptions already recorded in status were valid when made; they are never undone, so they
+    // take their uses before new ones.
+    let mut recorded_first: Vec<usize> = Vec::new();
+    for (i, m) in memberships.iter().enumerate() {
+        let v = if org.is_none() {
+            Verdict::Out(
+                NotInForce::OrganizationMissing,
+                "no Organization in this namespace yet; this Membership takes effect when one is created".into(),
+            )
+        } else if m.meta().deletion_timestamp.is_some() {
+            Verdict::Leaving
+        } else if let Some(subject) = m.spec.subject() {
+            if let Some(first) = claimed.get(&subject) {
+                Verdict::Out(
+                    NotInForce::Duplicate,
+                    format!(
+                        "{subject} already has Membership {first}; delete this one or change that one"
+                    ),
+                )
+            } else {
+                claimed.insert(subject, m.name_any());
+                if m.spec.invite.is_some() {
+                    recorded_first.push(i);
+                }
+                Verdict::Candidate
+            }
+        } else {
+            Verdict::Out(
+                NotInForce::InvalidSpec,
+                "set exactly one of spec.user or spec.group".into(),
+            )
+        };
+        verdicts.push(v);
+    }
+    recorded_first.sort_by_key(|&i| !is_recorded(memberships[i]));
+    let mut redeemed: HashMap<usize, String> = HashMap::new();
+    for i in recorded_first {
+        let m = memberships[i];
+        match redeem(m, &mut invites, objs.invite_codes, policy) {
+            Ok(invite) => {
+                redeemed.insert(i, invite);
+            }
+            Err((why, msg)) => verdicts[i] = Verdict::Out(why, msg),
+        }
+    }
+
+    // 2. Owner quorum: hold back demotions and removals of effective owners that would leave fewer
+    //    than minOwners while the organization has members.
+    let desired_owners = memberships
+        .iter()
+        .zip(&verdicts)
+        .filter(|(m, v)| matches!(v, Verdict::Candidate) && m.spec.role == OrgRole::Owner)
+        .count();
+    let has_members = verdicts.iter().any(|v| matches!(v, Verdict::Candidate));
+    let min_owners = policy.min_owners.max(1) as usize;
+    let mut held: HashSet<usize> = HashSet::new();
+    if !org_deleting && has_members && desired_owners < min_owners {
+        let mut need = min_owners - desired_owners;
+        for (i, m) in memberships.iter().enumerate() {
+            if need == 0 {
+                break;
+            }
+            let was_owner = m.status.as_ref().is_some_and(|s| {
+                s.phase == Some(MembershipPhase::Active) && s.effective_role == Some(OrgRole::Owner)
+            });
+            let holdable = match &verdicts[i] {
+                Verdict::Candidate => m.spec.role < OrgRole::Owner,
+                // A leaving owner whose user or group came back in a new Membership is not held twice.
+                Verdict::Leaving => m.spec.subject().is_some_and(|s| !claimed.contains_key(&s)),
+                Verdict::Out(..) => false,
+            };
+            if was_owner && holdable {
+                held.insert(i);
+                need -= 1;
+            }
+        }
+    }
+
+    // 3. Seats: owners (including held ones) first, then everyone else, oldest first.
+    let mut seated: HashSet<usize> = HashSet::new();
+    {
+        let mut order: Vec<usize> = (0..memberships.len())
+            .filter(|&i| matches!(verdicts[i], Verdict::Candidate) || held.contains(&i))
+            .collect();
+        order.sort_by_key(|&i| {
+            (
+                !(memberships[i].spec.role == OrgRole::Owner || held.contains(&i)),
+                i,
+            )
+        });
+        let limit = policy.max_members.map_or(usize::MAX, |l| l.max(0) as usize);
+        for (n, i) in order.into_iter().enumerate() {
+            if n < limit {
+                seated.insert(i);
+            } else {
+                verdicts[i] = Verdict::Out(
+                    NotInForce::SeatLimitReached,
+                    format!(
+                        "all {limit} seats (spec.policy.maxMembers) are taken; it becomes Active when a seat frees up or the limit is raised"
+                    ),
+                );
+            }
+        }
+    }
+
+    // 4. Statuses of Memberships, and the org-wide tallies.
+    let mut out = Effective {
+        organization: None,
+        memberships: BTreeMap::new(),
+        invites: BTreeMap::new(),
+        teams: BTreeMap::new(),
+        next_change: None,
+        notices: Vec::new(),
+    };
+    let mut owners: Vec<String> = Vec::new();
+    let mut admins: Vec<String> = Vec::new();
+    let mut effective_subjects: HashSet<Subject> = HashSet::new();
+    let mut seat_waiting = 0usize;
+    for (i, m) in memberships.iter().enumerate() {
+        let name = m.name_any();
+        let previous = m.status.clone().unwrap_or_default();
+        let generation = m.meta().generation;
+        let mut status = MembershipStatus {
+            observed_generation: generation,
+            ..Default::default()
+        };
+        let mut wanted = Vec::new();
+        let active = seated.contains(&i);
+        if active {
+            let role = if held.contains(&i) {
+                OrgRole::Owner
+            } else {
+                m.spec.role
+            };
+            let subject = m.spec.subject().expect("seated memberships name a subject");
+            match role {
+                OrgRole::Owner => owners.push(display(&subject)),
+                OrgRole::Admin => admins.push(display(&subject)),
+                _ => {}
+            }
+            effective_subjects.insert(subject);
+            status.phase = Some(MembershipPhase::Active);
+            status.effective_role = Some(role);
+            status.joined_at = previous.joined_at.clone().or(Some(Time(now)));
+            wanted.push(Want::new(
+                READY,
+                true,
+                "Active",
+                format!("effective as {role}"),
+            ));
+            if held.contains(&i) {
+                let (reason, message) = if m.meta().deletion_timestamp.is_some() {
+                    (
+                        "LastOwnerRemovalHeld",
+                        format!(
+                            "this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners) and the organization still has members; it is removed as soon as another owner is effective"
+                        ),
+                    )
+                } else {
+                    (
+                        "LastOwnerDemotionHeld",
+                        format!(
+                            "spec.role is {} but this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners); make another member owner first and the change applies by itself",
+                            m.spec.role
+                        ),
+                    )
+                };
+                wanted.push(Want::new(ROLE_CHANGE_HELD, true, reason, message.clone()));
+                if !conditions::is_true(&previous.conditions, ROLE_CHANGE_HELD) {
+                    out.notices.push(Notice {
+                        kind: "Membership",
+                        name: name.clone(),
+                        reason,
+                        message,
+                    });
+                }
+            }
+        } else {
+            let (why, message) = match &verdicts[i] {
+                Verdict::Out(why, msg) => (*why, msg.clone()),
+                Verdict::Leaving | Verdict::Candidate => {
+                    (NotInForce::Deleting, "being deleted".to_string())
+                }
+            };
+            if why == NotInForce::SeatLimitReached {
+                seat_waiting += 1;
+            }
+            status.phase = Some(why.phase());
+            wanted.push(Want::new(READY, false, why.reason(), message.clone()));
+            let previously =
+                conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
+            if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
+                && previously != Some(why.reason())
+            {
+                out.notices.push(Notice {
+                    kind: "Membership",
+                    name: name.clone(),
+                    reason: why.reason(),
+                    message,
+                });
+            }
+        }
+        status.invite = redeemed.get(&i).cloned();
+        status.conditions = conditions::merge(&previous.conditions, wanted, generation, now);
+        let protect = active && status.effective_role == Some(OrgRole::Owner) && !org_deleting;
+        out.memberships
+            .insert(name, MembershipEffect { status, protect });
+    }
+    owners.sort();
+    admins.sort();
+
+    // 5. Invites.
+    let mut pending_invites = 0;
+    for (name, u) in &invites {
+        let inv = u.invite;
+        let previous = inv.status.clone().unwrap_or_default();
+        let uses = u.accepted.len() as i32;
+        let phase = if inv.spec.revoked {
+            InvitePhase::Revoked
+        } else if uses >= inv.spec.max_uses {
+            InvitePhase::Accepted
+        } else if now >= u.expires_at {
+            InvitePhase::Expired
+        } else {
+            InvitePhase::Pending
+        };
+        let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
+        let ready = match phase {
+            InvitePhase::Pending
+                if inv.spec.email.is_none() && !policy.invites.allow_open_invites =>
+            {
+                Want::new(
+                    READY,
+                    false,
+                    "OpenInvitesDisabled",
+                    "spec.policy.invites.allowOpenInvites is false: set spec.email or ask an owner to allow open invites",
+                )
+            }
+            InvitePhase::Pending if capped => Want::new(
+                READY,
+                true,
+                "TTLCapped",
+                format!(
+                    "usable; spec.ttl exceeds spec.policy.invites.maxTTL ({}), so it expires earlier",
+                    policy.invites.max_ttl
+                ),
+            ),
+            InvitePhase::Pending => Want::new(
+                READY,
+                true,
+                "Usable",
+                format!(
+                    "{} of {} uses left",
+                    inv.spec.max_uses - uses,
+                    inv.spec.max_uses
+                ),
+            ),
+            InvitePhase::Accepted => Want::new(READY, false, "Accepted", "all uses are taken"),
+            InvitePhase::Expired => Want::new(
+                READY,
+                false,
+                "Expired",
+                "the invite expired; create a new one",
+            ),
+            InvitePhase::Revoked => Want::new(READY, false, "Revoked", "the invite was revoked"),
+        };
+        if phase == InvitePhase::Pending {
+            if ready.status {
+                pending_invites += 1;
+            }
+            out.next_change = Some(
+                out.next_change
+                    .map_or(u.expires_at, |t: Timestamp| t.min(u.expires_at)),
+            );
+        }
+        if phase == InvitePhase::Expired
+            && previous.phase.is_some()
+            && previous.phase != Some(InvitePhase::Expired)
+        {
+            out.notices.push(Notice {
+                kind: "Invite",
+                name: name.clone(),
+                reason: "InviteExpired",
+                message: format!(
+                    "invite for {} expired unused",
+                    inv.spec.email.as_deref().unwrap_or("anyone")
+                ),
+            });
+        }
+        let status = InviteStatus {
+            phase: Some(phase),
+            expires_at: Some(Time(u.expires_at)),
+            uses,
+            accepted_by: u.accepted.clone(),
+            code_secret_name: previous.code_secret_name.clone(),
+            observed_generation: inv.meta().generation,
+            conditions: conditions::merge(
+                &previous.conditions,
+                vec![ready],
+                inv.meta().generation,
+                now,
+            ),
+        };
+        out.invites.insert(name.clone(), status);
+    }
+
+    // 6. Teams.
+    for team in objs.teams {
+        let previous = team.status.clone().unwrap_or_default();
+        let mut unresolved = Vec::new();
+        let mut owner = None;
+        let mut resolved = 0;
+        for member in &team.spec.members {
+            let Some(subject) = member.subject() else {
+                continue;
+            };
+            if member.role == crate::api::TeamRole::Owner {
+                owner = Some(display(&subject));
+            }
+            if effective_subjects.contains(&subject) {
+                resolved += 1;
+            } else {
+                unresolved.push(display(&subject));
+            }
+        }
+        let owner_resolved = owner.as_ref().is_some_and(|o| !unresolved.contains(o));
+        let mut wanted = vec![if unresolved.is_empty() {
+            Want::new(
+                MEMBERS_RESOLVED,
+                true,
+                "AllMembersInOrganization",
+                "every team member holds an effective Membership",
+            )
+        } else {
+            Want::new(
+                MEMBERS_RESOLVED,
+                false,
+                "MembersNotInOrganization",
+                format!(
+                    "no effective Membership for {}; they get no team access until they join",
+                    unresolved.join(", ")
+                ),
+            )
+        }];
+        wanted.push(if !team.spec.active {
+            Want::new(
+                READY,
+                false,
+                "Deactivated",
+                "spec.active is false: the team grants no access",
+            )
+        } else if !owner_resolved {
+            Want::new(
+                READY,
+                false,
+                "OwnerNotInOrganization",
+                "the team owner holds no effective Membership; give the team an owner who does",
+            )
+        } else {
+            Want::new(
+                READY,
+                true,
+                "Active",
+                format!("{resolved} member(s) in force"),
+            )
+        });
+        let generation = team.meta().generation;
+        out.teams.insert(
+            team.name_any(),
+            TeamStatus {
+                owner,
+                members: resolved,
+                color: Some(
+                    team.spec
+                        .color
+                        .clone()
+                        .unwrap_or_else(|| stable_color(&team.name_any())),
+                ),
+                unresolved_members: unresolved,
+                observed_generation: generation,
+                conditions: conditions::merge(&previous.conditions, wanted, generation, now),
+            },
+        );
+    }
+
+    // 7. The Organization.
+    if let Some(org) = org {
+        let previous = org.status.clone().unwrap_or_default();
+        let members = seated.len() as i32;
+        let n_owners = owners.len();
+        let mut wanted = Vec::new();
+        let quorum = n_owners >= min_owners;
+        wanted.push(if quorum {
+            Want::new(OWNER_QUORUM, true, "Satisfied", format!("{n_owners} effective owner(s), at least {min_owners} required"))
+        } else if n_owners == 0 {
+            Want::new(OWNER_QUORUM, false, "NoOwners", "the organization has no effective owner: create a Membership with role owner")
+        } else {
+            Want::new(
+                OWNER_QUORUM,
+                false,
+                "TooFewOwners",
+                format!("{n_owners} effective owner(s) but spec.policy.minOwners is {min_owners}: promote more members to owner"),
+            )
+        });
+        match policy.max_owners {
+            Some(max) if n_owners > max as usize => wanted.push(Want::new(
+                OWNERS_WITHIN_TARGET,
+                false,
+                "AboveMaxOwners",
+                format!("{n_owners} owners exceed spec.policy.maxOwners ({max}); finish the ownership transfer by demoting an owner"),
+            )),
+            _ => wanted.push(Want::new(OWNERS_WITHIN_TARGET, true, "WithinTarget", "owner count is within spec.policy.maxOwners")),
+        }
+        let limit = policy.max_members;
+        wanted.push(match limit {
+            Some(l) if seat_waiting > 0 => Want::new(
+                SEATS_AVAILABLE,
+                false,
+                "SeatLimitReached",
+                format!("all {l} seats are used and {seat_waiting} Membership(s) wait for a seat: raise spec.policy.maxMembers or remove members"),
+            ),
+            Some(l) if members >= l => Want::new(SEATS_AVAILABLE, false, "SeatLimitReached", format!("all {l} seats are used")),
+            Some(l) => Want::new(SEATS_AVAILABLE, true, "SeatsFree", format!("{} of {l} seats free", l - members)),
+            None => Want::new(SEATS_AVAILABLE, true, "NoLimit", "spec.policy.maxMembers is not set"),
+        });
+        if seat_waiting > 0
+            && !previous
+                .conditions
+                .iter()
+                .any(|c| c.type_ == SEATS_AVAILABLE && c.reason == "SeatLimitReached")
+        {
+            out.notices.push(Notice {
+                kind: "Organization",
+                name: org.name_any(),
+                reason: "SeatLimitReached",
+                message: format!("{seat_waiting} Membership(s) wait for a seat"),
+            });
+        }
+        wanted.push(match &org.spec.billing_admin {
+            None => Want::new(BILLING_ADMIN, true, "NotSet", "spec.billingAdmin is not set"),
+            Some(u) if effective_subjects.contains(&Subject::User(u.clone())) => {
+                Want::new(BILLING_ADMIN, true, "Member", format!("{u} holds an effective Membership"))
+            }
+            Some(u) => Want::new(
+                BILLING_ADMIN,
+                false,
+                "NotAMember",
+                format!("spec.billingAdmin {u} holds no effective Membership: add one or name another billing admin"),
+            ),
+        });
+        wanted.push(if org_deleting {
+            Want::new(
+                READY,
+                false,
+                "Deleting",
+                "the organization is being deleted",
+            )
+        } else if quorum {
+            Want::new(
+                READY,
+                true,
+                "Ready",
+                format!("{members} member(s), {n_owners} owner(s)"),
+            )
+        } else {
+            Want::new(
+                READY,
+                false,
+                "OwnerQuorumNotMet",
+                "see the OwnerQuorum condition",
+            )
+        });
+        let generation = org.meta().generation;
+        let leadership = owners
+            .iter()
+            .map(|u| Leader {
+                user: u.clone(),
+                role: "owner".into(),
+            })
+            .chain(admins.iter().map(|u| Leader {
+                user: u.clone(),
+                role: "admin".into(),
+            }))
+            .collect();
+        out.organization = Some(OrganizationStatus {
+            observed_generation: generation,
+            conditions: conditions::merge(&previous.conditions, wanted, generation, now),
+            owners,
+            admins,
+            leadership,
+            members,
+            seats: Seats {
+                used: members,
+                limit,
+            },
+            pending_invites,
+        });
+    }
+    out
+}
+
+fn is_recorded(m: &Membership) -> bool {
+    let invite = m.spec.invite.as_ref().map(|i| i.name.as_str());
+    invite.is_some() && m.status.as_ref().and_then(|s| s.invite.as_deref()) == invite
+}
+
+/// Checks one invite redemption and takes a use; returns the invite's name.
+fn redeem(
+    m: &Membership,
+    invites: &mut BTreeMap<String, InviteUse<'_>>,
+    codes: &BTreeMap<String, String>,
+    policy: &OrgPolicy,
+) -> Result<String, (NotInForce, String)> {
+    let r = m
+        .spec
+        .invite
+        .as_ref()
+        .expect("only redemptions are checked");
+    let Some(u) = invites.get_mut(&r.name) else {
+        if is_recorded(m) {
+            // Redeemed before the Invite was deleted: the membership stands.
+            return Ok(r.name.clone());
+        }
+        return Err((
+            NotInForce::InviteNotFound,
+            format!("Invite {} does not exist in this namespace", r.name),
+        ));
+    };
+    if !is_recorded(m) {
+        let inv = u.invite;
+        let user = m.spec.user.as_deref().unwrap_or_default();
+        let Some(code) = codes.get(&r.name) else {
+            return Err((
+                NotInForce::InviteCodeUnavailable,
+                format!("the code of Invite {} is not generated yet", r.name),
+            ));
+        };
+        if !invite_code::matches(code, &r.code) {
+            return Err((
+                NotInForce::InviteCodeMismatch,
+                format!("spec.invite.code does not match Invite {}", r.name),
+            ));
+        }
+        if inv.spec.revoked {
+            return Err((
+                NotInForce::InviteRevoked,
+                format!("Invite {} was revoked", r.name),
+            ));
+        }
+        let created = m.meta().creation_timestamp.as_ref().map(|t| t.0);
+        if created.is_some_and(|c| c >= u.expires_at) {
+            return Err((
+                NotInForce::InviteExpired,
+                format!(
+                    "Invite {} had expired when this Membership was created",
+                    r.name
+                ),
+            ));
+        }
+        match &inv.spec.email {
+            Some(email) if !email.eq_ignore_ascii_case(user) => {
+                return Err((
+                    NotInForce::InviteEmailMismatch,
+                    format!("Invite {} is for {email}, not {user}", r.name),
+                ));
+            }
+            None if !policy.invites.allow_open_invites => {
+                return Err((
+                    NotInForce::OpenInvitesDisabled,
+                    "spec.policy.invites.allowOpenInvites is false".into(),
+                ));
+            }
+            _ => {}
+        }
+        if u.accepted.len() as i32 >= inv.spec.max_uses {
+            return Err((
+                NotInForce::InviteExhausted,
+                format!("Invite {} has no uses left", r.name),
+            ));
+        }
+    }
+    u.accepted.push(AcceptedBy {
+        user: m.spec.user.clone().unwrap_or_default(),
+        membership: m.name_any(),
+        at: m.meta().creation_timestamp.clone(),
+    });
+    Ok(r.name.clone())
+}
+
+/// A colour derived from the team name, the same on every run (FNV-1a into a palette with contrast).
+pub fn stable_color(name: &str) -> String {
+    const PALETTE: [&str; 12] = [
+        "#1f6feb", "#8250df", "#bf3989", "#cf222e", "#bc4c00", "#9a6700", "#1a7f37", "#0969da",
+        "#6639ba", "#953800", "#116329", "#0550ae",
+    ];
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    PALETTE[(hash % PALETTE.len() as u64) as usize].to_string()
+}

@@ -1,0 +1,16 @@
+//! The one place that decides: roles and their order, who may do what, the invariants, and the
+//! effective state. No I/O and no clock of its own (time is an argument), so the controller, the
+//! webhook, `roster check` and the tests all get the same answers.
+
+pub mod actor;
+pub mod authorize;
+pub mod conditions;
+pub mod effective;
+pub mod index;
+pub mod invite_code;
+pub mod ttl;
+
+pub use actor::{Actor, Config};
+pub use authorize::{Context, Decision, Denial, Operation, Reason, Redemption, authorize};
+pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
+pub use index::OrgIndex;

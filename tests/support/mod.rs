@@ -1,0 +1,189 @@
+//! Test harness for everything that talks to Kubernetes: one real control plane (etcd, kube-apiserver,
+//! kube-controller-manager from hack/) per test binary, or the one `make test` started, and per test a
+//! namespace, an admin client and clients that impersonate users.
+//!
+//! If the control plane cannot start, the test fails with the reason: nothing skips silently.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config};
+
+/// Set by `make test` (hack/test.sh) to share one control plane among all test binaries.
+const SHARED_KUBECONFIG: &str = "ROSTER_TEST_KUBECONFIG";
+
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(out.status.success(), "{what} failed ({})", out.status);
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The control plane of this test binary, started on first use.
+pub fn control_plane() -> &'static ControlPlane {
+    static CP: OnceLock<ControlPlane> = OnceLock::new();
+    CP.get_or_init(|| {
+        let bins = run(
+            &mut Command::new(repo().join("hack/build-control-plane.sh")),
+            "building the control plane binaries (hack/build-control-plane.sh)",
+        );
+        let k8s_bin = PathBuf::from(bins.lines().next().expect("bin directory printed"));
+        let kubectl = k8s_bin.join("kubectl");
+        if let Ok(path) = std::env::var(SHARED_KUBECONFIG) {
+            return ControlPlane {
+                kubeconfig: path.into(),
+                kubectl,
+            };
+        }
+        let dir = std::env::temp_dir().join(format!("roster-test-{}", std::process::id()));
+        let script = repo().join("hack/control-plane.sh");
+        let kubeconfig = run(
+            Command::new(&script).arg("up").arg(&dir),
+            "starting the control plane (hack/control-plane.sh up)",
+        );
+        // A watchdog outside this process stops the control plane (by the pids `up` recorded) when the
+        // test binary ends, however it ends: normal exit, panic, abort or kill.
+        Command::new("setsid")
+            .arg("sh")
+            .arg("-c")
+            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" down "$3""#)
+            .arg("watchdog")
+            .arg(std::process::id().to_string())
+            .arg(&script)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the control plane watchdog");
+        ControlPlane {
+            kubeconfig: PathBuf::from(kubeconfig.trim()),
+            kubectl,
+        }
+    })
+}
+
+async fn config(user: Option<(&str, &[&str])>) -> Config {
+    let cp = control_plane();
+    let kc = Kubeconfig::read_from(&cp.kubeconfig).expect("read the test kubeconfig");
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("load the test kubeconfig");
+    if let Some((name, groups)) = user {
+        config.auth_info.impersonate = Some(name.to_string());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    config
+}
+
+/// A client with the admin credential (`system:masters`).
+pub async fn admin_client() -> Client {
+    Client::try_from(config(None).await).expect("admin client")
+}
+
+/// A client that impersonates `user` in `groups` (like `kubectl --as USER --as-group G`).
+pub async fn client_as(user: &str, groups: &[&str]) -> Client {
+    Client::try_from(config(Some((user, groups))).await).expect("impersonating client")
+}
+
+/// Runs kubectl against the test control plane; returns (success, stdout, stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let cp = control_plane();
+    let out = Command::new(&cp.kubectl)
+        .arg("--kubeconfig")
+        .arg(&cp.kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh namespace for one test, named after it.
+pub async fn namespace(client: &Client, test: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(40);
+    let name = format!("{}-{}-{n}", name.trim_matches('-'), std::process::id());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "roster.dev/test": "true" } }
+    }))
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create test namespace");
+    name
+}
+
+/// Installs roster's CRDs (server-side apply, idempotent) and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for (_, crd) in roster::crds::all() {
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        api.patch(
+            &name,
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+        .expect("watch CRD");
+    }
+}
+
+/// Creates an object from raw JSON, so that tests can send what the Rust types could not express.
+pub async fn create_raw(
+    client: &Client,
+    ns: &str,
+    object: serde_json::Value,
+) -> Result<kube::api::DynamicObject, kube::Error> {
+    let obj: kube::api::DynamicObject = serde_json::from_value(object).expect("object JSON");
+    let gvk =
+        kube::api::GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
+            .expect("GVK");
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("discover the kind");
+    Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+        .create(&PostParams::default(), &obj)
+        .await
+}
