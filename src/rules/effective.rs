@@ -89,6 +89,8 @@ enum NotInForce {
     OpenInvitesDisabled,
     InviteExhausted,
     SeatLimitReached,
+    OwnerQuorumNotMet,
+    WaitingForPreviousMembership,
 }
 
 impl NotInForce {
@@ -107,6 +109,8 @@ impl NotInForce {
             NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
             NotInForce::InviteExhausted => "InviteExhausted",
             NotInForce::SeatLimitReached => "SeatLimitReached",
+            NotInForce::OwnerQuorumNotMet => "OwnerQuorumNotMet",
+            NotInForce::WaitingForPreviousMembership => "WaitingForPreviousMembership",
         }
     }
 
@@ -116,7 +120,9 @@ impl NotInForce {
             NotInForce::OrganizationMissing
             | NotInForce::Deleting
             | NotInForce::InviteCodeUnavailable
-            | NotInForce::SeatLimitReached => MembershipPhase::Pending,
+            | NotInForce::SeatLimitReached
+            | NotInForce::OwnerQuorumNotMet
+            | NotInForce::WaitingForPreviousMembership => MembershipPhase::Pending,
             _ => MembershipPhase::Denied,
         }
     }
@@ -199,7 +205,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
 
     // 1. Validity of each Membership on its own and against the others, oldest first.
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(memberships.len());
-    let mut claimed: HashMap<Subject, String> = HashMap::new();
+    let mut claimed: HashMap<Subject, usize> = HashMap::new();
     // Redemptions already recorded in status were valid when made; they are never undone, so they
     // take their uses before new ones.
     let mut recorded_first: Vec<usize> = Vec::new();
@@ -212,7 +218,8 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         } else if m.meta().deletion_timestamp.is_some() {
             Verdict::Leaving
         } else if let Some(subject) = m.spec.subject() {
-            if let Some(first) = claimed.get(&subject) {
+            if let Some(&first) = claimed.get(&subject) {
+                let first = memberships[first].name_any();
                 Verdict::Out(
                     NotInForce::Duplicate,
                     format!(
@@ -220,7 +227,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     ),
                 )
             } else {
-                claimed.insert(subject, m.name_any());
+                claimed.insert(subject, i);
                 if m.spec.invite.is_some() {
                     recorded_first.push(i);
                 }
@@ -267,13 +274,35 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             });
             let holdable = match &verdicts[i] {
                 Verdict::Candidate => m.spec.role < OrgRole::Owner,
-                // A leaving owner whose user or group came back in a new Membership is not held twice.
-                Verdict::Leaving => m.spec.subject().is_some_and(|s| !claimed.contains_key(&s)),
+                // Unless a newer Membership for the same subject is an owner and takes over.
+                Verdict::Leaving => {
+                    m.spec
+                        .subject()
+                        .and_then(|s| claimed.get(&s))
+                        .is_none_or(|&j| {
+                            !matches!(verdicts[j], Verdict::Candidate)
+                                || memberships[j].spec.role < OrgRole::Owner
+                        })
+                }
                 Verdict::Out(..) => false,
             };
             if was_owner && holdable {
                 held.insert(i);
                 need -= 1;
+                // A held leaving owner keeps its user or group: a newer Membership for the same
+                // subject (a renamed object, say) waits until the old one is gone.
+                if let (Verdict::Leaving, Some(subject)) = (&verdicts[i], m.spec.subject())
+                    && let Some(&j) = claimed.get(&subject)
+                    && matches!(verdicts[j], Verdict::Candidate)
+                {
+                    verdicts[j] = Verdict::Out(
+                        NotInForce::WaitingForPreviousMembership,
+                        format!(
+                            "{subject} is still held by Membership {} as the last owner; this one takes over once it is gone",
+                            m.name_any()
+                        ),
+                    );
+                }
             }
         }
     }
@@ -303,6 +332,24 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 );
             }
         }
+    }
+
+    // Invariant 1 whatever the desired state: without minOwners owners in place (a new organization,
+    // or one whose owners were removed behind the webhook's back), no Membership takes effect.
+    let seated_owners = seated
+        .iter()
+        .filter(|&&i| memberships[i].spec.role == OrgRole::Owner || held.contains(&i))
+        .count();
+    if seated_owners < min_owners {
+        for i in seated.drain() {
+            verdicts[i] = Verdict::Out(
+                NotInForce::OwnerQuorumNotMet,
+                format!(
+                    "the organization has {seated_owners} of the {min_owners} owner(s) spec.policy.minOwners requires; Memberships take effect once enough owners are in place"
+                ),
+            );
+        }
+        held.clear();
     }
 
     // 4. Statuses of Memberships, and the org-wide tallies.
@@ -402,7 +449,11 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 });
             }
         }
-        status.invite = redeemed.get(&i).cloned();
+        // A recorded redemption stays recorded, also while the Membership is leaving.
+        status.invite = redeemed
+            .get(&i)
+            .cloned()
+            .or_else(|| previous.invite.clone().filter(|_| is_recorded(m)));
         status.conditions = conditions::merge(&previous.conditions, wanted, generation, now);
         let protect = active && status.effective_role == Some(OrgRole::Owner) && !org_deleting;
         out.memberships
@@ -589,7 +640,8 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     if let Some(org) = org {
         let previous = org.status.clone().unwrap_or_default();
         let members = seated.len() as i32;
-        let n_owners = owners.len();
+        // Owners in place count even while the quorum is short and nobody is effective yet.
+        let n_owners = seated_owners;
         let mut wanted = Vec::new();
         let quorum = n_owners >= min_owners;
         wanted.push(if quorum {
@@ -601,7 +653,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 OWNER_QUORUM,
                 false,
                 "TooFewOwners",
-                format!("{n_owners} effective owner(s) but spec.policy.minOwners is {min_owners}: promote more members to owner"),
+                format!("{n_owners} owner(s) but spec.policy.minOwners is {min_owners}: no Membership takes effect until more owners are added"),
             )
         });
         match policy.max_owners {

@@ -1,0 +1,715 @@
+//! Property tests for the rules engine (DESIGN.md section 3 and 4): over random organizations with
+//! random histories, the effective state never breaks an invariant, is idempotent and deterministic,
+//! and GitOps-style syncs between two valid states converge in any order without breaking one.
+//!
+//! `make test` runs each property with PROPTEST_CASES=1000.
+
+use std::collections::{BTreeMap, HashSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use roster::api::{
+    Invite, InvitePhase, Membership, MembershipPhase, MembershipSpec, MembershipStatus, OrgRole,
+    Organization, Subject, Team,
+};
+use roster::rules::{self, Actor, Config, Context, Effective, Operation, OrgIndex, OrgObjects};
+
+const EPOCH: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(EPOCH + secs).unwrap()
+}
+
+fn org(
+    min_owners: i32,
+    max_owners: Option<i32>,
+    max_members: Option<i32>,
+    allow_open: bool,
+) -> Organization {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "acme", "namespace": "acme", "generation": 1,
+                      "creationTimestamp": Time(at(0)) },
+        "spec": { "policy": {
+            "minOwners": min_owners, "maxOwners": max_owners, "maxMembers": max_members,
+            "invites": { "defaultTTL": "1h", "maxTTL": "3h", "allowOpenInvites": allow_open }
+        } }
+    }))
+    .unwrap()
+}
+
+fn subject_json(subject: &Subject) -> (Option<String>, Option<String>) {
+    match subject {
+        Subject::User(u) => (Some(u.clone()), None),
+        Subject::Group(g) => (None, Some(g.clone())),
+    }
+}
+
+fn membership(name: &str, subject: &Subject, role: OrgRole, created: i64) -> Membership {
+    let (user, group) = subject_json(subject);
+    let mut m: Membership = serde_json::from_value(serde_json::json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+        "metadata": { "name": name, "namespace": "acme", "generation": 1,
+                      "creationTimestamp": Time(at(created)) },
+        "spec": { "role": role }
+    }))
+    .unwrap();
+    m.spec.user = user;
+    m.spec.group = group;
+    m
+}
+
+fn invite(
+    name: &str,
+    email: Option<&str>,
+    max_uses: i32,
+    ttl_mins: i64,
+    revoked: bool,
+    created: i64,
+) -> Invite {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Invite",
+        "metadata": { "name": name, "namespace": "acme", "generation": 1,
+                      "creationTimestamp": Time(at(created)) },
+        "spec": { "email": email, "role": "member", "maxUses": max_uses,
+                  "ttl": format!("{ttl_mins}m"), "revoked": revoked }
+    }))
+    .unwrap()
+}
+
+fn subject_strategy() -> impl Strategy<Value = Subject> {
+    prop_oneof![
+        4 => (0..6u8).prop_map(|i| Subject::User(format!("u{i}@acme.example"))),
+        1 => (0..2u8).prop_map(|i| Subject::Group(format!("acme:g{i}"))),
+    ]
+}
+
+fn role_strategy() -> impl Strategy<Value = OrgRole> {
+    prop_oneof![
+        Just(OrgRole::Owner),
+        Just(OrgRole::Admin),
+        Just(OrgRole::Member),
+        Just(OrgRole::Viewer)
+    ]
+}
+
+fn phase_strategy() -> impl Strategy<Value = Option<MembershipPhase>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(MembershipPhase::Active)),
+        Just(Some(MembershipPhase::Pending)),
+        Just(Some(MembershipPhase::Denied))
+    ]
+}
+
+/// A random organization with a random history: any desired state, any previous statuses.
+#[derive(Clone, Debug)]
+struct World {
+    organization: Option<Organization>,
+    memberships: Vec<Membership>,
+    invites: Vec<Invite>,
+    codes: BTreeMap<String, String>,
+    now: Timestamp,
+}
+
+impl World {
+    fn objects(&self) -> OrgObjects<'_> {
+        OrgObjects {
+            organization: self.organization.as_ref(),
+            memberships: &self.memberships,
+            invites: &self.invites,
+            teams: &[] as &[Team],
+            invite_codes: &self.codes,
+        }
+    }
+
+    /// Writes the computed statuses back, as the controller does.
+    fn apply(&mut self, eff: &Effective) {
+        for m in &mut self.memberships {
+            m.status = Some(
+                eff.memberships[m.metadata.name.as_ref().unwrap()]
+                    .status
+                    .clone(),
+            );
+        }
+        for i in &mut self.invites {
+            let mut status = eff.invites[i.metadata.name.as_ref().unwrap()].clone();
+            status.code_secret_name = Some(format!("{}-code", i.metadata.name.as_ref().unwrap()));
+            i.status = Some(status);
+        }
+        if let (Some(o), Some(s)) = (&mut self.organization, &eff.organization) {
+            o.status = Some(s.clone());
+        }
+    }
+}
+
+prop_compose! {
+    fn world()(
+        has_org in prop::bool::weighted(0.9),
+        min_owners in 1..=2i32,
+        max_owners in prop::option::of(1..=3i32),
+        max_members in prop::option::of(2..=8i32),
+        allow_open in any::<bool>(),
+        raw_members in prop::collection::vec(
+            (subject_strategy(), role_strategy(), prop::bool::weighted(0.15), phase_strategy(),
+             prop::option::of(role_strategy()), prop::option::of((0..3usize, any::<bool>()))),
+            0..14),
+        raw_invites in prop::collection::vec(
+            (prop::option::of(0..6u8), 1..=3i32, 10..=240i64, prop::bool::weighted(0.2)), 0..3),
+        now in 0..20_000i64,
+    ) -> World {
+        let max_owners = max_owners.map(|m| m.max(min_owners));
+        let max_members = max_members.map(|m| m.max(min_owners));
+        let invites: Vec<Invite> = raw_invites.iter().enumerate().map(|(i, (email, uses, ttl, revoked))| {
+            let email = email.map(|e| format!("u{e}@acme.example"));
+            invite(&format!("inv{i}"), email.as_deref(), *uses, *ttl, *revoked, i as i64 * 600)
+        }).collect();
+        let codes = (0..invites.len()).map(|i| (format!("inv{i}"), format!("CODE-{i}"))).collect();
+        let memberships = raw_members.iter().enumerate().map(|(i, (subject, role, deleting, phase, prev_role, redeem))| {
+            let mut m = membership(&format!("m{i:02}"), subject, *role, i as i64 * 300);
+            if *deleting {
+                m.metadata.deletion_timestamp = Some(Time(at(i as i64 * 300 + 1)));
+                m.metadata.finalizers = Some(vec!["roster.dev/owner-protection".into()]);
+            }
+            if let (Some((inv, right_code)), Subject::User(_)) = (redeem, subject)
+                && *inv < invites.len()
+            {
+                m.spec.invite = Some(roster::api::InviteRef {
+                    name: format!("inv{inv}"),
+                    code: if *right_code { format!("CODE-{inv}") } else { "WRONG".into() },
+                });
+            }
+            if phase.is_some() {
+                let active = *phase == Some(MembershipPhase::Active);
+                m.status = Some(MembershipStatus {
+                    phase: *phase,
+                    effective_role: prev_role.filter(|_| active),
+                    // The controller records a redemption whenever it admits one.
+                    invite: m.spec.invite.as_ref().filter(|_| active).map(|r| r.name.clone()),
+                    ..Default::default()
+                });
+            }
+            m
+        }).collect::<Vec<Membership>>();
+        // Histories the controller can have written: no invite recorded beyond its maxUses
+        // (maxUses can only grow, a CRD rule).
+        let mut memberships = memberships;
+        let mut recorded: BTreeMap<String, i32> = BTreeMap::new();
+        for m in &mut memberships {
+            let Some(name) = m.status.as_ref().and_then(|s| s.invite.clone()) else { continue };
+            let max = invites.iter().find(|i| i.metadata.name.as_deref() == Some(&name)).map_or(0, |i| i.spec.max_uses);
+            let n = recorded.entry(name).or_default();
+            if *n >= max {
+                m.status = None;
+            } else {
+                *n += 1;
+            }
+        }
+        World {
+            organization: has_org.then(|| org(min_owners, max_owners, max_members, allow_open)),
+            memberships,
+            invites,
+            codes,
+            now: at(now),
+        }
+    }
+}
+
+/// Every invariant of DESIGN.md section 3 that the effective state carries.
+fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError> {
+    let policy = world
+        .organization
+        .as_ref()
+        .map(|o| o.spec.policy.clone())
+        .unwrap_or_default();
+    let active: Vec<(&Membership, OrgRole)> = world
+        .memberships
+        .iter()
+        .filter_map(|m| {
+            let s = &eff.memberships[m.metadata.name.as_ref().unwrap()].status;
+            (s.phase == Some(MembershipPhase::Active))
+                .then(|| (m, s.effective_role.expect("Active has a role")))
+        })
+        .collect();
+    if world.organization.is_none() {
+        prop_assert!(
+            active.is_empty(),
+            "no Membership is effective without an Organization"
+        );
+        return Ok(());
+    }
+    // 1. At least minOwners effective owners while the org has effective members.
+    let owners = active.iter().filter(|(_, r)| *r == OrgRole::Owner).count();
+    prop_assert!(
+        active.is_empty() || owners >= policy.min_owners as usize,
+        "owners {owners} < minOwners with {} members",
+        active.len()
+    );
+    // 2. One effective Membership per user or group.
+    let subjects: HashSet<Subject> = active
+        .iter()
+        .map(|(m, _)| m.spec.subject().unwrap())
+        .collect();
+    prop_assert_eq!(subjects.len(), active.len(), "a subject is effective twice");
+    // 3. Seats.
+    if let Some(limit) = policy.max_members {
+        prop_assert!(
+            active.len() <= limit as usize,
+            "{} effective > maxMembers {limit}",
+            active.len()
+        );
+    }
+    // 4. Invites: never beyond maxUses; a new redemption only with the right code, before expiry,
+    //    not revoked, for the right e-mail.
+    for inv in &world.invites {
+        let name = inv.metadata.name.as_ref().unwrap();
+        let s = &eff.invites[name];
+        prop_assert!(
+            s.uses <= inv.spec.max_uses,
+            "invite {name} used {} > {}",
+            s.uses,
+            inv.spec.max_uses
+        );
+        prop_assert_eq!(s.uses as usize, s.accepted_by.len());
+    }
+    for (m, role) in &active {
+        let Some(r) = &m.spec.invite else { continue };
+        let recorded = m.status.as_ref().and_then(|s| s.invite.as_deref()) == Some(r.name.as_str());
+        if recorded {
+            continue;
+        }
+        let inv = world
+            .invites
+            .iter()
+            .find(|i| i.metadata.name.as_deref() == Some(r.name.as_str()));
+        let inv = inv.expect("an unrecorded redemption needs its Invite");
+        prop_assert_eq!(
+            world.codes.get(&r.name),
+            Some(&r.code),
+            "wrong code admitted"
+        );
+        prop_assert!(!inv.spec.revoked, "revoked invite admitted");
+        let expires = eff.invites[&r.name].expires_at.as_ref().unwrap().0;
+        prop_assert!(
+            m.metadata.creation_timestamp.as_ref().unwrap().0 < expires,
+            "expired invite admitted"
+        );
+        if let Some(email) = &inv.spec.email {
+            prop_assert_eq!(m.spec.user.as_ref(), Some(email));
+        }
+        let _ = role;
+    }
+    // Effective role is the desired one unless a change is held, and only ever held at owner.
+    for (m, role) in &active {
+        let s = &eff.memberships[m.metadata.name.as_ref().unwrap()].status;
+        let held = s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "RoleChangeHeld" && c.status == "True");
+        if held {
+            prop_assert_eq!(*role, OrgRole::Owner);
+        } else {
+            prop_assert_eq!(*role, m.spec.role);
+            prop_assert!(
+                m.metadata.deletion_timestamp.is_none(),
+                "a leaving Membership is effective without a hold"
+            );
+        }
+    }
+    // The org status agrees with the memberships.
+    let status = eff.organization.as_ref().unwrap();
+    prop_assert_eq!(status.members as usize, active.len());
+    prop_assert_eq!(status.owners.len(), owners);
+    prop_assert_eq!(status.seats.used, status.members);
+    // Owner protection: exactly the effective owners keep the finalizer.
+    for m in &world.memberships {
+        let e = &eff.memberships[m.metadata.name.as_ref().unwrap()];
+        let owner = e.status.phase == Some(MembershipPhase::Active)
+            && e.status.effective_role == Some(OrgRole::Owner);
+        prop_assert_eq!(e.protect, owner);
+    }
+    Ok(())
+}
+
+/// Statuses only; notices are transitions and differ by design on a second run.
+fn statuses(eff: &Effective) -> Effective {
+    Effective {
+        notices: Vec::new(),
+        ..eff.clone()
+    }
+}
+
+proptest! {
+    #[test]
+    fn effective_state_never_breaks_an_invariant(mut w in world()) {
+        let eff = rules::compute(w.objects(), w.now);
+        check_invariants(&w, &eff)?;
+        // And neither does the next round, computed from the statuses just written.
+        w.apply(&eff);
+        let again = rules::compute(w.objects(), w.now);
+        check_invariants(&w, &again)?;
+    }
+
+    #[test]
+    fn effective_state_is_idempotent(mut w in world()) {
+        // Once statuses are written, recomputing at the same moment changes nothing.
+        let first = rules::compute(w.objects(), w.now);
+        w.apply(&first);
+        let second = rules::compute(w.objects(), w.now);
+        w.apply(&second);
+        let third = rules::compute(w.objects(), w.now);
+        prop_assert_eq!(statuses(&second), statuses(&third));
+        prop_assert!(third.notices.is_empty(), "a settled state raises no new events: {:?}", third.notices);
+    }
+
+    #[test]
+    fn effective_state_ignores_input_order(w in world(), seed in any::<u64>()) {
+        let eff = rules::compute(w.objects(), w.now);
+        let mut shuffled = w.clone();
+        let mut rng = seed;
+        for i in (1..shuffled.memberships.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.memberships.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        shuffled.invites.reverse();
+        prop_assert_eq!(statuses(&eff), statuses(&rules::compute(shuffled.objects(), w.now)));
+    }
+
+    #[test]
+    fn invites_expire_exactly_when_next_change_says(w in world()) {
+        let eff = rules::compute(w.objects(), w.now);
+        if let Some(t) = eff.next_change {
+            prop_assert!(t > w.now);
+            let later = rules::compute(w.objects(), t);
+            let expired_now = later.invites.values().filter(|s| s.phase == Some(InvitePhase::Expired)).count();
+            let expired_before = eff.invites.values().filter(|s| s.phase == Some(InvitePhase::Expired)).count();
+            prop_assert!(expired_now > expired_before, "nothing expired at next_change");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn removing_owners_behind_the_webhook_never_suspends_the_organization(
+        mut w in world(),
+        choices in prop::collection::vec(0..3u8, 14),
+    ) {
+        // Settle any history first, as a running controller would have.
+        for _ in 0..2 {
+            let eff = rules::compute(w.objects(), w.now);
+            w.apply(&eff);
+        }
+        let active_before: HashSet<String> = w.memberships.iter()
+            .filter(|m| m.status.as_ref().is_some_and(|s| s.phase == Some(MembershipPhase::Active)))
+            .map(|m| m.metadata.name.clone().unwrap()).collect();
+        // Demote or delete effective owners without asking the webhook (it was down, say).
+        let mut touched = HashSet::new();
+        for (m, choice) in w.memberships.iter_mut().zip(&choices) {
+            let owner = m.status.as_ref().is_some_and(|s| s.effective_role == Some(OrgRole::Owner));
+            if !owner || *choice == 0 { continue; }
+            touched.insert(m.metadata.name.clone().unwrap());
+            if *choice == 1 {
+                m.spec.role = OrgRole::Member;
+            } else {
+                m.metadata.deletion_timestamp = Some(Time(w.now));
+            }
+        }
+        let eff = rules::compute(w.objects(), w.now);
+        check_invariants(&w, &eff)?;
+        // Everyone else who was in force still is: the last owners' changes are held instead.
+        for name in active_before.difference(&touched) {
+            let s = &eff.memberships[name].status;
+            prop_assert_eq!(s.phase, Some(MembershipPhase::Active), "{} lost its membership: {:?}", name, s.conditions);
+        }
+    }
+}
+
+#[test]
+fn demoting_the_last_owner_is_held_with_a_condition_until_another_owner_exists() {
+    let mut w = World {
+        organization: Some(org(1, None, None, true)),
+        memberships: vec![
+            membership(
+                "alice",
+                &Subject::User("alice@acme.example".into()),
+                OrgRole::Owner,
+                1,
+            ),
+            membership(
+                "bob",
+                &Subject::User("bob@acme.example".into()),
+                OrgRole::Member,
+                2,
+            ),
+        ],
+        invites: Vec::new(),
+        codes: BTreeMap::new(),
+        now: at(10),
+    };
+    let eff = rules::compute(w.objects(), w.now);
+    w.apply(&eff);
+    assert!(eff.memberships["alice"].protect);
+
+    w.memberships[0].spec.role = OrgRole::Member;
+    let eff = rules::compute(w.objects(), w.now);
+    let alice = &eff.memberships["alice"];
+    assert_eq!(
+        alice.status.effective_role,
+        Some(OrgRole::Owner),
+        "the old effective role remains"
+    );
+    assert!(alice.protect, "the last owner keeps its protection");
+    let held = alice
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "RoleChangeHeld")
+        .expect("a condition says why");
+    assert_eq!(held.reason, "LastOwnerDemotionHeld");
+    assert!(
+        held.message.contains("make another member owner first"),
+        "{}",
+        held.message
+    );
+    assert_eq!(
+        eff.notices.len(),
+        1,
+        "one event for the held demotion: {:?}",
+        eff.notices
+    );
+    w.apply(&eff);
+
+    // Bob becomes owner: alice's demotion applies by itself.
+    w.memberships[1].spec.role = OrgRole::Owner;
+    let eff = rules::compute(w.objects(), w.now);
+    w.apply(&eff);
+    let eff = rules::compute(w.objects(), w.now);
+    assert_eq!(
+        eff.memberships["alice"].status.effective_role,
+        Some(OrgRole::Member)
+    );
+    assert!(!eff.memberships["alice"].protect);
+    assert_eq!(
+        eff.organization.unwrap().owners,
+        vec!["bob@acme.example".to_string()]
+    );
+}
+
+// ---- Any-order convergence (DESIGN.md section 4) ----
+
+/// A valid desired state: unique subjects, enough owners, within the seat limit.
+#[derive(Clone, Debug)]
+struct Desired(BTreeMap<Subject, OrgRole>);
+
+fn desired(max_members: usize) -> impl Strategy<Value = Desired> {
+    prop::collection::btree_map(subject_strategy(), role_strategy(), 1..=max_members)
+        .prop_flat_map(|m| (Just(m.clone()), 0..m.len()))
+        .prop_map(|(mut m, owner)| {
+            let key = m.keys().nth(owner).unwrap().clone();
+            m.insert(key, OrgRole::Owner);
+            Desired(m)
+        })
+}
+
+/// A cluster as the sync sees it: objects with finalizers, the controller run after every write.
+struct Cluster {
+    world: World,
+    clock: i64,
+    next_name: usize,
+}
+
+impl Cluster {
+    fn new(org: Organization) -> Cluster {
+        Cluster {
+            world: World {
+                organization: Some(org),
+                memberships: Vec::new(),
+                invites: Vec::new(),
+                codes: BTreeMap::new(),
+                now: at(0),
+            },
+            clock: 0,
+            next_name: 0,
+        }
+    }
+
+    fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        self.world.now = at(self.clock);
+        self.clock
+    }
+
+    /// One controller pass: compute, write statuses, add or release owner protection, and let the
+    /// API server finish deletions whose finalizers are gone.
+    fn reconcile(&mut self) -> Effective {
+        let eff = rules::compute(self.world.objects(), self.world.now);
+        self.world.apply(&eff);
+        for m in &mut self.world.memberships {
+            m.metadata.finalizers = eff.memberships[m.metadata.name.as_ref().unwrap()]
+                .protect
+                .then(|| vec!["p".into()]);
+        }
+        self.world
+            .memberships
+            .retain(|m| m.metadata.deletion_timestamp.is_none() || m.metadata.finalizers.is_some());
+        eff
+    }
+
+    fn find(&self, s: &Subject) -> Option<usize> {
+        self.world.memberships.iter().position(|m| {
+            m.spec.subject().as_ref() == Some(s) && m.metadata.deletion_timestamp.is_none()
+        })
+    }
+
+    /// Applies one change the way kubectl/Argo CD would, through the webhook's decision.
+    /// Returns false when the webhook refused it (the sync retries later).
+    fn apply_change(&mut self, subject: &Subject, role: Option<OrgRole>) -> bool {
+        let index = OrgIndex::new(
+            self.world.organization.as_ref(),
+            &self.world.memberships,
+            &self.world.invites,
+        );
+        let config = Config::default();
+        let actor = Actor::new(
+            "system:serviceaccount:argocd:argocd-application-controller",
+            vec!["system:masters".into()],
+            &config,
+        );
+        let ctx = Context {
+            now: self.world.now,
+            removals_last_hour: 0,
+        };
+        let existing = self.find(subject);
+        let now = self.tick();
+        let (user, group) = subject_json(subject);
+        let new_spec = role.map(|role| MembershipSpec {
+            user,
+            group,
+            role,
+            display_name: None,
+            email: None,
+            invite: None,
+        });
+        let op = match (existing, &new_spec) {
+            (None, Some(spec)) => Operation::CreateMembership {
+                spec,
+                redemption: None,
+            },
+            (Some(i), Some(spec)) => Operation::UpdateMembership {
+                old: &self.world.memberships[i].spec,
+                new: spec,
+            },
+            (Some(i), None) => Operation::DeleteMembership(&self.world.memberships[i].spec),
+            (None, None) => return true,
+        };
+        if !rules::authorize(&index, &config, &actor, &op, &ctx).allowed() {
+            return false;
+        }
+        match (existing, new_spec) {
+            (None, Some(spec)) => {
+                self.next_name += 1;
+                let mut m = membership(&format!("m{:04}", self.next_name), subject, spec.role, now);
+                m.spec = spec;
+                self.world.memberships.push(m);
+            }
+            (Some(i), Some(spec)) => self.world.memberships[i].spec = spec,
+            (Some(i), None) => {
+                self.world.memberships[i].metadata.deletion_timestamp = Some(Time(at(now)))
+            }
+            (None, None) => unreachable!(),
+        }
+        true
+    }
+}
+
+proptest! {
+    #[test]
+    fn gitops_sync_converges_in_any_order(
+        min_owners in 1..=2i32,
+        max_members in 3..=7usize,
+        a in desired(7),
+        b in desired(7),
+        order in prop::collection::vec(any::<Index>(), 16),
+    ) {
+        // Make both states valid for the policy.
+        let fix = |d: Desired| {
+            let mut m: Vec<(Subject, OrgRole)> = d.0.into_iter().collect();
+            m.truncate(max_members);
+            let owners = m.iter().filter(|(_, r)| *r == OrgRole::Owner).count();
+            for (_, r) in m.iter_mut().take(min_owners as usize) {
+                if owners < min_owners as usize { *r = OrgRole::Owner; }
+            }
+            Desired(m.into_iter().collect())
+        };
+        let (a, b) = (fix(a), fix(b));
+        prop_assume!(a.0.len() >= min_owners as usize && b.0.len() >= min_owners as usize);
+        let mut cluster = Cluster::new(org(min_owners, None, Some(max_members as i32), true));
+
+        // Reach A from nothing with a platform principal, oldest first.
+        for (s, r) in &a.0 {
+            cluster.apply_change(s, Some(OrgRole::Owner).filter(|_| *r == OrgRole::Owner).or(Some(*r)));
+        }
+        for _ in 0..3 { cluster.reconcile(); }
+
+        // The changes from A to B, in a random order, each retried until the webhook admits it.
+        let mut changes: Vec<(Subject, Option<OrgRole>)> = a.0.keys().chain(b.0.keys())
+            .collect::<HashSet<_>>().into_iter()
+            .filter(|s| a.0.get(*s) != b.0.get(*s))
+            .map(|s| (s.clone(), b.0.get(s).copied()))
+            .collect();
+        changes.sort();
+        for (i, ix) in order.iter().enumerate() {
+            let n = changes.len(); if n > 1 { changes.swap(i % n, ix.index(n)); }
+        }
+        let mut rounds = 0;
+        while !changes.is_empty() {
+            rounds += 1;
+            prop_assert!(rounds < 50, "sync is stuck with {:?} left", changes);
+            let mut left = Vec::new();
+            for (s, r) in changes {
+                if !cluster.apply_change(&s, r) { left.push((s, r)); }
+                let eff = cluster.reconcile();
+                check_invariants(&cluster.world, &eff)?;
+            }
+            changes = left;
+        }
+        for _ in 0..3 { cluster.reconcile(); }
+        let eff = cluster.reconcile();
+        check_invariants(&cluster.world, &eff)?;
+
+        // B is what is desired and what is effective.
+        let got: BTreeMap<Subject, OrgRole> = cluster.world.memberships.iter()
+            .map(|m| (m.spec.subject().unwrap(), m.spec.role)).collect();
+        prop_assert_eq!(&got, &b.0);
+        for m in &cluster.world.memberships {
+            let s = &eff.memberships[m.metadata.name.as_ref().unwrap()].status;
+            prop_assert_eq!(s.phase, Some(MembershipPhase::Active), "{:?} not Active: {:?}", m.spec.subject(), s.conditions);
+            prop_assert_eq!(s.effective_role, Some(m.spec.role));
+        }
+    }
+}
+
+#[test]
+fn a_transfer_applied_demotion_first_is_refused_then_converges() {
+    // The concrete story behind the property: alice hands the org to bob.
+    let mut cluster = Cluster::new(org(1, Some(1), None, true));
+    let alice = Subject::User("alice@acme.example".into());
+    let bob = Subject::User("bob@acme.example".into());
+    assert!(cluster.apply_change(&alice, Some(OrgRole::Owner)));
+    assert!(cluster.apply_change(&bob, Some(OrgRole::Member)));
+    cluster.reconcile();
+    assert!(
+        !cluster.apply_change(&alice, Some(OrgRole::Admin)),
+        "demoting the last owner is refused"
+    );
+    assert!(cluster.apply_change(&bob, Some(OrgRole::Owner)));
+    cluster.reconcile();
+    assert!(cluster.apply_change(&alice, Some(OrgRole::Admin)));
+    let eff = cluster.reconcile();
+    let status = eff.organization.unwrap();
+    assert_eq!(status.owners, vec!["bob@acme.example".to_string()]);
+    assert_eq!(status.admins, vec!["alice@acme.example".to_string()]);
+    let _ = SignedDuration::ZERO;
+}
