@@ -402,6 +402,8 @@ proptest! {
             w.apply(&eff);
         }
         let active_before: HashSet<String> = w.memberships.iter()
+            // Leaving ones are released once nobody else remains, so only staying members count.
+            .filter(|m| m.metadata.deletion_timestamp.is_none())
             .filter(|m| m.status.as_ref().is_some_and(|s| s.phase == Some(MembershipPhase::Active)))
             .map(|m| m.metadata.name.clone().unwrap()).collect();
         // Demote or delete effective owners without asking the webhook (it was down, say).

@@ -40,6 +40,7 @@ pub struct InviteSpec {
     /// How many people may use the code; more than 1 makes a multi-use link.
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 10000))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("spec.maxUses can only be raised: uses already taken stay taken"))]
     pub max_uses: i32,
 
     /// Lifetime from creation, as a Go duration such as `72h`. Defaults to

@@ -35,9 +35,9 @@ use super::{Condition, OrgRole, Subject};
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("has(self.user) != has(self.group)").message("spec: set exactly one of spec.user or spec.group"),
-    validation = Rule::new("has(self.user) == has(oldSelf.user) && (!has(self.user) || self.user == oldSelf.user)").message("spec.user is immutable: delete this Membership and create a new one"),
-    validation = Rule::new("has(self.group) == has(oldSelf.group) && (!has(self.group) || self.group == oldSelf.group)").message("spec.group is immutable: delete this Membership and create a new one"),
-    validation = Rule::new("has(self.invite) == has(oldSelf.invite) && (!has(self.invite) || self.invite == oldSelf.invite)").message("spec.invite is immutable: it records how the member joined"),
+    validation = Rule::new("has(self.user) == has(oldSelf.user) && (!has(self.user) || self.user == oldSelf.user)").field_path(".user").message("spec.user is immutable: delete this Membership and create a new one"),
+    validation = Rule::new("has(self.group) == has(oldSelf.group) && (!has(self.group) || self.group == oldSelf.group)").field_path(".group").message("spec.group is immutable: delete this Membership and create a new one"),
+    validation = Rule::new("has(self.invite) == has(oldSelf.invite) && (!has(self.invite) || self.invite == oldSelf.invite)").field_path(".invite").message("spec.invite is immutable: it records how the member joined"),
     validation = Rule::new("!has(self.invite) || has(self.user)").message("spec.invite: only a user Membership can redeem an invite; remove spec.invite or set spec.user"),
 )]
 pub struct MembershipSpec {

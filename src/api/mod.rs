@@ -4,6 +4,9 @@
 //! The types hold no logic beyond (de)serialisation and schema; everything that decides lives in
 //! [`crate::rules`].
 
+// kube's derive takes one `printcolumn(..)` per column, which clippy reads as repeated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 mod common;
 mod invite;
 mod membership;

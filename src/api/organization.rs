@@ -69,7 +69,7 @@ pub struct Profile {
     /// Home page, for example `https://acme.example`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("spec.profile.website must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^\\\\s/?#]+([/?#]\\\\S*)?$')").message("spec.profile.website must be an http:// or https:// URL"))]
     pub website: Option<String>,
     /// Where the organization is, for example "Berlin, Germany".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +117,10 @@ impl DataRegion {
 /// Rules for owners, seats, invites, self-service joining and removals.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.maxOwners) || self.maxOwners >= self.minOwners").message("spec.policy.maxOwners must be at least spec.policy.minOwners"))]
+#[x_kube(
+    validation = Rule::new("!has(self.maxOwners) || self.maxOwners >= self.minOwners").message("spec.policy.maxOwners must be at least spec.policy.minOwners"),
+    validation = Rule::new("!has(self.maxMembers) || self.maxMembers >= self.minOwners").message("spec.policy.maxMembers must be at least spec.policy.minOwners, since owners take seats too"),
+)]
 pub struct OrgPolicy {
     /// The fewest effective owners the organization may have while it has members. A demotion or
     /// removal that would go below it stays pending.

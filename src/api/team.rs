@@ -44,6 +44,7 @@ pub struct TeamSpec {
 
     /// A colour such as `#1f6feb`; when empty a stable colour derived from the name is in `status.color`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 7))]
     #[x_kube(validation = Rule::new("self.matches('^#[0-9a-fA-F]{6}$')").message("spec.color must be a hex colour such as #1f6feb"))]
     pub color: Option<String>,
 
@@ -56,7 +57,7 @@ pub struct TeamSpec {
     #[schemars(length(min = 1, max = 128))]
     #[x_kube(
         validation = Rule::new("self.filter(m, m.role == 'owner').size() == 1").message("spec.members must have exactly one member with role owner"),
-        validation = Rule::new("self.all(m, self.exists_one(n, (has(m.user) && has(n.user) && m.user == n.user) || (has(m.group) && has(n.group) && m.group == n.group)))").message("spec.members must not list the same user or group twice"),
+        validation = Rule::new("self.all(m, (!has(m.user) || self.exists_one(n, has(n.user) && n.user == m.user)) && (!has(m.group) || self.exists_one(n, has(n.group) && n.group == m.group)))").message("spec.members must not list the same user or group twice"),
     )]
     pub members: Vec<TeamMember>,
 
@@ -112,18 +113,23 @@ pub struct TeamAccess {
 pub struct TeamClusterRoleMap {
     /// Default `admin`.
     #[serde(default = "admin")]
+    #[schemars(length(min = 1, max = 253))]
     pub owner: String,
     /// Default `admin`.
     #[serde(default = "admin")]
+    #[schemars(length(min = 1, max = 253))]
     pub admin: String,
     /// Default `edit`.
     #[serde(default = "edit")]
+    #[schemars(length(min = 1, max = 253))]
     pub moderator: String,
     /// Default `edit`.
     #[serde(default = "edit")]
+    #[schemars(length(min = 1, max = 253))]
     pub member: String,
     /// Default `view`.
     #[serde(default = "view")]
+    #[schemars(length(min = 1, max = 253))]
     pub viewer: String,
 }
 

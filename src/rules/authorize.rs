@@ -75,6 +75,7 @@ pub enum Reason {
     SelfJoinNotAllowed,
     Duplicate,
     LastOwner,
+    OwnerQuorum,
     OrganizationExists,
     ExcludedNamespace,
     ClusterRoleNotAllowed,
@@ -98,6 +99,7 @@ impl Reason {
             Reason::SelfJoinNotAllowed => "SelfJoinNotAllowed",
             Reason::Duplicate => "Duplicate",
             Reason::LastOwner => "LastOwner",
+            Reason::OwnerQuorum => "OwnerQuorum",
             Reason::OrganizationExists => "OrganizationExists",
             Reason::ExcludedNamespace => "ExcludedNamespace",
             Reason::ClusterRoleNotAllowed => "ClusterRoleNotAllowed",
@@ -159,7 +161,7 @@ pub fn authorize(
         let roles = if actor.platform {
             Ok(())
         } else {
-            permission(index, actor, op, ctx)
+            permission(index, actor, op)
         };
         roles.and_then(|()| invariants(index, config, op, ctx, &mut warnings))
     };
@@ -207,14 +209,9 @@ fn system_group(group: &str) -> bool {
 }
 
 /// Section 2: the role checks.
-fn permission(
-    index: &OrgIndex,
-    actor: &Actor,
-    op: &Operation<'_>,
-    ctx: &Context,
-) -> Result<(), Denial> {
+fn permission(index: &OrgIndex, actor: &Actor, op: &Operation<'_>) -> Result<(), Denial> {
     match *op {
-        Operation::CreateMembership { spec, redemption } => {
+        Operation::CreateMembership { spec, .. } => {
             if spec.group.as_deref().is_some_and(system_group) {
                 return deny(
                     Reason::SystemGroup,
@@ -224,7 +221,8 @@ fn permission(
             let own = spec.user.as_deref() == Some(actor.username.as_str());
             if own {
                 if spec.invite.is_some() {
-                    return check_redemption(index, spec, redemption.unwrap_or_default(), ctx);
+                    // Checked with the invariants (4), which bind platform principals too.
+                    return Ok(());
                 }
                 if let Some(join) = self_join_match(index, &actor.username) {
                     let role = OrgRole::from(join.role);
@@ -239,15 +237,15 @@ fn permission(
                         )
                     };
                 }
-                if index.role_of(&actor.username, &actor.groups).is_none() {
-                    return deny(
-                        Reason::SelfJoinNotAllowed,
-                        format!(
-                            "creating your own Membership needs an invite code (spec.invite) or a username in one of spec.policy.selfJoin.emailDomains; {} has neither",
-                            actor.username
-                        ),
-                    );
-                }
+                // Also for those who hold a role through a group: a Membership of one's own would
+                // outlast the group's, so another admin or owner creates it.
+                return deny(
+                    Reason::SelfJoinNotAllowed,
+                    format!(
+                        "creating your own Membership needs an invite code (spec.invite) or a username in one of spec.policy.selfJoin.emailDomains; {} has neither: ask an owner or admin to add you",
+                        actor.username
+                    ),
+                );
             } else if spec.invite.is_some() {
                 return deny(
                     Reason::InvalidInvite,
@@ -328,17 +326,20 @@ fn permission(
             let have = role(index, actor, "deleting an Invite")?;
             invite_role_allowed(have, spec.role, "deleting an invite")
         }
-        Operation::CreateTeam(spec) | Operation::DeleteTeam(spec) => {
+        Operation::CreateTeam(spec) => {
             check_team_system_groups(None, spec)?;
+            let have = role(index, actor, "creating a Team")?;
+            at_least(have, OrgRole::Admin, "creating a Team")
+        }
+        Operation::DeleteTeam(_) => {
+            // Deleting names no group, so a Team a platform principal gave a system: group can go.
             let have = role(index, actor, "creating or deleting a Team")?;
             at_least(have, OrgRole::Admin, "creating or deleting a Team")
         }
         Operation::UpdateTeam { old, new } => {
             check_team_system_groups(Some(old), new)?;
-            if index
-                .role_of(&actor.username, &actor.groups)
-                .is_some_and(|r| r >= OrgRole::Admin)
-            {
+            // Team roles count for effective org members only, like everything a team grants.
+            if role(index, actor, "changing a Team")? >= OrgRole::Admin {
                 return Ok(());
             }
             team_permission(actor, old, new)
@@ -511,14 +512,14 @@ fn check_redemption(
         )
     };
     let Some(invite) = r.invite else {
-        return invalid("no such Invite in this namespace".into());
+        return invalid("no such Invite in this namespace; check spec.invite.name".into());
     };
     // Compare before anything else about the invite, so a wrong code learns nothing.
     let Some(code) = r.code else {
         return invalid("its code is not generated yet; try again in a moment".into());
     };
     if !invite_code::matches(code, &wanted.code) {
-        return invalid("spec.invite.code is wrong".into());
+        return invalid("spec.invite.code is wrong; check the code you were given".into());
     }
     if invite.spec.revoked {
         return invalid("the invite was revoked; ask for a new one".into());
@@ -538,16 +539,18 @@ fn check_redemption(
     }
     let status = invite.status.clone().unwrap_or_default();
     if status.uses >= invite.spec.max_uses || status.phase == Some(InvitePhase::Accepted) {
-        return invalid("all its uses are taken".into());
+        return invalid("all its uses are taken; ask for a new one".into());
     }
     let user = spec.user.as_deref().unwrap_or_default();
     match &invite.spec.email {
         Some(email) if !email.eq_ignore_ascii_case(user) => {
-            return invalid(format!("it is for {email}, and you are {user}"));
+            return invalid(format!(
+                "it is for {email}, and you are {user}; ask for an invite of your own"
+            ));
         }
         None if !policy.invites.allow_open_invites => {
             return invalid(
-                "open invites are disabled by spec.policy.invites.allowOpenInvites".into(),
+                "open invites are disabled by spec.policy.invites.allowOpenInvites; ask for an invite to your own e-mail".into(),
             );
         }
         _ => {}
@@ -585,7 +588,10 @@ fn invariants(
         }
     };
     match *op {
-        Operation::CreateMembership { spec, .. } => {
+        Operation::CreateMembership { spec, redemption } => {
+            if spec.invite.is_some() {
+                check_redemption(index, spec, redemption.unwrap_or_default(), ctx)?;
+            }
             let subject = spec.subject().ok_or_else(|| Denial {
                 reason: Reason::Duplicate,
                 message: "spec: set exactly one of spec.user or spec.group".into(),
@@ -688,7 +694,7 @@ fn invariants(
                 return deny(
                     Reason::OrganizationExists,
                     format!(
-                        "this namespace already holds Organization {}; an org namespace holds one Organization",
+                        "this namespace already holds Organization {}; an org namespace holds one Organization: change that one instead, or choose another namespace",
                         existing.name_any()
                     ),
                 );
@@ -699,14 +705,19 @@ fn invariants(
             if old.access != new.access {
                 check_access(config, &new.access)?;
             }
-            if (new.policy.min_owners.max(1) as usize) > index.owners()
-                && index.effective_members() > 0
+            // Memberships take effect only while minOwners owners are in place, so raising it above
+            // the owners there are would suspend the whole organization.
+            if new.policy.min_owners > old.policy.min_owners
+                && new.policy.min_owners.max(1) as usize > index.owners()
             {
-                warnings.push(format!(
-                    "spec.policy.minOwners is {} but the organization has {} effective owner(s): promote more owners",
-                    new.policy.min_owners,
-                    index.owners()
-                ));
+                return deny(
+                    Reason::OwnerQuorum,
+                    format!(
+                        "spec.policy.minOwners {} is more than the {} effective owner(s): make more members owner first, then raise it",
+                        new.policy.min_owners,
+                        index.owners()
+                    ),
+                );
             }
             if let Some(limit) = new.policy.max_members
                 && (limit as usize) < index.effective_members()
@@ -793,7 +804,7 @@ fn check_team_access(index: &OrgIndex, config: &Config, access: &TeamAccess) -> 
         return deny(
             Reason::NamespaceNotInOrganization,
             format!(
-                "spec.access.namespaces names {ns}, which is not in the Organization's spec.access.namespaces"
+                "spec.access.namespaces names {ns}, which is not in the Organization's spec.access.namespaces; choose one of those, or ask a platform principal to add it there first"
             ),
         );
     }

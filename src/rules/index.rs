@@ -2,7 +2,9 @@
 //! large the organization is. Built from the objects' statuses (what the controller made effective)
 //! and kept current with `upsert`/`remove` as the caches change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+use k8s_openapi::jiff::Timestamp;
 
 use kube::{Resource, ResourceExt};
 
@@ -25,9 +27,10 @@ pub struct OrgIndex {
     /// The Organization of the namespace, if any.
     pub organization: Option<Organization>,
     /// Every Membership by name, with the subject it names.
-    memberships: HashMap<String, (Subject, Entry)>,
-    /// Which Membership claims a subject (the oldest, as the controller decides duplicates).
-    claims: HashMap<Subject, String>,
+    memberships: HashMap<String, (Subject, Entry, Option<Timestamp>)>,
+    /// The Memberships (not being deleted) naming each subject, oldest first: the first claims it,
+    /// as the controller decides duplicates, and the next takes over when it goes.
+    claims: HashMap<Subject, BTreeSet<(Option<Timestamp>, String)>>,
     /// Active Memberships by subject.
     effective: HashMap<Subject, OrgRole>,
     owners: usize,
@@ -79,10 +82,12 @@ impl OrgIndex {
             effective_role,
             deleting: m.meta().deletion_timestamp.is_some(),
         };
+        let created = m.meta().creation_timestamp.as_ref().map(|t| t.0);
         if !entry.deleting {
             self.claims
                 .entry(subject.clone())
-                .or_insert_with(|| name.clone());
+                .or_default()
+                .insert((created, name.clone()));
         }
         if let Some(role) = effective_role {
             if role == OrgRole::Owner {
@@ -90,16 +95,19 @@ impl OrgIndex {
             }
             self.effective.insert(subject.clone(), role);
         }
-        self.memberships.insert(name, (subject, entry));
+        self.memberships.insert(name, (subject, entry, created));
     }
 
     /// Forgets a deleted Membership.
     pub fn remove_membership(&mut self, name: &str) {
-        let Some((subject, entry)) = self.memberships.remove(name) else {
+        let Some((subject, entry, created)) = self.memberships.remove(name) else {
             return;
         };
-        if self.claims.get(&subject).is_some_and(|n| n == name) {
-            self.claims.remove(&subject);
+        if let Some(claims) = self.claims.get_mut(&subject) {
+            claims.remove(&(created, name.to_string()));
+            if claims.is_empty() {
+                self.claims.remove(&subject);
+            }
         }
         if entry.effective_role.is_some()
             && self.effective.get(&subject) == entry.effective_role.as_ref()
@@ -153,7 +161,10 @@ impl OrgIndex {
 
     /// The Membership that claims a subject, if any.
     pub fn claimed_by(&self, subject: &Subject) -> Option<&str> {
-        self.claims.get(subject).map(String::as_str)
+        self.claims
+            .get(subject)
+            .and_then(|c| c.first())
+            .map(|(_, name)| name.as_str())
     }
 
     /// Effective owners (users and groups).
@@ -176,5 +187,57 @@ impl OrgIndex {
         self.organization
             .as_ref()
             .is_some_and(|o| o.meta().deletion_timestamp.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(name: &str, user: &str, created: i64, active: Option<OrgRole>) -> Membership {
+        let mut m: Membership = serde_json::from_value(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+            "metadata": { "name": name, "creationTimestamp": Timestamp::from_second(created).unwrap() },
+            "spec": { "user": user, "role": "member" }
+        }))
+        .unwrap();
+        m.status = active.map(|role| crate::api::MembershipStatus {
+            phase: Some(MembershipPhase::Active),
+            effective_role: Some(role),
+            ..Default::default()
+        });
+        m
+    }
+
+    #[test]
+    fn the_next_duplicate_takes_over_the_claim_when_the_first_goes() {
+        let first = membership("first", "ada@x.example", 1, Some(OrgRole::Owner));
+        let second = membership("second", "ada@x.example", 2, None);
+        let mut index = OrgIndex::new(None, [&second, &first], []);
+        let ada = Subject::User("ada@x.example".into());
+        assert_eq!(index.claimed_by(&ada), Some("first"));
+        assert_eq!(index.owners(), 1);
+        index.remove_membership("first");
+        assert_eq!(index.claimed_by(&ada), Some("second"));
+        assert_eq!(index.owners(), 0);
+        assert_eq!(index.role_of("ada@x.example", &[]), None);
+        index.remove_membership("second");
+        assert_eq!(index.claimed_by(&ada), None);
+    }
+
+    #[test]
+    fn role_of_takes_the_highest_of_user_and_groups() {
+        let mut group = membership("eng", "unused", 1, Some(OrgRole::Admin));
+        group.spec.user = None;
+        group.spec.group = Some("eng".into());
+        let own = membership("ada", "ada@x.example", 2, Some(OrgRole::Viewer));
+        let index = OrgIndex::new(None, [&group, &own], []);
+        assert_eq!(index.role_of("ada@x.example", &[]), Some(OrgRole::Viewer));
+        assert_eq!(
+            index.role_of("ada@x.example", &["eng".into()]),
+            Some(OrgRole::Admin)
+        );
+        assert_eq!(index.role_of("bob@x.example", &["ops".into()]), None);
+        assert_eq!(index.effective_members(), 2);
     }
 }

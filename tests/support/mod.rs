@@ -62,6 +62,7 @@ pub fn control_plane() -> &'static ControlPlane {
         );
         // A watchdog outside this process stops the control plane (by the pids `up` recorded) when the
         // test binary ends, however it ends: normal exit, panic, abort or kill.
+        #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
         Command::new("setsid")
             .arg("sh")
             .arg("-c")
