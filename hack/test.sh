@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+hack/install-deps.sh
 hack/build-control-plane.sh >/dev/null
 dir=${TMPDIR:-/tmp}/roster-test-shared-$$
 trap 'hack/control-plane.sh down "$dir" >/dev/null 2>&1 || true' EXIT INT TERM
