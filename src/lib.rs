@@ -4,5 +4,8 @@
 //! the rest of the crate feeds it and applies its answers.
 
 pub mod api;
+pub mod controller;
 pub mod crds;
+pub mod metrics;
 pub mod rules;
+pub mod run;

@@ -21,7 +21,7 @@ use super::{Condition, OrgRole};
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
     printcolumn(name = "Uses", type_ = "integer", json_path = ".status.uses"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxUses"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase")
 )]
 #[serde(rename_all = "camelCase")]

@@ -188,3 +188,148 @@ pub async fn create_raw(
         .create(&PostParams::default(), &obj)
         .await
 }
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The operator binary (`roster run`) as a child process, killed when dropped.
+pub struct Operator {
+    pub child: std::process::Child,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `roster run` against the test control plane, watching `namespaces` only, so that
+    /// operators of concurrent tests never touch each other's objects.
+    pub fn start(namespaces: &[&str], extra: &[&str]) -> Operator {
+        let cp = control_plane();
+        let metrics_port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "roster-operator-{}-{metrics_port}.log",
+            std::process::id()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&cp.kubeconfig)
+            .arg("--namespaces")
+            .arg(namespaces.join(","))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--log-level")
+            .arg("roster=debug,info")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("operator log file"))
+            .spawn()
+            .expect("start roster run");
+        Operator {
+            child,
+            metrics_port,
+            log,
+        }
+    }
+
+    /// Kills the operator with SIGKILL, as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited in time.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The operator's `/metrics` text, or an empty string while it is not serving.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
+            return String::new();
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// The sum of a counter or gauge over all its label sets.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Applies a YAML or JSON object (or several, separated by `---`) with server-side apply, as the
+/// platform admin, the way `kubectl apply --server-side` would.
+pub async fn apply(client: &Client, ns: &str, yaml: &str) {
+    for doc in yaml.split("\n---").filter(|d| !d.trim().is_empty()) {
+        let obj: kube::api::DynamicObject = serde_yaml::from_str(doc).expect("object YAML");
+        let gvk =
+            kube::api::GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
+                .expect("GVK");
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .expect("discover the kind");
+        let name = obj.metadata.name.clone().expect("a name");
+        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+            .patch(
+                &name,
+                &PatchParams::apply("roster-tests").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply {} {name}: {e}", gvk.kind));
+    }
+}

@@ -1,0 +1,134 @@
+//! The controller's writes: server-side apply under one field manager, status and metadata only
+//! (never `spec`), and the creation of invite code Secrets.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Context, INVITE_CODE_LABEL};
+use crate::api::Invite;
+use crate::rules::invite_code;
+
+/// The one field manager of every write roster makes.
+pub const FIELD_MANAGER: &str = "roster";
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Treats "the object is gone" as done: it was deleted while we reconciled.
+fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// Applies `status` to the status subresource of `obj`.
+pub async fn status<K, S>(ctx: &Context, obj: &K, status: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    ctx.metrics.write(&K::kind(&()), "status");
+    ignore_not_found(
+        api.patch_status(&obj.name_any(), &apply_params(), &Patch::Apply(&body))
+            .await
+            .map(drop),
+    )
+}
+
+/// Applies the metadata roster owns on `obj`: its finalizers and owner references. What is left out
+/// is released (and removed when nobody else holds it).
+pub async fn metadata<K>(
+    ctx: &Context,
+    obj: &K,
+    finalizers: &[&str],
+    owners: &[OwnerReference],
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let mut meta = serde_json::json!({ "name": obj.name_any() });
+    if !finalizers.is_empty() {
+        meta["finalizers"] = serde_json::json!(finalizers);
+    }
+    if !owners.is_empty() {
+        meta["ownerReferences"] = serde_json::json!(owners);
+    }
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": meta,
+    });
+    ctx.metrics.write(&K::kind(&()), "metadata");
+    ignore_not_found(
+        api.patch(&obj.name_any(), &apply_params(), &Patch::Apply(&body))
+            .await
+            .map(drop),
+    )
+}
+
+/// The name of the Secret holding an invite's code.
+pub fn code_secret_name(invite: &Invite) -> String {
+    let mut name = format!("{}-invite-code", invite.name_any());
+    name.truncate(253);
+    name
+}
+
+/// Creates the Secret with a fresh code for `invite`, owned by it; returns the Secret as stored.
+/// An existing Secret of the same name (a lost race with another reconcile) is read instead.
+pub async fn create_code_secret(ctx: &Context, invite: &Invite) -> Result<Secret, kube::Error> {
+    let ns = invite.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = code_secret_name(invite);
+    let mut random = [0u8; invite_code::RANDOM_BYTES];
+    getrandom::fill(&mut random).expect("the operating system provides randomness");
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns),
+            labels: Some(BTreeMap::from([
+                (INVITE_CODE_LABEL.to_string(), "true".to_string()),
+                ("roster.dev/invite".to_string(), invite.name_any()),
+            ])),
+            owner_references: Some(vec![
+                invite
+                    .controller_owner_ref(&())
+                    .expect("an Invite from the API has a uid"),
+            ]),
+            ..Default::default()
+        },
+        type_: Some("roster.dev/invite-code".into()),
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            "code".to_string(),
+            ByteString(invite_code::format(random).into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    ctx.metrics.write("Secret", "create");
+    match api.create(&PostParams::default(), &secret).await {
+        Err(kube::Error::Api(s)) if s.code == 409 => api.get(&name).await,
+        other => other,
+    }
+}

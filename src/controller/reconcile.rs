@@ -1,0 +1,290 @@
+//! One reconcile of one org namespace: read the caches, ask the rules for the effective state, and
+//! write what differs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::{Context, apply};
+use crate::api::{Invite, Membership, Organization, OrganizationStatus};
+use crate::rules::conditions::{self, Want};
+use crate::rules::{self, OrgObjects};
+
+/// The finalizer on effective owners' Memberships (like Kubernetes' pvc-protection).
+pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn objects_in<K: Resource<DynamicType = ()> + Clone>(
+    store: &kube::runtime::reflector::Store<K>,
+    ns: &str,
+) -> Vec<K> {
+    let mut v: Vec<K> = store
+        .state_filter(|o| o.meta().namespace.as_deref() == Some(ns))
+        .into_iter()
+        .map(|o| (*o).clone())
+        .collect();
+    v.sort_by_key(|o| {
+        (
+            o.meta().creation_timestamp.as_ref().map(|t| t.0),
+            o.name_any(),
+        )
+    });
+    v
+}
+
+fn org_owner_ref(org: &Organization) -> Option<OwnerReference> {
+    let mut r = org.owner_ref(&())?;
+    r.block_owner_deletion = None;
+    Some(r)
+}
+
+/// Owner references roster keeps on an object: any to an Organization it set before (so that the
+/// garbage collector still removes the object once that Organization is gone) and the current one.
+fn wanted_owners(existing: &[OwnerReference], org: Option<&OwnerReference>) -> Vec<OwnerReference> {
+    let mut owners: Vec<OwnerReference> = existing
+        .iter()
+        .filter(|r| {
+            r.kind == "Organization"
+                && r.api_version == crate::api::GROUP.to_owned() + "/" + crate::api::VERSION
+        })
+        .cloned()
+        .collect();
+    if let Some(o) = org
+        && !owners.iter().any(|r| r.uid == o.uid)
+    {
+        owners.push(o.clone());
+    }
+    owners
+}
+
+/// Metadata changes are written only when something roster owns differs.
+async fn ensure_metadata<K>(
+    ctx: &Context,
+    obj: &K,
+    protect: bool,
+    org: Option<&OwnerReference>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let has_finalizer = obj.finalizers().iter().any(|f| f == OWNER_PROTECTION);
+    // Nothing new may be added to an object being deleted; it may only let go.
+    let finalizer = protect && (!deleting || has_finalizer);
+    let existing = obj.owner_references();
+    let owners = if deleting {
+        wanted_owners(existing, None)
+    } else {
+        wanted_owners(existing, org)
+    };
+    let owners_missing = owners
+        .iter()
+        .any(|o| !existing.iter().any(|e| e.uid == o.uid));
+    if finalizer != has_finalizer || owners_missing {
+        let finalizers: &[&str] = if finalizer { &[OWNER_PROTECTION] } else { &[] };
+        apply::metadata(ctx, obj, finalizers, &owners).await?;
+    }
+    Ok(())
+}
+
+fn code_of(secret: &Secret, invite: &Invite) -> Option<String> {
+    let uid = invite.uid()?;
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.uid == uid)
+        .then_some(())?;
+    let bytes = secret.data.as_ref()?.get("code")?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_timer();
+    let namespace = ns.name_any();
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
+    let stores = &ctx.stores;
+
+    let organizations = objects_in(&stores.organizations, &namespace);
+    let memberships = objects_in(&stores.memberships, &namespace);
+    let invites = objects_in(&stores.invites, &namespace);
+    let teams = objects_in(&stores.teams, &namespace);
+    let org = organizations.first();
+
+    // Every live invite gets its code Secret before anything is decided, so redemptions can be checked.
+    let mut codes = BTreeMap::new();
+    let mut secret_names = HashMap::new();
+    for invite in invites
+        .iter()
+        .filter(|i| i.meta().deletion_timestamp.is_none())
+    {
+        let name = apply::code_secret_name(invite);
+        let cached = stores
+            .secrets
+            .get(&ObjectRef::new(&name).within(&namespace));
+        let code = match cached.as_deref().and_then(|s| code_of(s, invite)) {
+            Some(code) => Some(code),
+            None if cached.is_none() => {
+                code_of(&apply::create_code_secret(&ctx, invite).await?, invite)
+            }
+            // A Secret of that name not owned by this Invite: leave it, report no code.
+            None => None,
+        };
+        if let Some(code) = code {
+            codes.insert(invite.name_any(), code);
+            secret_names.insert(invite.name_any(), name);
+        }
+    }
+
+    let effective = rules::compute(
+        OrgObjects {
+            organization: org,
+            memberships: &memberships,
+            invites: &invites,
+            teams: &teams,
+            invite_codes: &codes,
+        },
+        now,
+    );
+    let org_ref = org
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .and_then(org_owner_ref);
+
+    if let (Some(org), Some(status)) = (org, &effective.organization)
+        && org.status.as_ref() != Some(status)
+    {
+        apply::status(&ctx, org, status).await?;
+    }
+    // More than one Organization in a namespace: the oldest is the organization, the others say so.
+    for extra in organizations.iter().skip(1) {
+        let status =
+            duplicate_org_status(extra, org.map(|o| o.name_any()).unwrap_or_default(), now);
+        if extra.status.as_ref() != Some(&status) {
+            apply::status(&ctx, extra, &status).await?;
+        }
+    }
+    for m in &memberships {
+        let e = &effective.memberships[&m.name_any()];
+        ensure_metadata(&ctx, m, e.protect, org_ref.as_ref()).await?;
+        if m.status.as_ref() != Some(&e.status) {
+            apply::status(&ctx, m, &e.status).await?;
+        }
+    }
+    for invite in &invites {
+        let mut status = effective.invites[&invite.name_any()].clone();
+        status.code_secret_name = secret_names.get(&invite.name_any()).cloned();
+        ensure_metadata(&ctx, invite, false, org_ref.as_ref()).await?;
+        if invite.status.as_ref() != Some(&status) {
+            apply::status(&ctx, invite, &status).await?;
+        }
+    }
+    for team in &teams {
+        let status = &effective.teams[&team.name_any()];
+        ensure_metadata(&ctx, team, false, org_ref.as_ref()).await?;
+        if team.status.as_ref() != Some(status) {
+            apply::status(&ctx, team, status).await?;
+        }
+    }
+
+    publish_notices(&ctx, &effective.notices, org, &memberships, &invites).await;
+    let without_owner = effective
+        .organization
+        .as_ref()
+        .is_some_and(|s| s.owners.is_empty() && !memberships.is_empty());
+    ctx.metrics.tally(
+        &namespace,
+        effective.invites.values().filter_map(|s| s.phase),
+        without_owner,
+    );
+    ctx.failures
+        .lock()
+        .expect("failures lock")
+        .remove(&namespace);
+
+    // Wake up exactly when the next invite expires, not by polling.
+    Ok(match effective.next_change {
+        Some(at) => {
+            let wait = Timestamp::now()
+                .duration_until(at)
+                .max(SignedDuration::ZERO);
+            Action::requeue(
+                Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50),
+            )
+        }
+        None => Action::await_change(),
+    })
+}
+
+fn duplicate_org_status(
+    extra: &Organization,
+    winner: String,
+    now: Timestamp,
+) -> OrganizationStatus {
+    let previous = extra.status.clone().unwrap_or_default();
+    OrganizationStatus {
+        observed_generation: extra.meta().generation,
+        conditions: conditions::merge(
+            &previous.conditions,
+            vec![Want::new(
+                rules::effective::condition::READY,
+                false,
+                "DuplicateOrganization",
+                format!(
+                    "this namespace already holds Organization {winner}; delete this one (an org namespace holds one Organization)"
+                ),
+            )],
+            extra.meta().generation,
+            now,
+        ),
+        ..Default::default()
+    }
+}
+
+async fn publish_notices(
+    ctx: &Context,
+    notices: &[rules::Notice],
+    org: Option<&Organization>,
+    memberships: &[Membership],
+    invites: &[Invite],
+) {
+    for n in notices {
+        let reference = match n.kind {
+            "Organization" => org.map(|o| o.object_ref(&())),
+            "Membership" => memberships
+                .iter()
+                .find(|m| m.name_any() == n.name)
+                .map(|m| m.object_ref(&())),
+            "Invite" => invites
+                .iter()
+                .find(|i| i.name_any() == n.name)
+                .map(|i| i.object_ref(&())),
+            _ => None,
+        };
+        let Some(reference) = reference else { continue };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: n.reason.to_string(),
+            note: Some(n.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, reason = n.reason, "could not publish event");
+        }
+    }
+}

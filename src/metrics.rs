@@ -1,0 +1,217 @@
+//! Prometheus metrics and the HTTP endpoints `/metrics`, `/healthz` and `/readyz`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::api::InvitePhase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    pub kind: String,
+    pub what: String,
+}
+
+/// Everything roster measures about itself. Never labelled by invite code or user.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Counter,
+    pub reconcile_errors: Counter,
+    pub reconcile_duration: Histogram,
+    pub api_writes: Family<WriteLabel, Counter>,
+    invites: Family<PhaseLabel, Gauge>,
+    orgs_without_owner: Gauge,
+    /// Per org namespace, so that the gauges are sums of the latest reconcile of each org.
+    per_org: Mutex<HashMap<String, OrgTally>>,
+    ready: AtomicBool,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct OrgTally {
+    pub invites: [i64; 4],
+    pub without_owner: bool,
+}
+
+fn phase_index(p: InvitePhase) -> usize {
+    match p {
+        InvitePhase::Pending => 0,
+        InvitePhase::Accepted => 1,
+        InvitePhase::Expired => 2,
+        InvitePhase::Revoked => 3,
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("roster");
+        let reconciles = Counter::default();
+        let reconcile_errors = Counter::default();
+        let reconcile_duration =
+            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]);
+        let api_writes = Family::<WriteLabel, Counter>::default();
+        let invites = Family::<PhaseLabel, Gauge>::default();
+        let orgs_without_owner = Gauge::default();
+        registry.register("reconciles", "Organization reconciles", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Organization reconciles that failed",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile one organization",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Writes to the API server by kind and what was written",
+            api_writes.clone(),
+        );
+        registry.register("invites", "Invites by phase", invites.clone());
+        registry.register(
+            "organizations_without_owner",
+            "Organizations with members and no effective owner",
+            orgs_without_owner.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            api_writes,
+            invites,
+            orgs_without_owner,
+            per_org: Mutex::new(HashMap::new()),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    /// Starts timing a reconcile; the duration is observed when the guard drops.
+    pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            metrics: self,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn write(&self, kind: &str, what: &str) {
+        self.api_writes
+            .get_or_create(&WriteLabel {
+                kind: kind.into(),
+                what: what.into(),
+            })
+            .inc();
+    }
+
+    /// Records the latest state of one org and refreshes the totals.
+    pub fn tally(
+        &self,
+        namespace: &str,
+        phases: impl IntoIterator<Item = InvitePhase>,
+        without_owner: bool,
+    ) {
+        let mut t = OrgTally {
+            without_owner,
+            ..Default::default()
+        };
+        for p in phases {
+            t.invites[phase_index(p)] += 1;
+        }
+        let mut per_org = self.per_org.lock().expect("metrics lock");
+        per_org.insert(namespace.to_string(), t);
+        let mut totals = [0i64; 4];
+        for o in per_org.values() {
+            for (i, n) in o.invites.iter().enumerate() {
+                totals[i] += n;
+            }
+        }
+        for p in [
+            InvitePhase::Pending,
+            InvitePhase::Accepted,
+            InvitePhase::Expired,
+            InvitePhase::Revoked,
+        ] {
+            self.invites
+                .get_or_create(&PhaseLabel {
+                    phase: p.as_str().into(),
+                })
+                .set(totals[phase_index(p)]);
+        }
+        self.orgs_without_owner
+            .set(per_org.values().filter(|o| o.without_owner).count() as i64);
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encode metrics");
+        out
+    }
+}
+
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .reconcile_duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::{Router, http::StatusCode, routing::get};
+    let m = metrics.clone();
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(m.encode())))
+        .route("/healthz", get(|| std::future::ready("ok")))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = metrics.is_ready();
+                std::future::ready(if ready {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving metrics and health");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! The controller against the real control plane: `roster run` as a child process, watching the
+//! test's namespace, turns desired objects into effective status.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
+use roster::api::{Invite, InvitePhase, Membership, MembershipPhase, OrgRole, Organization};
+use support::{Operator, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn condition<'a>(
+    conditions: &'a [roster::api::Condition],
+    type_: &str,
+) -> Option<&'a roster::api::Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+async fn setup(test: &str) -> (Client, String, Operator) {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, test).await;
+    let operator = Operator::start(&[&ns], &[]);
+    (client, ns, operator)
+}
+
+fn org_yaml(extra_policy: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Test Org\n  billingAdmin: owner@example.com\n  policy:\n    minOwners: 1\n{extra_policy}"
+    )
+}
+
+fn membership_yaml(name: &str, user: &str, role: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
+    )
+}
+
+async fn membership(client: &Client, ns: &str, name: &str) -> Option<Membership> {
+    Api::<Membership>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+async fn wait_phase(client: &Client, ns: &str, name: &str, phase: MembershipPhase) -> Membership {
+    eventually(
+        &format!("Membership {name} to be {phase:?}"),
+        WAIT,
+        || async {
+            membership(client, ns, name)
+                .await
+                .filter(|m| m.status.as_ref().and_then(|s| s.phase) == Some(phase))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_org_with_every_role_becomes_ready_with_true_counts() {
+    let (client, ns, _operator) = setup("ready").await;
+    support::apply(&client, &ns, &org_yaml("    maxMembers: 10\n")).await;
+    for (name, user, role) in [
+        ("owner", "owner@example.com", "owner"),
+        ("admin", "admin@example.com", "admin"),
+        ("member", "member@example.com", "member"),
+        ("viewer", "viewer@example.com", "viewer"),
+    ] {
+        support::apply(&client, &ns, &membership_yaml(name, user, role)).await;
+    }
+    let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
+    let org = eventually("the Organization to be Ready", WAIT, || async {
+        let o = orgs.get("org").await.unwrap();
+        let s = o.status.clone()?;
+        (condition(&s.conditions, "Ready")?.status == "True" && s.members == 4).then_some(o)
+    })
+    .await;
+    let status = org.status.unwrap();
+    assert_eq!(status.owners, vec!["owner@example.com"]);
+    assert_eq!(status.admins, vec!["admin@example.com"]);
+    assert_eq!(status.leadership.len(), 2);
+    assert_eq!((status.seats.used, status.seats.limit), (4, Some(10)));
+    assert_eq!(status.observed_generation, org.metadata.generation);
+    assert_eq!(
+        condition(&status.conditions, "BillingAdmin")
+            .unwrap()
+            .status,
+        "True"
+    );
+
+    for (name, role) in [("owner", OrgRole::Owner), ("viewer", OrgRole::Viewer)] {
+        let m = wait_phase(&client, &ns, name, MembershipPhase::Active).await;
+        assert_eq!(m.status.unwrap().effective_role, Some(role));
+    }
+    // Effective owners carry the protection finalizer, and everything is owned by the Organization.
+    let owner = membership(&client, &ns, "owner").await.unwrap();
+    assert!(
+        owner
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&roster::controller::OWNER_PROTECTION.to_string())
+    );
+    let viewer = membership(&client, &ns, "viewer").await.unwrap();
+    assert!(viewer.metadata.finalizers.unwrap_or_default().is_empty());
+    assert_eq!(
+        viewer.metadata.owner_references.unwrap()[0].kind,
+        "Organization"
+    );
+
+    let (ok, out, err) = support::kubectl(&["get", "orgs,memberships", "-n", &ns]);
+    assert!(ok, "{err}");
+    for expected in [
+        "OWNERS",
+        "SEATS",
+        "READY",
+        "EFFECTIVE",
+        "PHASE",
+        "owner@example.com",
+        "True",
+        "Active",
+        "viewer",
+    ] {
+        assert!(
+            out.contains(expected),
+            "`kubectl get orgs,memberships` lacks {expected}:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn memberships_before_their_organization_wait_and_then_take_effect() {
+    let (client, ns, _operator) = setup("any-order").await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    let m = wait_phase(&client, &ns, "owner", MembershipPhase::Pending).await;
+    let ready = condition(&m.status.as_ref().unwrap().conditions, "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready.reason, "OrganizationMissing", "{ready:?}");
+    support::apply(&client, &ns, &org_yaml("")).await;
+    wait_phase(&client, &ns, "owner", MembershipPhase::Active).await;
+}
+
+#[tokio::test]
+async fn invite_expires_within_a_second_of_its_expiry() {
+    let (client, ns, _operator) = setup("invite-expiry").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: short\nspec:\n  email: new@example.com\n  role: member\n  ttl: 3s\n",
+    )
+    .await;
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    let expires_at = eventually("the invite to be Pending with expiresAt", WAIT, || async {
+        let s = invites.get("short").await.unwrap().status?;
+        (s.phase == Some(InvitePhase::Pending)).then_some(s.expires_at?.0)
+    })
+    .await;
+    let seen = eventually("the invite to expire", WAIT, || async {
+        let s = invites.get("short").await.unwrap().status?;
+        (s.phase == Some(InvitePhase::Expired)).then(k8s_openapi::jiff::Timestamp::now)
+    })
+    .await;
+    let late = seen.duration_since(expires_at);
+    assert!(
+        late.as_secs_f64() < 1.0,
+        "Expired {late:?} after expiresAt {expires_at}"
+    );
+    assert!(
+        late.as_secs_f64() > -0.01,
+        "Expired before expiresAt ({late:?})"
+    );
+    let events = support::kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])
+    .1;
+    assert!(
+        events.contains("InviteExpired"),
+        "an Event tells people: {events}"
+    );
+}
+
+async fn invite_code(client: &Client, ns: &str, invite: &str) -> String {
+    let invites: Api<Invite> = Api::namespaced(client.clone(), ns);
+    let secret_name = eventually("the invite's code Secret", WAIT, || async {
+        invites.get(invite).await.unwrap().status?.code_secret_name
+    })
+    .await;
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&secret_name)
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap()
+}
+
+fn redemption_yaml(name: &str, user: &str, invite: &str, code: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: member\n  invite:\n    name: {invite}\n    code: {code}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third() {
+    let (client, ns, _operator) = setup("two-use").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: link\nspec:\n  role: member\n  maxUses: 2\n",
+    )
+    .await;
+    let code = invite_code(&client, &ns, "link").await;
+    assert_eq!(code.len(), 19, "ABCD-EFGH-JKLM-NPQR: {code}");
+    let status_json = serde_json::to_string(
+        &Api::<Invite>::namespaced(client.clone(), &ns)
+            .get("link")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !status_json.contains(&code),
+        "the code never appears in the Invite"
+    );
+
+    for (i, user) in ["a@example.com", "b@example.com"].iter().enumerate() {
+        support::apply(
+            &client,
+            &ns,
+            &redemption_yaml(&format!("r{i}"), user, "link", &code),
+        )
+        .await;
+        let m = wait_phase(&client, &ns, &format!("r{i}"), MembershipPhase::Active).await;
+        assert_eq!(m.status.unwrap().invite.as_deref(), Some("link"));
+    }
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    let status = eventually("the invite to be Accepted", WAIT, || async {
+        invites
+            .get("link")
+            .await
+            .unwrap()
+            .status
+            .filter(|s| s.phase == Some(InvitePhase::Accepted))
+    })
+    .await;
+    assert_eq!(status.uses, 2);
+    assert_eq!(
+        status
+            .accepted_by
+            .iter()
+            .map(|a| a.user.as_str())
+            .collect::<Vec<_>>(),
+        ["a@example.com", "b@example.com"]
+    );
+
+    support::apply(
+        &client,
+        &ns,
+        &redemption_yaml("r2", "c@example.com", "link", &code),
+    )
+    .await;
+    let third = wait_phase(&client, &ns, "r2", MembershipPhase::Denied).await;
+    assert_eq!(
+        condition(&third.status.unwrap().conditions, "Ready")
+            .unwrap()
+            .reason,
+        "InviteExhausted"
+    );
+
+    support::apply(
+        &client,
+        &ns,
+        &redemption_yaml("wrong", "d@example.com", "link", "AAAA-AAAA-AAAA-AAAA"),
+    )
+    .await;
+    let wrong = wait_phase(&client, &ns, "wrong", MembershipPhase::Denied).await;
+    assert_eq!(
+        condition(&wrong.status.unwrap().conditions, "Ready")
+            .unwrap()
+            .reason,
+        "InviteCodeMismatch"
+    );
+}
+
+#[tokio::test]
+async fn the_fourth_member_waits_for_a_seat_and_gets_it_when_one_frees_up() {
+    let (client, ns, _operator) = setup("seats").await;
+    support::apply(&client, &ns, &org_yaml("    maxMembers: 3\n")).await;
+    for (i, role) in ["owner", "member", "member", "member"].iter().enumerate() {
+        support::apply(
+            &client,
+            &ns,
+            &membership_yaml(&format!("m{i}"), &format!("u{i}@example.com"), role),
+        )
+        .await;
+        // Creation times order the seats; give each its own second.
+        if i == 2 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    let fourth = wait_phase(&client, &ns, "m3", MembershipPhase::Pending).await;
+    let ready = condition(&fourth.status.unwrap().conditions, "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready.reason, "SeatLimitReached");
+    assert!(ready.message.contains("maxMembers"), "{}", ready.message);
+    let org = Api::<Organization>::namespaced(client.clone(), &ns)
+        .get("org")
+        .await
+        .unwrap();
+    let seats = condition(&org.status.unwrap().conditions, "SeatsAvailable")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (seats.status.as_str(), seats.reason.as_str()),
+        ("False", "SeatLimitReached")
+    );
+
+    Api::<Membership>::namespaced(client.clone(), &ns)
+        .delete("m1", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_phase(&client, &ns, "m3", MembershipPhase::Active).await;
+}
+
+#[tokio::test]
+async fn the_last_owner_stays_terminating_and_effective_until_another_owner_exists() {
+    let (client, ns, _operator) = setup("last-owner").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("alice", "alice@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("bob", "bob@example.com", "member"),
+    )
+    .await;
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
+    eventually("alice to carry owner protection", WAIT, || async {
+        let m = memberships.get("alice").await.unwrap();
+        m.metadata.finalizers.filter(|f| !f.is_empty())
+    })
+    .await;
+    wait_phase(&client, &ns, "bob", MembershipPhase::Active).await;
+
+    memberships
+        .delete("alice", &DeleteParams::default())
+        .await
+        .unwrap();
+    let held = eventually("alice's removal to be held", WAIT, || async {
+        let m = memberships.get_opt("alice").await.unwrap()?;
+        let s = m.status.as_ref()?;
+        condition(&s.conditions, "RoleChangeHeld").map(|_| m.clone())
+    })
+    .await;
+    assert!(held.metadata.deletion_timestamp.is_some(), "Terminating");
+    assert_eq!(
+        held.status.as_ref().unwrap().effective_role,
+        Some(OrgRole::Owner)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        memberships.get_opt("alice").await.unwrap().is_some(),
+        "still there while she is the last owner"
+    );
+
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("bob", "bob@example.com", "owner"),
+    )
+    .await;
+    eventually("alice to be gone", WAIT, || async {
+        memberships
+            .get_opt("alice")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let org = Api::<Organization>::namespaced(client.clone(), &ns)
+        .get("org")
+        .await
+        .unwrap();
+    assert_eq!(org.status.unwrap().owners, vec!["bob@example.com"]);
+}
+
+#[tokio::test]
+async fn deleting_the_organization_removes_everything_in_it() {
+    let (client, ns, _operator) = setup("org-delete").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("alice", "alice@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("bob", "bob@example.com", "member"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: inv\nspec:\n  role: member\n",
+    )
+    .await;
+    invite_code(&client, &ns, "inv").await;
+    wait_phase(&client, &ns, "alice", MembershipPhase::Active).await;
+    eventually("bob to be owned by the org", WAIT, || async {
+        membership(&client, &ns, "bob")
+            .await?
+            .metadata
+            .owner_references
+            .filter(|o| !o.is_empty())
+    })
+    .await;
+
+    Api::<Organization>::namespaced(client.clone(), &ns)
+        .delete("org", &DeleteParams::default())
+        .await
+        .unwrap();
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    eventually(
+        "everything in the org to be gone",
+        Duration::from_secs(60),
+        || async {
+            let left = memberships
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len()
+                + invites
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items
+                    .len()
+                + secrets
+                    .list(&ListParams::default().labels(roster::controller::INVITE_CODE_LABEL))
+                    .await
+                    .unwrap()
+                    .items
+                    .len();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+}
