@@ -4,8 +4,10 @@
 //! the rest of the crate feeds it and applies its answers.
 
 pub mod api;
+pub mod caches;
 pub mod controller;
 pub mod crds;
 pub mod metrics;
 pub mod rules;
 pub mod run;
+pub mod webhook;

@@ -21,13 +21,13 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// Run the operator: reconcile organizations and keep their status true.
-    Run(roster::run::RunArgs),
+    Run(Box<roster::run::RunArgs>),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => roster::run::run(args).await?,
+        Command::Run(args) => roster::run::run(*args).await?,
         Command::Crds { dir: None } => print!("{}", roster::crds::all_yaml()),
         Command::Crds { dir: Some(dir) } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;

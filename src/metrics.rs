@@ -20,6 +20,12 @@ pub struct PhaseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabel {
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
     pub kind: String,
     pub what: String,
@@ -34,6 +40,9 @@ pub struct Metrics {
     pub api_writes: Family<WriteLabel, Counter>,
     invites: Family<PhaseLabel, Gauge>,
     orgs_without_owner: Gauge,
+    admission_requests: Counter,
+    admission_duration: Histogram,
+    admission_decisions: Family<DecisionLabel, Counter>,
     /// Per org namespace, so that the gauges are sums of the latest reconcile of each org.
     per_org: Mutex<HashMap<String, OrgTally>>,
     ready: AtomicBool,
@@ -64,6 +73,26 @@ impl Default for Metrics {
         let api_writes = Family::<WriteLabel, Counter>::default();
         let invites = Family::<PhaseLabel, Gauge>::default();
         let orgs_without_owner = Gauge::default();
+        let admission_requests = Counter::default();
+        let admission_duration = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+        ]);
+        let admission_decisions = Family::<DecisionLabel, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "AdmissionReviews received",
+            admission_requests.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to decide one AdmissionReview",
+            admission_duration.clone(),
+        );
+        registry.register(
+            "admission_decisions",
+            "Admission decisions by outcome and reason",
+            admission_decisions.clone(),
+        );
         registry.register("reconciles", "Organization reconciles", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -94,6 +123,9 @@ impl Default for Metrics {
             api_writes,
             invites,
             orgs_without_owner,
+            admission_requests,
+            admission_duration,
+            admission_decisions,
             per_org: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
         }
@@ -108,6 +140,17 @@ impl Metrics {
             metrics: self,
             start: Instant::now(),
         }
+    }
+
+    pub fn admission(&self, outcome: &str, reason: &str, seconds: f64) {
+        self.admission_requests.inc();
+        self.admission_duration.observe(seconds);
+        self.admission_decisions
+            .get_or_create(&DecisionLabel {
+                outcome: outcome.into(),
+                reason: reason.into(),
+            })
+            .inc();
     }
 
     pub fn write(&self, kind: &str, what: &str) {

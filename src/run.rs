@@ -13,8 +13,9 @@ use kube::{Client, Config};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
-use crate::controller::{self, Scope};
+use crate::caches::{Caches, Scope};
 use crate::metrics::{self, Metrics};
+use crate::{controller, rules, webhook};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -64,6 +65,177 @@ pub struct RunArgs {
     /// Log level or filter, for example `info` or `roster=debug,kube=info`.
     #[arg(long, env = "ROSTER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Address of the admission webhook (HTTPS); an empty value disables the webhook.
+    #[arg(long, env = "ROSTER_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: String,
+
+    /// Directory with `tls.crt` and `tls.key` for the webhook (cert-manager, a mounted Secret),
+    /// reloaded when they change. Without it, roster generates a CA and certificate at start.
+    #[arg(long, env = "ROSTER_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// Name of the ValidatingWebhookConfiguration roster writes (with the CA it generated) at start.
+    /// Without it roster writes none (for example when the Helm chart or cert-manager owns it).
+    #[arg(long, env = "ROSTER_WEBHOOK_CONFIG_NAME")]
+    pub webhook_config_name: Option<String>,
+
+    /// URL the API server calls, for a webhook outside the cluster (`https://127.0.0.1:8443/validate`).
+    #[arg(long, env = "ROSTER_WEBHOOK_URL", conflicts_with = "webhook_service")]
+    pub webhook_url: Option<String>,
+
+    /// Service the API server calls, as `NAMESPACE/NAME:PORT`.
+    #[arg(long, env = "ROSTER_WEBHOOK_SERVICE")]
+    pub webhook_service: Option<String>,
+
+    /// Groups whose members are platform principals (skip role checks, never the invariants).
+    #[arg(
+        long,
+        env = "ROSTER_PLATFORM_GROUPS",
+        value_delimiter = ',',
+        default_value = "system:masters"
+    )]
+    pub platform_groups: Vec<String>,
+
+    /// Users who are platform principals, such as GitOps controllers'
+    /// `system:serviceaccount:argocd:argocd-application-controller`. roster's own identity is added.
+    #[arg(long, env = "ROSTER_PLATFORM_USERS", value_delimiter = ',')]
+    pub platform_users: Vec<String>,
+
+    /// ClusterRoles that `spec.access.clusterRoles` may name.
+    #[arg(
+        long,
+        env = "ROSTER_ALLOWED_CLUSTER_ROLES",
+        value_delimiter = ',',
+        default_value = "admin,edit,view"
+    )]
+    pub allowed_cluster_roles: Vec<String>,
+
+    /// Namespaces an organization may never claim in `spec.access.namespaces` (roster's own is added).
+    #[arg(
+        long,
+        env = "ROSTER_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,kube-public,kube-node-lease"
+    )]
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// Who roster itself is, so that its own writes count as a platform principal's.
+async fn own_username(client: &Client) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    let review: SelfSubjectReview = serde_json::from_value(serde_json::json!({})).ok()?;
+    let r = api.create(&Default::default(), &review).await.ok()?;
+    r.status?.user_info?.username
+}
+
+fn endpoint(args: &RunArgs) -> anyhow::Result<Option<webhook::config::Endpoint>> {
+    use webhook::config::Endpoint;
+    if let Some(url) = &args.webhook_url {
+        return Ok(Some(Endpoint::Url(url.clone())));
+    }
+    let Some(svc) = &args.webhook_service else {
+        return Ok(None);
+    };
+    let (namespace, rest) = svc
+        .split_once('/')
+        .context("--webhook-service is NAMESPACE/NAME:PORT")?;
+    let (name, port) = rest.split_once(':').unwrap_or((rest, "443"));
+    Ok(Some(Endpoint::Service {
+        namespace: namespace.into(),
+        name: name.into(),
+        port: port.parse().context("--webhook-service port")?,
+    }))
+}
+
+/// Names the self-managed certificate must carry for the endpoint.
+fn certificate_names(
+    endpoint: Option<&webhook::config::Endpoint>,
+) -> (Vec<String>, Vec<std::net::IpAddr>) {
+    use webhook::config::Endpoint;
+    match endpoint {
+        Some(Endpoint::Service {
+            namespace, name, ..
+        }) => (
+            vec![
+                format!("{name}.{namespace}.svc"),
+                format!("{name}.{namespace}.svc.cluster.local"),
+                format!("{name}.{namespace}"),
+                name.clone(),
+            ],
+            vec![],
+        ),
+        Some(Endpoint::Url(url)) => {
+            let host = url
+                .split("://")
+                .nth(1)
+                .unwrap_or(url)
+                .split(['/', ':'])
+                .next()
+                .unwrap_or("localhost");
+            match host.parse() {
+                Ok(ip) => (vec!["localhost".into()], vec![ip]),
+                Err(_) => (vec![host.to_string()], vec![]),
+            }
+        }
+        None => (
+            vec!["localhost".into()],
+            vec!["127.0.0.1".parse().expect("an IP")],
+        ),
+    }
+}
+
+/// Starts the webhook server; returns its task.
+async fn start_webhook(
+    args: &RunArgs,
+    client: &Client,
+    caches: &Caches,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    if args.webhook_addr.is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = args.webhook_addr.parse().context("--webhook-addr")?;
+    let endpoint = endpoint(args)?;
+    let tls = match &args.webhook_cert_dir {
+        Some(dir) => webhook::tls::from_files(dir.join("tls.crt"), dir.join("tls.key")).await?,
+        None => {
+            let (dns, ips) = certificate_names(endpoint.as_ref());
+            webhook::tls::self_signed(&dns, &ips).await?
+        }
+    };
+    let mut config = rules::Config {
+        platform_users: args.platform_users.iter().cloned().collect(),
+        platform_groups: args.platform_groups.iter().cloned().collect(),
+        allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
+        excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+    };
+    if let Some(me) = own_username(client).await {
+        config.platform_users.insert(me);
+    }
+    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+        config.excluded_namespaces.insert(ns);
+    }
+    let app = webhook::router(
+        webhook::Decider::new(caches.clone(), config, client.clone()),
+        metrics,
+    );
+    let server = tokio::spawn(webhook::serve(addr, tls.config.clone(), app, shutdown));
+    if let (Some(name), Some(endpoint)) = (&args.webhook_config_name, &endpoint) {
+        let configuration = webhook::config::configuration(
+            name,
+            endpoint,
+            tls.ca_bundle.as_deref(),
+            &args.namespaces,
+        );
+        webhook::config::apply(client, &configuration)
+            .await
+            .context("write the ValidatingWebhookConfiguration")?;
+        tracing::info!(%name, "wrote the ValidatingWebhookConfiguration");
+    }
+    Ok(Some(server))
 }
 
 fn init_logging(args: &RunArgs) {
@@ -138,6 +310,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = Scope {
         namespaces: args.namespaces.clone(),
     };
+    // Every replica keeps the caches and serves the webhook; only the leader runs the controller.
+    let caches = Caches::start(&client, &scope);
+    {
+        let (caches, metrics) = (caches.clone(), metrics.clone());
+        tokio::spawn(async move {
+            caches.stores.ready().await;
+            metrics.set_ready(true);
+            tracing::info!("caches synced");
+        });
+    }
+    let webhook_server = start_webhook(&args, &client, &caches, metrics.clone(), stopped()).await?;
 
     if args.leader_elect {
         let lease_ns = args
@@ -178,11 +361,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let shutdown = async move {
             let _ = end_rx.wait_for(|e| *e).await;
         };
-        controller::run(client, scope, metrics, reporter, shutdown).await?;
+        controller::run(client, &caches, &scope, metrics, reporter, shutdown).await?;
         drop(leading);
         finish(server, lease_task).await
     } else {
-        controller::run(client, scope, metrics, reporter, stopped()).await?;
+        controller::run(client, &caches, &scope, metrics, reporter, stopped()).await?;
+        if let Some(w) = webhook_server {
+            w.await??;
+        }
         server.await??;
         Ok(())
     }

@@ -11,8 +11,9 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Context, INVITE_CODE_LABEL};
+use super::Context;
 use crate::api::Invite;
+use crate::caches::{INVITE_CODE_LABEL, code_secret_name};
 use crate::rules::invite_code;
 
 /// The one field manager of every write roster makes.
@@ -86,13 +87,6 @@ where
             .await
             .map(drop),
     )
-}
-
-/// The name of the Secret holding an invite's code.
-pub fn code_secret_name(invite: &Invite) -> String {
-    let mut name = format!("{}-invite-code", invite.name_any());
-    name.truncate(253);
-    name
 }
 
 /// Creates the Secret with a fresh code for `invite`, owned by it; returns the Secret as stored.

@@ -14,33 +14,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::{Invite, Membership, Organization, Team};
+use crate::caches::Caches;
+pub use crate::caches::{INVITE_CODE_LABEL, Scope, Stores};
 use crate::metrics::Metrics;
 
 pub use apply::FIELD_MANAGER;
 pub use reconcile::OWNER_PROTECTION;
-
-/// Label on the Secrets that hold invite codes; the controller watches only these Secrets.
-pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
-
-/// What the controller reads: one cache per kind, filled by watches.
-#[derive(Clone)]
-pub struct Stores {
-    pub organizations: Store<Organization>,
-    pub memberships: Store<Membership>,
-    pub invites: Store<Invite>,
-    pub teams: Store<Team>,
-    pub secrets: Store<Secret>,
-}
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -52,140 +39,52 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-/// Which namespaces to watch: all, or a list.
-#[derive(Clone, Debug, Default)]
-pub struct Scope {
-    pub namespaces: Vec<String>,
-}
-
-impl Scope {
-    fn api<K>(&self, client: &Client) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match self.namespaces.as_slice() {
-            [one] => Api::namespaced(client.clone(), one),
-            _ => Api::all(client.clone()),
-        }
-    }
-
-    fn contains(&self, namespace: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
-    }
-}
-
-/// A watched kind: its cache, and a stream of changes mapped to the org namespace it belongs to.
-fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    scope: &Scope,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = ObjectRef<Namespace>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let scope = scope.clone();
-    let stream = watcher(api, config)
-        .default_backoff()
-        // Caches hold thousands of objects; managedFields would be most of their size.
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects()
-        .filter_map(move |r| {
-            let found = match r {
-                Ok(o) => o
-                    .namespace()
-                    .filter(|ns| scope.contains(ns))
-                    .map(|ns| ObjectRef::new(&ns)),
-                Err(e) => {
-                    // The watcher retries with backoff by itself; say why it is behind.
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed, retrying");
-                    None
-                }
-            };
-            std::future::ready(found)
-        });
-    (reader, stream)
-}
-
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller on `caches` until `shutdown` resolves.
 pub async fn run(
     client: Client,
-    scope: Scope,
+    caches: &Caches,
+    scope: &Scope,
     metrics: Arc<Metrics>,
     reporter: Reporter,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     let config = watcher::Config::default().any_semantic();
-    let (organizations, org_changes) =
-        watch(scope.api::<Organization>(&client), config.clone(), &scope);
-    let (memberships, membership_changes) =
-        watch(scope.api::<Membership>(&client), config.clone(), &scope);
-    let (invites, invite_changes) = watch(scope.api::<Invite>(&client), config.clone(), &scope);
-    let (teams, team_changes) = watch(scope.api::<Team>(&client), config.clone(), &scope);
-    let (secrets, secret_changes) = watch(
-        scope.api::<Secret>(&client),
-        config.clone().labels(INVITE_CODE_LABEL),
-        &scope,
-    );
-    let stores = Stores {
-        organizations,
-        memberships,
-        invites,
-        teams,
-        secrets,
-    };
-
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace_config = match scope.namespaces.as_slice() {
-        [one] => config.clone().fields(&format!("metadata.name={one}")),
-        _ => config.clone(),
+        [one] => config.fields(&format!("metadata.name={one}")),
+        _ => config,
     };
+    // Every change the caches see, as "reconcile this org namespace". A lagging receiver loses
+    // triggers, but the namespace watch's initial list reconciles every namespace anyway.
+    let triggers = futures::stream::unfold(caches.triggers(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(r) => return Some((r, rx)),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "controller lagged behind the caches")
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
     let controller = Controller::new(namespaces, namespace_config)
         .with_config(
             ControllerConfig::default()
                 .concurrency(8)
                 .debounce(Duration::from_millis(100)),
         )
-        .reconcile_on(org_changes)
-        .reconcile_on(membership_changes)
-        .reconcile_on(invite_changes)
-        .reconcile_on(team_changes)
-        .reconcile_on(secret_changes)
+        .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown);
 
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        stores: stores.clone(),
-        metrics: metrics.clone(),
+        stores: caches.stores.clone(),
+        metrics,
         failures: Mutex::new(HashMap::new()),
     });
-
-    // Ready once every cache has listed what exists.
-    let ready = {
-        let s = stores.clone();
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            let _ = s.organizations.wait_until_ready().await;
-            let _ = s.memberships.wait_until_ready().await;
-            let _ = s.invites.wait_until_ready().await;
-            let _ = s.teams.wait_until_ready().await;
-            let _ = s.secrets.wait_until_ready().await;
-            m.set_ready(true);
-            tracing::info!("caches synced");
-        })
-    };
-
+    caches.stores.ready().await;
+    tracing::info!("caches synced; reconciling");
     controller
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -194,8 +93,6 @@ pub async fn run(
             }
         })
         .await;
-    ready.abort();
-    metrics.set_ready(false);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::Action;
@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 
 use super::{Context, apply};
 use crate::api::{Invite, Membership, Organization, OrganizationStatus};
+use crate::caches::{code_secret_name, invite_code};
 use crate::rules::conditions::{self, Want};
 use crate::rules::{self, OrgObjects};
 
@@ -103,17 +104,6 @@ where
     Ok(())
 }
 
-fn code_of(secret: &Secret, invite: &Invite) -> Option<String> {
-    let uid = invite.uid()?;
-    secret
-        .owner_references()
-        .iter()
-        .any(|r| r.uid == uid)
-        .then_some(())?;
-    let bytes = secret.data.as_ref()?.get("code")?;
-    String::from_utf8(bytes.0.clone()).ok()
-}
-
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer();
     let namespace = ns.name_any();
@@ -133,14 +123,14 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .iter()
         .filter(|i| i.meta().deletion_timestamp.is_none())
     {
-        let name = apply::code_secret_name(invite);
+        let name = code_secret_name(invite);
         let cached = stores
             .secrets
             .get(&ObjectRef::new(&name).within(&namespace));
-        let code = match cached.as_deref().and_then(|s| code_of(s, invite)) {
+        let code = match cached.as_deref().and_then(|s| invite_code(s, invite)) {
             Some(code) => Some(code),
             None if cached.is_none() => {
-                code_of(&apply::create_code_secret(&ctx, invite).await?, invite)
+                invite_code(&apply::create_code_secret(&ctx, invite).await?, invite)
             }
             // A Secret of that name not owned by this Invite: leave it, report no code.
             None => None,

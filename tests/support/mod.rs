@@ -333,3 +333,86 @@ pub async fn apply(client: &Client, ns: &str, yaml: &str) {
             .unwrap_or_else(|e| panic!("apply {} {name}: {e}", gvk.kind));
     }
 }
+
+/// Starts `roster run` with its admission webhook, which the API server calls over TLS for the
+/// given namespaces only (the ValidatingWebhookConfiguration `roster-<first namespace>` selects them).
+pub fn operator_with_webhook(namespaces: &[&str]) -> Operator {
+    let port = free_port();
+    Operator::start(
+        namespaces,
+        &[
+            "--webhook-addr",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-url",
+            &format!("https://127.0.0.1:{port}/validate"),
+            "--webhook-config-name",
+            &format!("roster-{}", namespaces[0]),
+        ],
+    )
+}
+
+/// Waits until the webhook answers for `ns`: a dry-run create of an invalid-for-roster object
+/// (a second Organization) is refused by roster, not by RBAC or a missing configuration.
+pub async fn wait_for_webhook(client: &Client, ns: &str) {
+    let probe = serde_json::json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "webhook-probe" },
+        "spec": { "access": { "namespaces": ["kube-system"] } }
+    });
+    let obj: kube::api::DynamicObject = serde_json::from_value(probe).unwrap();
+    let gvk = kube::api::GroupVersionKind::gvk("roster.dev", "v1alpha1", "Organization");
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("discover Organization");
+    let api = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..300 {
+        if let Err(kube::Error::Api(s)) = api.create(&pp, &obj).await
+            && s.message.contains("roster:")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the roster webhook did not answer for namespace {ns} within 30s");
+}
+
+/// Lets every authenticated user read and write roster objects in `ns` through RBAC, so that the
+/// webhook (not RBAC) is what decides in tests. The access issue ships the real roles.
+pub async fn allow_roster_rbac(client: &Client, ns: &str) {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "roster-tests-everything" },
+        "rules": [
+            { "apiGroups": ["roster.dev"], "resources": ["*"], "verbs": ["*"] },
+            { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"] }
+        ]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .patch(
+            "roster-tests-everything",
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&role),
+        )
+        .await
+        .expect("apply test ClusterRole");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "roster-tests-everything", "namespace": ns },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-tests-everything" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .patch(
+            "roster-tests-everything",
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .expect("apply test RoleBinding");
+}

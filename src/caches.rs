@@ -1,0 +1,309 @@
+//! The caches every replica keeps: one reflector store per watched kind, an [`OrgIndex`] per org
+//! namespace kept current from the watch events (so webhook decisions never scan), and a stream of
+//! "this org namespace changed" triggers for the controller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::api::{Invite, Membership, Organization, Team};
+use crate::rules::OrgIndex;
+
+/// Label on the Secrets that hold invite codes; only these Secrets are watched.
+pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
+
+/// The name of the Secret holding an invite's code.
+pub fn code_secret_name(invite: &Invite) -> String {
+    let mut name = format!("{}-invite-code", invite.name_any());
+    name.truncate(253);
+    name
+}
+
+/// The code in an invite code Secret, only if that Secret belongs to this very Invite (not to an
+/// earlier Invite of the same name).
+pub fn invite_code(secret: &Secret, invite: &Invite) -> Option<String> {
+    let uid = invite.uid()?;
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.uid == uid)
+        .then_some(())?;
+    String::from_utf8(secret.data.as_ref()?.get("code")?.0.clone()).ok()
+}
+
+/// Which namespaces to watch: all, or a list.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub namespaces: Vec<String>,
+}
+
+impl Scope {
+    pub fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self.namespaces.as_slice() {
+            [one] => Api::namespaced(client.clone(), one),
+            _ => Api::all(client.clone()),
+        }
+    }
+
+    pub fn contains(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+/// One cache per kind.
+#[derive(Clone)]
+pub struct Stores {
+    pub organizations: Store<Organization>,
+    pub memberships: Store<Membership>,
+    pub invites: Store<Invite>,
+    pub teams: Store<Team>,
+    pub secrets: Store<Secret>,
+}
+
+impl Stores {
+    /// Resolves once every cache has listed what exists.
+    pub async fn ready(&self) {
+        let _ = self.organizations.wait_until_ready().await;
+        let _ = self.memberships.wait_until_ready().await;
+        let _ = self.invites.wait_until_ready().await;
+        let _ = self.teams.wait_until_ready().await;
+        let _ = self.secrets.wait_until_ready().await;
+    }
+}
+
+/// The caches of this replica.
+#[derive(Clone)]
+pub struct Caches {
+    pub stores: Stores,
+    indexes: Arc<RwLock<HashMap<String, Arc<OrgIndex>>>>,
+    triggers: broadcast::Sender<ObjectRef<Namespace>>,
+}
+
+impl Caches {
+    /// Starts watching; the returned caches fill in the background.
+    pub fn start(client: &Client, scope: &Scope) -> Caches {
+        let config = watcher::Config::default().any_semantic();
+        let (triggers, _) = broadcast::channel(4096);
+        let (organizations, org_events) =
+            reflect(scope.api::<Organization>(client), config.clone());
+        let (memberships, membership_events) =
+            reflect(scope.api::<Membership>(client), config.clone());
+        let (invites, invite_events) = reflect(scope.api::<Invite>(client), config.clone());
+        let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone());
+        let (secrets, secret_events) = reflect(
+            scope.api::<Secret>(client),
+            config.labels(INVITE_CODE_LABEL),
+        );
+        let caches = Caches {
+            stores: Stores {
+                organizations,
+                memberships,
+                invites,
+                teams,
+                secrets,
+            },
+            indexes: Arc::default(),
+            triggers,
+        };
+        caches.drive(org_events, scope, Caches::on_organization);
+        caches.drive(membership_events, scope, Caches::on_membership);
+        caches.drive(invite_events, scope, Caches::on_invite);
+        caches.drive(team_events, scope, |_, _| {});
+        caches.drive(secret_events, scope, |_, _| {});
+        caches
+    }
+
+    /// The index of one org namespace (empty when nothing is there).
+    pub fn index(&self, namespace: &str) -> Arc<OrgIndex> {
+        self.indexes
+            .read()
+            .expect("index lock")
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Org namespaces that changed, for the controller.
+    pub fn triggers(&self) -> broadcast::Receiver<ObjectRef<Namespace>> {
+        self.triggers.subscribe()
+    }
+
+    fn drive<K>(
+        &self,
+        events: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+        scope: &Scope,
+        update: fn(&Caches, &Event<K>),
+    ) where
+        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        let caches = self.clone();
+        let scope = scope.clone();
+        tokio::spawn(events.for_each(move |event| {
+            match event {
+                Ok(event) => {
+                    update(&caches, &event);
+                    let touched = match &event {
+                        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => o.namespace(),
+                        Event::Init | Event::InitDone => None,
+                    };
+                    if let Some(ns) = touched.filter(|ns| scope.contains(ns)) {
+                        let _ = caches.triggers.send(ObjectRef::new(&ns));
+                    }
+                }
+                // The watcher retries with backoff by itself; say why it is behind.
+                Err(e) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed, retrying")
+                }
+            }
+            std::future::ready(())
+        }));
+    }
+
+    /// Changes one namespace's index, copy-on-write so readers never wait for long.
+    fn edit(&self, namespace: &str, f: impl FnOnce(&mut OrgIndex)) {
+        let mut indexes = self.indexes.write().expect("index lock");
+        let index = indexes.entry(namespace.to_string()).or_default();
+        f(Arc::make_mut(index));
+    }
+
+    fn on_organization(&self, event: &Event<Organization>) {
+        match event {
+            Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
+                let ns = o.namespace().unwrap_or_default();
+                // The oldest Organization of a namespace is its organization.
+                let mut orgs = self
+                    .stores
+                    .organizations
+                    .state_filter(|x| x.namespace().as_deref() == Some(&ns));
+                orgs.sort_by_key(|x| {
+                    (
+                        x.meta().creation_timestamp.as_ref().map(|t| t.0),
+                        x.name_any(),
+                    )
+                });
+                let org = orgs.first().map(|x| (**x).clone());
+                self.edit(&ns, |index| index.organization = org);
+            }
+            Event::InitDone => self.rebuild(),
+            Event::Init => {}
+        }
+    }
+
+    fn on_membership(&self, event: &Event<Membership>) {
+        match event {
+            Event::Apply(m) | Event::InitApply(m) => self
+                .edit(&m.namespace().unwrap_or_default(), |index| {
+                    index.upsert_membership(m)
+                }),
+            Event::Delete(m) => self.edit(&m.namespace().unwrap_or_default(), |index| {
+                index.remove_membership(&m.name_any())
+            }),
+            Event::InitDone => self.rebuild(),
+            Event::Init => {}
+        }
+    }
+
+    fn on_invite(&self, event: &Event<Invite>) {
+        match event {
+            Event::Apply(i) | Event::InitApply(i) => self
+                .edit(&i.namespace().unwrap_or_default(), |index| {
+                    index.upsert_invite(i)
+                }),
+            Event::Delete(i) => self.edit(&i.namespace().unwrap_or_default(), |index| {
+                index.remove_invite(&i.name_any())
+            }),
+            Event::InitDone => self.rebuild(),
+            Event::Init => {}
+        }
+    }
+
+    /// After a (re)list, objects deleted while the watch was down are gone from the stores but may
+    /// linger in the indexes: rebuild them all from the stores.
+    fn rebuild(&self) {
+        let mut by_ns: HashMap<String, NamespaceObjects> = HashMap::new();
+        for o in self.stores.organizations.state() {
+            by_ns
+                .entry(o.namespace().unwrap_or_default())
+                .or_default()
+                .0
+                .push(o);
+        }
+        for m in self.stores.memberships.state() {
+            by_ns
+                .entry(m.namespace().unwrap_or_default())
+                .or_default()
+                .1
+                .push(m);
+        }
+        for i in self.stores.invites.state() {
+            by_ns
+                .entry(i.namespace().unwrap_or_default())
+                .or_default()
+                .2
+                .push(i);
+        }
+        let rebuilt = by_ns
+            .into_iter()
+            .map(|(ns, (mut orgs, ms, invs))| {
+                orgs.sort_by_key(|x| {
+                    (
+                        x.meta().creation_timestamp.as_ref().map(|t| t.0),
+                        x.name_any(),
+                    )
+                });
+                let index = OrgIndex::new(
+                    orgs.first().map(|o| o.as_ref()),
+                    ms.iter().map(|m| m.as_ref()),
+                    invs.iter().map(|i| i.as_ref()),
+                );
+                (ns, Arc::new(index))
+            })
+            .collect();
+        *self.indexes.write().expect("index lock") = rebuilt;
+    }
+}
+
+/// The objects of one namespace that an index is built from.
+type NamespaceObjects = (
+    Vec<Arc<Organization>>,
+    Vec<Arc<Membership>>,
+    Vec<Arc<Invite>>,
+);
+
+/// A watched kind: its store, and its watch events after the store has taken them.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = watch(api, config)
+        .default_backoff()
+        // Caches hold thousands of objects; managedFields would be most of their size.
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer);
+    (reader, events)
+}

@@ -1,0 +1,311 @@
+//! One admission decision: parse the AdmissionReview, find the actor and the org's index, ask
+//! [`crate::rules::authorize`], and answer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ListParams};
+use kube::core::DynamicObject;
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as Verb,
+};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
+use crate::caches::{Caches, code_secret_name, invite_code};
+use crate::rules::{self, Actor, Config, Context, Decision, Operation, OrgIndex, Redemption};
+
+/// What a decision needs besides the request.
+pub struct Decider {
+    pub caches: Caches,
+    pub config: Config,
+    pub client: Client,
+    /// Admitted Membership deletions per namespace in the last hour (for `maxRemovalsPerHour`).
+    removals: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+}
+
+/// The outcome, for the response and the metrics.
+pub struct Answer {
+    pub response: AdmissionResponse,
+    /// `allowed`, or the rule that denied.
+    pub reason: &'static str,
+}
+
+fn typed<T: DeserializeOwned>(o: &Option<DynamicObject>) -> Option<T> {
+    serde_json::to_value(o.as_ref()?)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+impl Decider {
+    pub fn new(caches: Caches, config: Config, client: Client) -> Decider {
+        Decider {
+            caches,
+            config,
+            client,
+            removals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides one AdmissionReview body. A body that is not an AdmissionReview is `Err` (HTTP 400).
+    pub async fn review(
+        &self,
+        body: &[u8],
+    ) -> Result<(AdmissionReview<DynamicObject>, &'static str), String> {
+        let review: AdmissionReview<DynamicObject> =
+            serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
+        let request: AdmissionRequest<DynamicObject> = review
+            .try_into()
+            .map_err(|_| "the AdmissionReview has no request".to_string())?;
+        let answer = self.decide(&request).await;
+        Ok((answer.response.into_review(), answer.reason))
+    }
+
+    async fn decide(&self, req: &AdmissionRequest<DynamicObject>) -> Answer {
+        let allow = |warnings: Vec<String>| {
+            let mut response = AdmissionResponse::from(req);
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
+            }
+            Answer {
+                response,
+                reason: "allowed",
+            }
+        };
+        let invalid = |what: &str| Answer {
+            response: AdmissionResponse::from(req).deny(format!("roster: {what}")),
+            reason: "InvalidRequest",
+        };
+        let Some(namespace) = req.namespace.clone() else {
+            return allow(vec![]);
+        };
+        let actor = Actor::new(
+            req.user_info.username.clone().unwrap_or_default(),
+            req.user_info.groups.clone().unwrap_or_default(),
+            &self.config,
+        );
+        let now = Timestamp::now();
+        let mut index = self.caches.index(&namespace);
+        let kind = req.kind.kind.as_str();
+
+        macro_rules! objects {
+            ($t:ty) => {{
+                let new: Option<$t> = typed(&req.object);
+                let old: Option<$t> = typed(&req.old_object);
+                let missing = match &req.operation {
+                    Verb::Create => new.is_none(),
+                    Verb::Update => new.is_none() || old.is_none(),
+                    Verb::Delete => old.is_none(),
+                    Verb::Connect => false,
+                };
+                if missing {
+                    return invalid(&format!("the {kind} in the request could not be read"));
+                }
+                (new, old)
+            }};
+        }
+
+        // Kept alive for the borrow in `Operation`.
+        let (memberships, invites, teams, orgs);
+        let invite_for_redemption;
+        let code;
+        let op = match kind {
+            "Membership" => {
+                memberships = objects!(Membership);
+                match (&req.operation, &memberships) {
+                    (&Verb::Create, (Some(m), _)) => {
+                        invite_for_redemption = m.spec.invite.as_ref().and_then(|r| {
+                            self.caches
+                                .stores
+                                .invites
+                                .get(&ObjectRef::new(&r.name).within(&namespace))
+                        });
+                        code = invite_for_redemption
+                            .as_deref()
+                            .and_then(|i| self.code(&namespace, i));
+                        Operation::CreateMembership {
+                            spec: &m.spec,
+                            redemption: m.spec.invite.as_ref().map(|_| Redemption {
+                                invite: invite_for_redemption.as_deref(),
+                                code: code.as_deref(),
+                            }),
+                        }
+                    }
+                    (&Verb::Update, (Some(new), Some(old))) => {
+                        if new.spec == old.spec {
+                            return allow(vec![]); // metadata only (finalizers, labels)
+                        }
+                        Operation::UpdateMembership {
+                            old: &old.spec,
+                            new: &new.spec,
+                        }
+                    }
+                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteMembership(&old.spec),
+                    _ => return allow(vec![]),
+                }
+            }
+            "Invite" => {
+                invites = objects!(Invite);
+                match (&req.operation, &invites) {
+                    (&Verb::Create, (Some(i), _)) => Operation::CreateInvite(&i.spec),
+                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
+                        return allow(vec![]);
+                    }
+                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateInvite {
+                        old: &old.spec,
+                        new: &new.spec,
+                    },
+                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteInvite(&old.spec),
+                    _ => return allow(vec![]),
+                }
+            }
+            "Team" => {
+                teams = objects!(Team);
+                match (&req.operation, &teams) {
+                    (&Verb::Create, (Some(t), _)) => Operation::CreateTeam(&t.spec),
+                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
+                        return allow(vec![]);
+                    }
+                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateTeam {
+                        old: &old.spec,
+                        new: &new.spec,
+                    },
+                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteTeam(&old.spec),
+                    _ => return allow(vec![]),
+                }
+            }
+            "Organization" => {
+                orgs = objects!(Organization);
+                match (&req.operation, &orgs) {
+                    (&Verb::Create, (Some(o), _)) => Operation::CreateOrganization(&o.spec),
+                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
+                        return allow(vec![]);
+                    }
+                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateOrganization {
+                        old: &old.spec,
+                        new: &new.spec,
+                    },
+                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteOrganization(&old.spec),
+                    _ => return allow(vec![]),
+                }
+            }
+            _ => return allow(vec![]),
+        };
+
+        // Removing or demoting an owner is rare and dangerous: decide it from a fresh read.
+        if let Operation::UpdateMembership { old: target, .. } | Operation::DeleteMembership(target) =
+            op
+            && touches_an_owner(&index, target)
+        {
+            match self.fresh_index(&namespace).await {
+                Ok(fresh) => index = std::sync::Arc::new(fresh),
+                Err(e) => {
+                    return Answer {
+                        response: AdmissionResponse::from(req).deny(format!(
+                            "roster: could not confirm the owner count ({e}); try again"
+                        )),
+                        reason: "FreshReadFailed",
+                    };
+                }
+            }
+        }
+
+        let removing = matches!(op, Operation::DeleteMembership(_));
+        let ctx = Context {
+            now,
+            removals_last_hour: if removing {
+                self.removals_last_hour(&namespace, now)
+            } else {
+                0
+            },
+        };
+        let decision: Decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
+        match decision.denial {
+            Some(denial) => {
+                let mut response = AdmissionResponse::from(req).deny(format!(
+                    "roster: {} [rule {}]",
+                    denial.message,
+                    denial.reason.as_str()
+                ));
+                if !decision.warnings.is_empty() {
+                    response.warnings = Some(decision.warnings);
+                }
+                Answer {
+                    response,
+                    reason: denial.reason.as_str(),
+                }
+            }
+            None => {
+                // Dry runs must cause nothing, not even a tick of the removal budget.
+                if removing && !req.dry_run {
+                    self.record_removal(&namespace, now);
+                }
+                allow(decision.warnings)
+            }
+        }
+    }
+
+    /// The code in an Invite's Secret, from the cache.
+    fn code(&self, namespace: &str, invite: &Invite) -> Option<String> {
+        let secret = self
+            .caches
+            .stores
+            .secrets
+            .get(&ObjectRef::new(&code_secret_name(invite)).within(namespace))?;
+        invite_code(&secret, invite)
+    }
+
+    async fn fresh_index(&self, namespace: &str) -> Result<OrgIndex, kube::Error> {
+        let orgs = Api::<Organization>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?;
+        let members = Api::<Membership>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?;
+        let mut orgs = orgs.items;
+        orgs.sort_by_key(|o| {
+            (
+                o.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                o.name_any(),
+            )
+        });
+        let invites = self
+            .caches
+            .stores
+            .invites
+            .state_filter(|i| i.namespace().as_deref() == Some(namespace));
+        Ok(OrgIndex::new(
+            orgs.first(),
+            &members.items,
+            invites.iter().map(|i| i.as_ref()),
+        ))
+    }
+
+    fn removals_last_hour(&self, namespace: &str, now: Timestamp) -> u32 {
+        let mut removals = self.removals.lock().expect("removals lock");
+        let q = removals.entry(namespace.to_string()).or_default();
+        let hour_ago = now - SignedDuration::from_hours(1);
+        while q.front().is_some_and(|t| *t < hour_ago) {
+            q.pop_front();
+        }
+        q.len() as u32
+    }
+
+    fn record_removal(&self, namespace: &str, now: Timestamp) {
+        self.removals
+            .lock()
+            .expect("removals lock")
+            .entry(namespace.to_string())
+            .or_default()
+            .push_back(now);
+    }
+}
+
+/// Whether a change to this Membership might take an owner away (by the cache's account).
+fn touches_an_owner(index: &OrgIndex, target: &MembershipSpec) -> bool {
+    target.role == OrgRole::Owner
+        || target.subject().and_then(|s| index.effective_role(&s)) == Some(OrgRole::Owner)
+}
