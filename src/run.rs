@@ -131,22 +131,8 @@ async fn own_username(client: &Client) -> Option<String> {
 }
 
 fn endpoint(args: &RunArgs) -> anyhow::Result<Option<webhook::config::Endpoint>> {
-    use webhook::config::Endpoint;
-    if let Some(url) = &args.webhook_url {
-        return Ok(Some(Endpoint::Url(url.clone())));
-    }
-    let Some(svc) = &args.webhook_service else {
-        return Ok(None);
-    };
-    let (namespace, rest) = svc
-        .split_once('/')
-        .context("--webhook-service is NAMESPACE/NAME:PORT")?;
-    let (name, port) = rest.split_once(':').unwrap_or((rest, "443"));
-    Ok(Some(Endpoint::Service {
-        namespace: namespace.into(),
-        name: name.into(),
-        port: port.parse().context("--webhook-service port")?,
-    }))
+    webhook::config::Endpoint::parse(args.webhook_url.as_deref(), args.webhook_service.as_deref())
+        .map_err(anyhow::Error::msg)
 }
 
 /// Names the self-managed certificate must carry for the endpoint.

@@ -22,6 +22,31 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// From `--url` or `--service NAMESPACE/NAME[:PORT]` (port 443 by default).
+    pub fn parse(url: Option<&str>, service: Option<&str>) -> Result<Option<Endpoint>, String> {
+        if let Some(url) = url {
+            if !url.starts_with("https://") {
+                return Err(format!("the webhook URL must use https://, got {url}"));
+            }
+            return Ok(Some(Endpoint::Url(url.to_string())));
+        }
+        let Some(svc) = service else { return Ok(None) };
+        let (namespace, rest) = svc
+            .split_once('/')
+            .ok_or("the service is NAMESPACE/NAME[:PORT]")?;
+        let (name, port) = rest.split_once(':').unwrap_or((rest, "443"));
+        let port = port
+            .parse()
+            .map_err(|_| format!("the service port {port} is not a number"))?;
+        Ok(Some(Endpoint::Service {
+            namespace: namespace.into(),
+            name: name.into(),
+            port,
+        }))
+    }
+}
+
 /// The configuration for `endpoint`; with `namespaces`, it applies to those namespaces only.
 pub fn configuration(
     name: &str,
@@ -106,4 +131,96 @@ pub async fn apply(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_roster_resources_can_ever_be_blocked() {
+        let c = configuration(
+            "roster",
+            &Endpoint::Url("https://127.0.0.1:8443/validate".into()),
+            Some(b"CA"),
+            &[],
+        );
+        let hooks = c.webhooks.unwrap();
+        assert_eq!(hooks.len(), 1);
+        let h = &hooks[0];
+        assert_eq!(h.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(h.side_effects, "None");
+        assert_eq!(h.admission_review_versions, vec!["v1"]);
+        assert_eq!(h.match_policy.as_deref(), Some("Equivalent"));
+        assert!(h.timeout_seconds.unwrap() <= 10);
+        assert!(
+            h.namespace_selector.is_none(),
+            "all namespaces when none are given"
+        );
+        for rule in h.rules.as_ref().unwrap() {
+            assert_eq!(
+                rule.api_groups.as_deref(),
+                Some(&["roster.dev".to_string()][..])
+            );
+            assert!(
+                !rule
+                    .resources
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == "*" || r.contains('/'))
+            );
+            assert_eq!(
+                rule.operations.as_deref(),
+                Some(
+                    &[
+                        "CREATE".to_string(),
+                        "UPDATE".to_string(),
+                        "DELETE".to_string()
+                    ][..]
+                )
+            );
+        }
+        assert_eq!(h.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+    }
+
+    #[test]
+    fn endpoints_parse_with_clear_errors() {
+        assert!(matches!(
+            Endpoint::parse(None, Some("roster-system/roster")),
+            Ok(Some(Endpoint::Service { port: 443, .. }))
+        ));
+        assert!(matches!(
+            Endpoint::parse(None, Some("roster-system/roster:9443")),
+            Ok(Some(Endpoint::Service { port: 9443, .. }))
+        ));
+        assert!(
+            Endpoint::parse(Some("http://x/validate"), None)
+                .unwrap_err()
+                .contains("https://")
+        );
+        assert!(
+            Endpoint::parse(None, Some("roster"))
+                .unwrap_err()
+                .contains("NAMESPACE/NAME")
+        );
+        assert!(Endpoint::parse(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn namespaces_restrict_the_webhook_by_name() {
+        let c = configuration(
+            "t",
+            &Endpoint::Url("https://x/validate".into()),
+            None,
+            &["a".into(), "b".into()],
+        );
+        let sel = c.webhooks.unwrap()[0].namespace_selector.clone().unwrap();
+        let expr = &sel.match_expressions.unwrap()[0];
+        assert_eq!(expr.key, "kubernetes.io/metadata.name");
+        assert_eq!(
+            expr.values.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
+    }
 }
