@@ -42,7 +42,8 @@ free_port() {
 
 stop() {
   local c pid i
-  for c in kube-controller-manager kube-apiserver etcd; do
+  # `make dev` runs the operator beside the control plane; it goes first.
+  for c in roster kube-controller-manager kube-apiserver etcd; do
     if alive "$c"; then
       pid=$(cat "$dir/$c.pid")
       kill "$pid" 2>/dev/null || true
