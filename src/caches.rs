@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -70,6 +71,8 @@ pub struct Stores {
     pub invites: Store<Invite>,
     pub teams: Store<Team>,
     pub secrets: Store<Secret>,
+    /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope).
+    pub role_bindings: Store<RoleBinding>,
 }
 
 impl Stores {
@@ -80,6 +83,7 @@ impl Stores {
         let _ = self.invites.wait_until_ready().await;
         let _ = self.teams.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
+        let _ = self.role_bindings.wait_until_ready().await;
     }
 }
 
@@ -104,7 +108,11 @@ impl Caches {
         let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone());
         let (secrets, secret_events) = reflect(
             scope.api::<Secret>(client),
-            config.labels(INVITE_CODE_LABEL),
+            config.clone().labels(INVITE_CODE_LABEL),
+        );
+        let (role_bindings, binding_events) = reflect(
+            Api::<RoleBinding>::all(client.clone()),
+            config.labels(crate::access::ORGANIZATION_LABEL),
         );
         let caches = Caches {
             stores: Stores {
@@ -113,6 +121,7 @@ impl Caches {
                 invites,
                 teams,
                 secrets,
+                role_bindings,
             },
             indexes: Arc::default(),
             triggers,
@@ -122,6 +131,10 @@ impl Caches {
         caches.drive(invite_events, scope, Caches::on_invite);
         caches.drive(team_events, scope, |_, _| {});
         caches.drive(secret_events, scope, |_, _| {});
+        // A binding changed or deleted by someone else is repaired by its organization's reconcile.
+        caches.drive_mapped(binding_events, scope, |b: &RoleBinding| {
+            b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()
+        });
         caches
     }
 
@@ -149,6 +162,7 @@ impl Caches {
                 invites: filled(invites),
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),
+                role_bindings: filled(Vec::<RoleBinding>::new()),
             },
             indexes: Arc::default(),
             triggers: broadcast::channel(1).0,
@@ -180,6 +194,29 @@ impl Caches {
     ) where
         K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
+        self.drive_with(events, scope, update, |o: &K| o.namespace());
+    }
+
+    fn drive_mapped<K>(
+        &self,
+        events: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+        scope: &Scope,
+        org_namespace: fn(&K) -> Option<String>,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        self.drive_with(events, scope, |_, _| {}, org_namespace);
+    }
+
+    fn drive_with<K>(
+        &self,
+        events: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+        scope: &Scope,
+        update: fn(&Caches, &Event<K>),
+        org_namespace: fn(&K) -> Option<String>,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
         let caches = self.clone();
         let scope = scope.clone();
         tokio::spawn(events.for_each(move |event| {
@@ -187,7 +224,9 @@ impl Caches {
                 Ok(event) => {
                     update(&caches, &event);
                     let touched = match &event {
-                        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => o.namespace(),
+                        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
+                            org_namespace(o)
+                        }
                         Event::Init | Event::InitDone => None,
                     };
                     if let Some(ns) = touched.filter(|ns| scope.contains(ns)) {

@@ -3,6 +3,7 @@
 //! [`rules`] decides everything (roles, authorization, invariants, effective state) without I/O;
 //! the rest of the crate feeds it and applies its answers.
 
+pub mod access;
 pub mod api;
 pub mod caches;
 pub mod controller;

@@ -172,11 +172,29 @@ fn certificate_names(
     }
 }
 
+/// What the installer decides, plus roster's own identity as a platform principal.
+async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
+    let mut config = rules::Config {
+        platform_users: args.platform_users.iter().cloned().collect(),
+        platform_groups: args.platform_groups.iter().cloned().collect(),
+        allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
+        excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+    };
+    if let Some(me) = own_username(client).await {
+        config.platform_users.insert(me);
+    }
+    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+        config.excluded_namespaces.insert(ns);
+    }
+    config
+}
+
 /// Starts the webhook server; returns its task.
 async fn start_webhook(
     args: &RunArgs,
     client: &Client,
     caches: &Caches,
+    config: rules::Config,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
@@ -192,18 +210,6 @@ async fn start_webhook(
             webhook::tls::self_signed(&dns, &ips).await?
         }
     };
-    let mut config = rules::Config {
-        platform_users: args.platform_users.iter().cloned().collect(),
-        platform_groups: args.platform_groups.iter().cloned().collect(),
-        allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
-        excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
-    };
-    if let Some(me) = own_username(client).await {
-        config.platform_users.insert(me);
-    }
-    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
-        config.excluded_namespaces.insert(ns);
-    }
     let app = webhook::router(
         webhook::Decider::new(caches.clone(), config, client.clone()),
         metrics,
@@ -296,6 +302,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = Scope {
         namespaces: args.namespaces.clone(),
     };
+    let config = rules_config(&args, &client).await;
     // Every replica keeps the caches and serves the webhook; only the leader runs the controller.
     let caches = Caches::start(&client, &scope);
     {
@@ -306,7 +313,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!("caches synced");
         });
     }
-    let webhook_server = start_webhook(&args, &client, &caches, metrics.clone(), stopped()).await?;
+    let webhook_server = start_webhook(
+        &args,
+        &client,
+        &caches,
+        config.clone(),
+        metrics.clone(),
+        stopped(),
+    )
+    .await?;
 
     if args.leader_elect {
         let lease_ns = args
@@ -347,11 +362,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let shutdown = async move {
             let _ = end_rx.wait_for(|e| *e).await;
         };
-        controller::run(client, &caches, &scope, metrics, reporter, shutdown).await?;
+        controller::run(client, &caches, &scope, metrics, config, reporter, shutdown).await?;
         drop(leading);
         finish(server, lease_task).await
     } else {
-        controller::run(client, &caches, &scope, metrics, reporter, stopped()).await?;
+        controller::run(
+            client,
+            &caches,
+            &scope,
+            metrics,
+            config,
+            reporter,
+            stopped(),
+        )
+        .await?;
         if let Some(w) = webhook_server {
             w.await??;
         }

@@ -6,7 +6,8 @@
 //! so, and an Organization that is gone leaves objects to release. All writes for one namespace are
 //! serialized by the kube-runtime Controller.
 
-mod apply;
+mod access;
+pub mod apply;
 mod reconcile;
 
 use std::collections::HashMap;
@@ -35,8 +36,12 @@ pub struct Context {
     pub stores: Stores,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// What the installer allows: ClusterRoles to bind, namespaces never to touch.
+    pub config: crate::rules::Config,
     /// Consecutive failures per namespace, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// `namespace=region` labels already applied, so they are written once.
+    labelled: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs the controller on `caches` until `shutdown` resolves.
@@ -45,14 +50,15 @@ pub async fn run(
     caches: &Caches,
     scope: &Scope,
     metrics: Arc<Metrics>,
+    config: crate::rules::Config,
     reporter: Reporter,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    let config = watcher::Config::default().any_semantic();
+    let watch = watcher::Config::default().any_semantic();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace_config = match scope.namespaces.as_slice() {
-        [one] => config.fields(&format!("metadata.name={one}")),
-        _ => config,
+        [one] => watch.fields(&format!("metadata.name={one}")),
+        _ => watch,
     };
     // Every change the caches see, as "reconcile this org namespace". A lagging receiver loses
     // triggers, but the namespace watch's initial list reconciles every namespace anyway.
@@ -81,7 +87,9 @@ pub async fn run(
         client,
         stores: caches.stores.clone(),
         metrics,
+        config,
         failures: Mutex::new(HashMap::new()),
+        labelled: Mutex::new(Default::default()),
     });
     caches.stores.ready().await;
     tracing::info!("caches synced; reconciling");

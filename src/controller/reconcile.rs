@@ -13,7 +13,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, apply};
+use super::{Context, access, apply};
 use crate::api::{Invite, Membership, Organization, OrganizationStatus};
 use crate::caches::{code_secret_name, invite_code};
 use crate::rules::conditions::{self, Want};
@@ -155,10 +155,45 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .and_then(org_owner_ref);
 
-    if let (Some(org), Some(status)) = (org, &effective.organization)
-        && org.status.as_ref() != Some(status)
+    // Access follows the effective state just computed, not the statuses in the cache.
+    let effective_memberships: Vec<Membership> = memberships
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.status = Some(effective.memberships[&m.name_any()].status.clone());
+            m
+        })
+        .collect();
+    let synced = access::sync(&ctx, &namespace, org, &effective_memberships, &teams).await;
+    if !synced.failures.is_empty()
+        && let Some(org) = org
     {
-        apply::status(&ctx, org, status).await?;
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "AccessNotSynced".into(),
+            note: Some(synced.failures.join("; ").chars().take(1000).collect()),
+            action: "SyncAccess".into(),
+            secondary: None,
+        };
+        let _ = ctx.recorder.publish(&event, &org.object_ref(&())).await;
+    }
+
+    if let (Some(org), Some(status)) = (org, &effective.organization) {
+        let mut status = status.clone();
+        let previous = org
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        status.conditions.push(access::org_condition(
+            previous,
+            &synced,
+            org.meta().generation,
+            now,
+        ));
+        if org.status.as_ref() != Some(&status) {
+            apply::status(&ctx, org, &status).await?;
+        }
     }
     // More than one Organization in a namespace: the oldest is the organization, the others say so.
     for extra in organizations.iter().skip(1) {
@@ -184,10 +219,18 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         }
     }
     for team in &teams {
-        let status = &effective.teams[&team.name_any()];
+        let mut status = effective.teams[&team.name_any()].clone();
+        let previous = team
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        status
+            .conditions
+            .extend(access::team_condition(team, previous, &synced, now));
         ensure_metadata(&ctx, team, false, org_ref.as_ref()).await?;
-        if team.status.as_ref() != Some(status) {
-            apply::status(&ctx, team, status).await?;
+        if team.status.as_ref() != Some(&status) {
+            apply::status(&ctx, team, &status).await?;
         }
     }
 

@@ -1,0 +1,336 @@
+//! Access: effective org and team roles become Kubernetes RBAC. Pure builders: from the effective
+//! state, the ClusterRoles roster ships and the RoleBindings one organization should have.
+//!
+//! Bindings follow the *effective* role (status), never the desired one, so a held last-owner
+//! demotion keeps its access, and a Pending member has none.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject as RbacSubject,
+};
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{Membership, MembershipPhase, OrgRole, Organization, Subject, Team, TeamRole};
+
+pub const ORGANIZATION_LABEL: &str = "roster.dev/organization";
+pub const MEMBERSHIP_LABEL: &str = "roster.dev/membership";
+pub const TEAM_LABEL: &str = "roster.dev/team";
+pub const DATA_REGION_LABEL: &str = "roster.dev/data-region";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "roster");
+
+/// The ClusterRole an org role gets in the org namespace.
+pub fn org_namespace_role(role: OrgRole) -> String {
+    format!("roster-org-{role}")
+}
+
+fn rule(resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec!["roster.dev".into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn cluster_role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())])),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
+/// The ClusterRoles roster ships for managing roster objects in an org namespace. RBAC lets owners
+/// and admins write; the webhook then limits what each role may do.
+pub fn cluster_roles() -> Vec<ClusterRole> {
+    let read = ["get", "list", "watch"];
+    let write = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    let kinds = ["organizations", "memberships", "invites", "teams"];
+    let managers = |name: &str| {
+        cluster_role(
+            name,
+            vec![
+                rule(
+                    &["organizations"],
+                    &["get", "list", "watch", "update", "patch", "delete"],
+                ),
+                rule(&["memberships", "invites", "teams"], &write),
+                rule(
+                    &[
+                        "organizations/status",
+                        "memberships/status",
+                        "invites/status",
+                        "teams/status",
+                    ],
+                    &read,
+                ),
+                // Invite codes, to hand them to the people invited.
+                PolicyRule {
+                    api_groups: Some(vec!["".into()]),
+                    resources: Some(vec!["secrets".into()]),
+                    verbs: read.iter().map(|v| v.to_string()).collect(),
+                    ..Default::default()
+                },
+            ],
+        )
+    };
+    vec![
+        managers("roster-org-owner"),
+        managers("roster-org-admin"),
+        // Members and viewers read; every Membership may still leave (delete itself), which the
+        // webhook allows for oneself: RBAC gives delete on memberships for that.
+        cluster_role(
+            "roster-org-member",
+            vec![
+                rule(&kinds, &read),
+                rule(&["memberships"], &["delete"]),
+                rule(&["teams"], &["update", "patch"]),
+            ],
+        ),
+        cluster_role(
+            "roster-org-viewer",
+            vec![rule(&kinds, &read), rule(&["memberships"], &["delete"])],
+        ),
+        // Any authenticated user may create a Membership; the webhook admits only invite
+        // redemptions and selfJoin domain matches from non-members. Bound only if the installer asks.
+        cluster_role(
+            "roster-self-service",
+            vec![
+                rule(&["memberships"], &["create"]),
+                rule(&["organizations"], &["get"]),
+            ],
+        ),
+    ]
+}
+
+fn rbac_subject(s: &Subject) -> RbacSubject {
+    match s {
+        Subject::User(u) => RbacSubject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: u.clone(),
+            namespace: None,
+        },
+        Subject::Group(g) => RbacSubject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Group".into(),
+            name: g.clone(),
+            namespace: None,
+        },
+    }
+}
+
+/// Short, stable, DNS-safe suffix for a subject (names may hold `@` and `:`).
+fn subject_key(s: &Subject) -> String {
+    let text = match s {
+        Subject::User(u) => format!("u:{u}"),
+        Subject::Group(g) => format!("g:{g}"),
+    };
+    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    format!("{hash:016x}")
+}
+
+fn binding(
+    name: String,
+    namespace: &str,
+    labels: BTreeMap<String, String>,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    cluster_role: &str,
+    subject: &Subject,
+) -> RoleBinding {
+    let mut name = name;
+    name.truncate(253);
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.into()),
+            labels: Some(labels),
+            owner_references: owner.map(|o| vec![o]),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: cluster_role.into(),
+        },
+        subjects: Some(vec![rbac_subject(subject)]),
+    }
+}
+
+/// Which workload namespaces an organization may use, and why others were refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub granted: Vec<String>,
+    /// Namespace and the reason it was refused.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Decides the organization's workload namespaces: never an excluded one, and a namespace listed by
+/// two organizations goes to the older (by creation time, then org namespace).
+pub fn claims(
+    org: &Organization,
+    all_orgs: &[&Organization],
+    excluded: &BTreeSet<String>,
+) -> Claims {
+    let own_ns = org.namespace().unwrap_or_default();
+    let key = |o: &Organization| {
+        (
+            o.meta().creation_timestamp.as_ref().map(|t| t.0),
+            o.namespace().unwrap_or_default(),
+        )
+    };
+    let mut out = Claims::default();
+    for ns in &org.spec.access.namespaces {
+        if excluded.contains(ns) {
+            out.refused
+                .push((ns.clone(), format!("{ns} is excluded by the installer")));
+        } else if *ns == own_ns {
+            out.refused.push((
+                ns.clone(),
+                "the org namespace is not a workload namespace".into(),
+            ));
+        } else if let Some(first) = all_orgs
+            .iter()
+            .filter(|o| {
+                o.meta().deletion_timestamp.is_none() && o.spec.access.namespaces.contains(ns)
+            })
+            .min_by_key(|o| key(o))
+            .filter(|o| key(o) < key(org))
+        {
+            out.refused.push((
+                ns.clone(),
+                format!(
+                    "{ns} is already given to the organization in namespace {}",
+                    first.namespace().unwrap_or_default()
+                ),
+            ));
+        } else {
+            out.granted.push(ns.clone());
+        }
+    }
+    out
+}
+
+fn effective(m: &Membership) -> Option<(Subject, OrgRole)> {
+    // A held owner being deleted is still Active, so it keeps its access until it goes.
+    let s = m
+        .status
+        .as_ref()
+        .filter(|s| s.phase == Some(MembershipPhase::Active))?;
+    Some((m.spec.subject()?, s.effective_role?))
+}
+
+/// Every RoleBinding the organization should have, from the effective statuses of its Memberships
+/// and Teams. `allowed` is the installer's ClusterRole allow-list: nothing else is ever bound.
+pub fn bindings(
+    org: &Organization,
+    claims: &Claims,
+    memberships: &[Membership],
+    teams: &[Team],
+    allowed: &BTreeSet<String>,
+) -> Vec<RoleBinding> {
+    let org_ns = org.namespace().unwrap_or_default();
+    let labels = |extra: (&str, String)| {
+        BTreeMap::from([
+            (ORGANIZATION_LABEL.to_string(), org_ns.clone()),
+            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            (extra.0.to_string(), extra.1),
+        ])
+    };
+    let mut out = Vec::new();
+    let mut effective_subjects = BTreeSet::new();
+    for m in memberships {
+        let Some((subject, role)) = effective(m) else {
+            continue;
+        };
+        effective_subjects.insert(subject.clone());
+        let name = m.name_any();
+        let owner = m.controller_owner_ref(&()).map(|mut o| {
+            o.controller = Some(false);
+            o.block_owner_deletion = None;
+            o
+        });
+        out.push(binding(
+            format!("roster-member-{name}"),
+            &org_ns,
+            labels((MEMBERSHIP_LABEL, name.clone())),
+            owner,
+            &org_namespace_role(role),
+            &subject,
+        ));
+        let cluster_role = org.spec.access.cluster_roles.for_role(role);
+        if !allowed.contains(cluster_role) {
+            continue;
+        }
+        for ns in &claims.granted {
+            out.push(binding(
+                format!("roster-{org_ns}-{name}"),
+                ns,
+                labels((MEMBERSHIP_LABEL, name.clone())),
+                None,
+                cluster_role,
+                &subject,
+            ));
+        }
+    }
+    for team in teams
+        .iter()
+        .filter(|t| t.spec.active && t.meta().deletion_timestamp.is_none())
+    {
+        let Some(access) = &team.spec.access else {
+            continue;
+        };
+        for member in &team.spec.members {
+            let Some(subject) = member.subject() else {
+                continue;
+            };
+            if !effective_subjects.contains(&subject) {
+                continue; // unresolved: no org membership, no team access
+            }
+            let cluster_role = team_cluster_role(access, member.role);
+            if !allowed.contains(cluster_role) {
+                continue;
+            }
+            for ns in access
+                .namespaces
+                .iter()
+                .filter(|n| claims.granted.contains(n))
+            {
+                out.push(binding(
+                    format!(
+                        "roster-{org_ns}-team-{}-{}",
+                        team.name_any(),
+                        subject_key(&subject)
+                    ),
+                    ns,
+                    labels((TEAM_LABEL, team.name_any())),
+                    None,
+                    cluster_role,
+                    &subject,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn team_cluster_role(access: &crate::api::TeamAccess, role: TeamRole) -> &str {
+    let m = &access.cluster_roles;
+    match role {
+        TeamRole::Owner => &m.owner,
+        TeamRole::Admin => &m.admin,
+        TeamRole::Moderator => &m.moderator,
+        TeamRole::Member => &m.member,
+        TeamRole::Viewer => &m.viewer,
+    }
+}

@@ -1,0 +1,248 @@
+//! The access step of a reconcile: write the RoleBindings the organization should have, remove the
+//! ones it should not, and say how that went as `AccessSynced` conditions.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use super::Context;
+use super::apply::FIELD_MANAGER;
+use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
+use crate::api::{Condition, Membership, Organization, Team};
+use crate::rules::conditions::{self, Want};
+
+pub const ACCESS_SYNCED: &str = "AccessSynced";
+
+/// What the access step did, for the conditions.
+pub struct Synced {
+    pub claims: Claims,
+    /// Bindings that could not be written, with the error.
+    pub failures: Vec<String>,
+}
+
+fn same(a: &RoleBinding, b: &RoleBinding) -> bool {
+    a.role_ref == b.role_ref
+        && a.subjects == b.subjects
+        && b.labels().iter().all(|(k, v)| a.labels().get(k) == Some(v))
+        && a.owner_references() == b.owner_references()
+}
+
+/// Brings the organization's RoleBindings to what its effective state implies. Without an
+/// Organization (or while it is deleted) that is none.
+pub async fn sync(
+    ctx: &Context,
+    namespace: &str,
+    org: Option<&Organization>,
+    memberships: &[Membership],
+    teams: &[Team],
+) -> Synced {
+    let (claims, desired) = match org.filter(|o| o.meta().deletion_timestamp.is_none()) {
+        Some(org) => {
+            let all = ctx.stores.organizations.state();
+            let all: Vec<&Organization> = all.iter().map(|o| o.as_ref()).collect();
+            let claims = access::claims(org, &all, &ctx.config.excluded_namespaces);
+            let desired = access::bindings(
+                org,
+                &claims,
+                memberships,
+                teams,
+                &ctx.config.allowed_cluster_roles,
+            );
+            (claims, desired)
+        }
+        None => (Claims::default(), Vec::new()),
+    };
+    let mut failures = Vec::new();
+    let existing = ctx.stores.role_bindings.state_filter(|b| {
+        b.labels().get(ORGANIZATION_LABEL).map(String::as_str) == Some(namespace)
+    });
+    let wanted: BTreeSet<(String, String)> = desired
+        .iter()
+        .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
+        .collect();
+
+    for b in &desired {
+        let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
+        if existing
+            .iter()
+            .any(|e| e.namespace().as_deref() == Some(&ns) && e.name_any() == name && same(e, b))
+        {
+            continue;
+        }
+        let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut body = serde_json::to_value(b).expect("serializable");
+        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+        body["kind"] = "RoleBinding".into();
+        ctx.metrics.write("RoleBinding", "apply");
+        // roleRef is immutable: a changed role means a new binding.
+        if let Some(old) = existing
+            .iter()
+            .find(|e| e.namespace().as_deref() == Some(&ns) && e.name_any() == name)
+            && old.role_ref != b.role_ref
+        {
+            let _ = api.delete(&name, &DeleteParams::default()).await;
+        }
+        if let Err(e) = api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            failures.push(format!("RoleBinding {ns}/{name}: {e}"));
+        }
+    }
+    for e in existing
+        .iter()
+        .filter(|e| !wanted.contains(&(e.namespace().unwrap_or_default(), e.name_any())))
+    {
+        let ns = e.namespace().unwrap_or_default();
+        ctx.metrics.write("RoleBinding", "delete");
+        match Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
+            .delete(&e.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(err) => failures.push(format!("removing RoleBinding {ns}/{}: {err}", e.name_any())),
+        }
+    }
+    if let Some(org) = org.filter(|o| o.meta().deletion_timestamp.is_none()) {
+        label_data_region(ctx, org, namespace, &claims, &mut failures).await;
+    }
+    Synced { claims, failures }
+}
+
+/// Propagates `spec.dataRegion` as a label on the org namespace and its workload namespaces.
+async fn label_data_region(
+    ctx: &Context,
+    org: &Organization,
+    namespace: &str,
+    claims: &Claims,
+    failures: &mut Vec<String>,
+) {
+    let region = org.spec.data_region.as_str();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    for ns in std::iter::once(namespace).chain(claims.granted.iter().map(String::as_str)) {
+        let key = format!("{ns}={region}");
+        if ctx.labelled.lock().expect("labelled lock").contains(&key) {
+            continue;
+        }
+        let body = serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": { "name": ns, "labels": { DATA_REGION_LABEL: region } }
+        });
+        ctx.metrics.write("Namespace", "label");
+        match api
+            .patch(
+                ns,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                ctx.labelled.lock().expect("labelled lock").insert(key);
+            }
+            Err(e) => failures.push(format!("labelling namespace {ns}: {e}")),
+        }
+    }
+}
+
+/// The `AccessSynced` condition of the Organization.
+pub fn org_condition(
+    previous: &[Condition],
+    synced: &Synced,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let want = if !synced.failures.is_empty() {
+        Want::new(
+            ACCESS_SYNCED,
+            false,
+            "BindingFailed",
+            synced.failures.join("; "),
+        )
+    } else if !synced.claims.refused.is_empty() {
+        let why: Vec<String> = synced
+            .claims
+            .refused
+            .iter()
+            .map(|(_, why)| why.clone())
+            .collect();
+        Want::new(
+            ACCESS_SYNCED,
+            false,
+            "NamespaceRefused",
+            format!("spec.access.namespaces: {}", why.join("; ")),
+        )
+    } else {
+        Want::new(
+            ACCESS_SYNCED,
+            true,
+            "Synced",
+            format!(
+                "RoleBindings match the effective roles in {} workload namespace(s)",
+                synced.claims.granted.len()
+            ),
+        )
+    };
+    conditions::merge(previous, vec![want], generation, now).remove(0)
+}
+
+/// The `AccessSynced` condition of a Team with `spec.access`.
+pub fn team_condition(
+    team: &Team,
+    previous: &[Condition],
+    synced: &Synced,
+    now: Timestamp,
+) -> Option<Condition> {
+    let access = team.spec.access.as_ref()?;
+    let missing: Vec<&String> = access
+        .namespaces
+        .iter()
+        .filter(|n| !synced.claims.granted.contains(n))
+        .collect();
+    let want = if !team.spec.active {
+        Want::new(
+            ACCESS_SYNCED,
+            true,
+            "Deactivated",
+            "the team is deactivated and grants no access",
+        )
+    } else if !missing.is_empty() {
+        Want::new(
+            ACCESS_SYNCED,
+            false,
+            "NamespaceNotGranted",
+            format!(
+                "{} not among the Organization's workload namespaces (spec.access.namespaces of the Organization)",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    } else if !synced.failures.is_empty() {
+        Want::new(
+            ACCESS_SYNCED,
+            false,
+            "BindingFailed",
+            "see the Organization's AccessSynced condition",
+        )
+    } else {
+        Want::new(
+            ACCESS_SYNCED,
+            true,
+            "Synced",
+            "team members have the access of their team roles",
+        )
+    };
+    Some(conditions::merge(previous, vec![want], team.meta().generation, now).remove(0))
+}

@@ -1,0 +1,354 @@
+//! Access on the real control plane: effective org and team roles become RoleBindings, checked with
+//! `kubectl auth can-i --as`, the way an org member would find out.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use roster::api::{Membership, MembershipPhase, Organization};
+use support::eventually;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn install_cluster_roles(client: &Client) {
+    let api: Api<ClusterRole> = Api::all(client.clone());
+    for role in roster::access::cluster_roles() {
+        let name = role.metadata.name.clone().unwrap();
+        let mut body = serde_json::to_value(&role).unwrap();
+        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+        body["kind"] = "ClusterRole".into();
+        api.patch(
+            &name,
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    let (_, out, err) =
+        support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
+    match out.trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!("kubectl auth can-i {verb} {resource}: {other} {err}"),
+    }
+}
+
+async fn eventually_can(user: &str, verb: &str, resource: &str, ns: &str, expected: bool) {
+    eventually(
+        &format!("{user} can-i {verb} {resource} -n {ns} == {expected}"),
+        WAIT,
+        || async { (can(user, verb, resource, ns) == expected).then_some(()) },
+    )
+    .await
+}
+
+fn org(workload: &[&str], extra: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  access:\n    namespaces: [{}]\n{extra}",
+        workload.join(", ")
+    )
+}
+
+fn member(name: &str, user: &str, role: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
+    )
+}
+
+async fn wait_active(client: &Client, ns: &str, name: &str) {
+    let api: Api<Membership> = Api::namespaced(client.clone(), ns);
+    eventually(&format!("{name} Active"), WAIT, || async {
+        api.get(name)
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.phase == Some(MembershipPhase::Active))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    install_cluster_roles(&client).await;
+    let ns = support::namespace(&client, "access-org").await;
+    let other = support::namespace(&client, "access-other").await;
+    let work = support::namespace(&client, "access-work").await;
+    let _operator = support::operator_with_webhook(&[&ns, &other]);
+    support::wait_for_webhook(&client, &ns).await;
+
+    support::apply(&client, &ns, &org(&[&work], "  dataRegion: EU\n")).await;
+    support::apply(&client, &other, &org(&[], "")).await;
+    for (name, user, role) in [
+        ("owner", "owner@example.com", "owner"),
+        ("admin", "admin@example.com", "admin"),
+        ("member", "member@example.com", "member"),
+        ("viewer", "viewer@example.com", "viewer"),
+    ] {
+        support::apply(&client, &ns, &member(name, user, role)).await;
+    }
+    support::apply(
+        &client,
+        &other,
+        &member("owner", "someone@example.com", "owner"),
+    )
+    .await;
+    wait_active(&client, &ns, "viewer").await;
+
+    // The admin manages the org with plain kubectl; RBAC lets them, the webhook agrees.
+    eventually_can(
+        "admin@example.com",
+        "create",
+        "memberships.roster.dev",
+        &ns,
+        true,
+    )
+    .await;
+    let as_admin = |args: &[&str]| {
+        let mut a = vec!["--as", "admin@example.com", "-n", &ns];
+        a.extend_from_slice(args);
+        support::kubectl(&a)
+    };
+    let manifest = std::env::temp_dir().join(format!("roster-access-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        format!(
+            "{}---\napiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: hello\nspec:\n  email: new@example.com\n  role: member\n",
+            member("newbie", "newbie@example.com", "member")
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = as_admin(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(
+        ok,
+        "the org admin creates an Invite and a Membership: {out}{err}"
+    );
+    // ... but not in another organization's namespace.
+    assert!(!can(
+        "admin@example.com",
+        "create",
+        "memberships.roster.dev",
+        &other
+    ));
+    let (ok, _, err) = support::kubectl(&[
+        "--as",
+        "admin@example.com",
+        "-n",
+        &other,
+        "apply",
+        "-f",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("forbidden"),
+        "RBAC refuses the admin elsewhere: {err}"
+    );
+
+    // Viewers and members read; they do not write.
+    assert!(can(
+        "viewer@example.com",
+        "list",
+        "memberships.roster.dev",
+        &ns
+    ));
+    assert!(!can(
+        "viewer@example.com",
+        "create",
+        "memberships.roster.dev",
+        &ns
+    ));
+    assert!(!can(
+        "member@example.com",
+        "create",
+        "invites.roster.dev",
+        &ns
+    ));
+    assert!(!can(
+        "stranger@example.com",
+        "list",
+        "memberships.roster.dev",
+        &ns
+    ));
+
+    // The workload namespace: member gets edit, viewer only view.
+    eventually_can(
+        "member@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        true,
+    )
+    .await;
+    assert!(can("viewer@example.com", "get", "pods", &work));
+    assert!(!can(
+        "viewer@example.com",
+        "create",
+        "deployments.apps",
+        &work
+    ));
+    let ns_labels = support::kubectl(&[
+        "get",
+        "namespace",
+        &work,
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ])
+    .1;
+    assert!(
+        ns_labels.contains("\"roster.dev/data-region\":\"EU\""),
+        "dataRegion propagates: {ns_labels}"
+    );
+
+    // Demotion from admin to member: the admin rights go within seconds.
+    support::apply(
+        &client,
+        &ns,
+        &member("admin", "admin@example.com", "member"),
+    )
+    .await;
+    eventually_can(
+        "admin@example.com",
+        "create",
+        "memberships.roster.dev",
+        &ns,
+        false,
+    )
+    .await;
+    assert!(can(
+        "admin@example.com",
+        "list",
+        "memberships.roster.dev",
+        &ns
+    ));
+
+    // Removal: every binding of that Membership is gone.
+    Api::<Membership>::namespaced(client.clone(), &ns)
+        .delete("member", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually_can(
+        "member@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        false,
+    )
+    .await;
+    let bindings = |ns: String| {
+        let client = client.clone();
+        async move {
+            Api::<RoleBinding>::namespaced(client, &ns)
+                .list(
+                    &ListParams::default()
+                        .labels(&format!("{}=member", roster::access::MEMBERSHIP_LABEL)),
+                )
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    eventually("the member's bindings to be gone", WAIT, || async {
+        (bindings(ns.clone()).await + bindings(work.clone()).await == 0).then_some(())
+    })
+    .await;
+
+    let org_status = Api::<Organization>::namespaced(client.clone(), &ns)
+        .get("org")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let synced = org_status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "AccessSynced")
+        .unwrap();
+    assert_eq!(synced.status, "True", "{synced:?}");
+}
+
+#[tokio::test]
+async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    install_cluster_roles(&client).await;
+    let ns = support::namespace(&client, "access-held").await;
+    let work = support::namespace(&client, "access-team-work").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    support::apply(&client, &ns, &org(&[&work], "")).await;
+    support::apply(&client, &ns, &member("alice", "alice@example.com", "owner")).await;
+    support::apply(&client, &ns, &member("bob", "bob@example.com", "viewer")).await;
+    wait_active(&client, &ns, "bob").await;
+    eventually_can(
+        "alice@example.com",
+        "delete",
+        "memberships.roster.dev",
+        &ns,
+        true,
+    )
+    .await;
+
+    // Demoting the last owner is held: access follows the effective role, so alice keeps hers.
+    support::apply(
+        &client,
+        &ns,
+        &member("alice", "alice@example.com", "viewer"),
+    )
+    .await;
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
+    eventually("alice's demotion to be held", WAIT, || async {
+        let s = memberships.get("alice").await.ok()?.status?;
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "RoleChangeHeld")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        can("alice@example.com", "delete", "memberships.roster.dev", &ns),
+        "held owner keeps owner access"
+    );
+    assert!(
+        can("alice@example.com", "create", "deployments.apps", &work),
+        "and admin in the workload namespace"
+    );
+
+    // A team grants its members what their team roles map to, in its namespaces.
+    support::apply(
+        &client,
+        &ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: ops\nspec:\n  members:\n  - user: alice@example.com\n    role: owner\n  - user: bob@example.com\n    role: member\n  access:\n    namespaces: [{work}]\n"
+        ),
+    )
+    .await;
+    eventually_can("bob@example.com", "create", "deployments.apps", &work, true).await;
+    // Deactivating the team takes it away again (bob's org role, viewer, still gives view).
+    support::apply(
+        &client,
+        &ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: ops\nspec:\n  active: false\n  members:\n  - user: alice@example.com\n    role: owner\n  - user: bob@example.com\n    role: member\n  access:\n    namespaces: [{work}]\n"
+        ),
+    )
+    .await;
+    eventually_can(
+        "bob@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        false,
+    )
+    .await;
+    assert!(can("bob@example.com", "get", "pods", &work));
+}
