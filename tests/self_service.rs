@@ -1,0 +1,338 @@
+//! The self-service story, as new users live it, with plain kubectl as impersonated users against
+//! the real API server, roster's RBAC and its webhook: a platform engineer creates the org and its
+//! first owner; the owner invites an admin; the admin joins with the code, invites two members, one
+//! joins by invite and one by e-mail domain; the admin creates a team; the owner hands over.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use roster::api::{Invite, Membership, MembershipPhase, OrgRole, Organization};
+use support::eventually;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Story {
+    client: Client,
+    ns: String,
+    dir: std::path::PathBuf,
+    step: u32,
+}
+
+impl Story {
+    /// `kubectl apply -f` of `yaml` as `user`; returns (ok, output).
+    fn apply_as(&mut self, user: &str, yaml: &str) -> (bool, String) {
+        self.kubectl_as(user, "apply", yaml)
+    }
+
+    /// `kubectl create -f`: how someone who cannot read the org yet joins it.
+    fn create_as(&mut self, user: &str, yaml: &str) -> (bool, String) {
+        self.kubectl_as(user, "create", yaml)
+    }
+
+    fn kubectl_as(&mut self, user: &str, verb: &str, yaml: &str) -> (bool, String) {
+        self.step += 1;
+        let file = self.dir.join(format!("step-{}.yaml", self.step));
+        std::fs::write(&file, yaml).unwrap();
+        let (ok, out, err) = support::kubectl(&[
+            "--as",
+            user,
+            "-n",
+            &self.ns,
+            verb,
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        (ok, format!("{out}{err}"))
+    }
+
+    fn can(&self, user: &str, verb: &str, resource: &str) -> bool {
+        support::kubectl(&[
+            "auth", "can-i", verb, resource, "-n", &self.ns, "--as", user,
+        ])
+        .1
+        .trim()
+            == "yes"
+    }
+
+    async fn active(&self, name: &str, role: OrgRole) {
+        let api: Api<Membership> = Api::namespaced(self.client.clone(), &self.ns);
+        eventually(&format!("{name} Active as {role}"), WAIT, || async {
+            let s = api.get(name).await.ok()?.status?;
+            (s.phase == Some(MembershipPhase::Active) && s.effective_role == Some(role))
+                .then_some(())
+        })
+        .await
+    }
+
+    async fn code(&self, invite: &str, reader: &str) -> String {
+        let api: Api<Invite> = Api::namespaced(self.client.clone(), &self.ns);
+        let secret = eventually("the invite's code Secret", WAIT, || async {
+            api.get(invite).await.ok()?.status?.code_secret_name
+        })
+        .await;
+        // The person who invited reads the code with their own rights.
+        let (ok, out, err) = support::kubectl(&[
+            "--as",
+            reader,
+            "-n",
+            &self.ns,
+            "get",
+            "secret",
+            &secret,
+            "-o",
+            "jsonpath={.data.code}",
+        ]);
+        assert!(ok, "{reader} reads the invite code: {err}");
+        let bytes = base64_decode(out.trim());
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn membership(name: &str, user: &str, role: &str, invite: Option<(&str, &str)>) -> String {
+    let invite = invite.map_or(String::new(), |(n, c)| {
+        format!("  invite:\n    name: {n}\n    code: {c}\n")
+    });
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n{invite}"
+    )
+}
+
+fn invite(name: &str, email: &str, role: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: {name}\nspec:\n  email: {email}\n  role: {role}\n"
+    )
+}
+
+async fn install_roles(client: &Client, ns: &str) {
+    let api: Api<ClusterRole> = Api::all(client.clone());
+    for role in roster::access::cluster_roles() {
+        let name = role.metadata.name.clone().unwrap();
+        let mut body = serde_json::to_value(&role).unwrap();
+        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+        body["kind"] = "ClusterRole".into();
+        api.patch(
+            &name,
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap();
+    }
+    // The install option `roster-self-service` for everyone, here only in this org's namespace.
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "self-service", "namespace": ns },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-self-service" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .patch(
+            "self-service",
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_new_org_runs_itself_through_kubectl() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "story").await;
+    install_roles(&client, &ns).await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    let dir = std::env::temp_dir().join(format!("roster-story-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut story = Story {
+        client: client.clone(),
+        ns: ns.clone(),
+        dir,
+        step: 0,
+    };
+    let (olivia, adam, mia, sam) = (
+        "olivia@corp.example",
+        "adam@corp.example",
+        "mia@corp.example",
+        "sam@example.org",
+    );
+
+    // 1. The platform engineer creates the org and its first owner.
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  policy:\n    maxOwners: 1\n    selfJoin:\n      emailDomains: [example.org]\n      role: member\n",
+    )
+    .await;
+    support::apply(&client, &ns, &membership("olivia", olivia, "owner", None)).await;
+    story.active("olivia", OrgRole::Owner).await;
+    eventually("olivia's owner rights", WAIT, || async {
+        story
+            .can(olivia, "create", "invites.roster.dev")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !story.can(adam, "list", "memberships.roster.dev"),
+        "strangers see nothing"
+    );
+
+    // 2. The owner invites an admin; 3. the admin joins with the code.
+    let (ok, out) = story.apply_as(olivia, &invite("adam", adam, "admin"));
+    assert!(ok, "{out}");
+    let code = story.code("adam", olivia).await;
+    let (ok, out) = story.create_as(
+        adam,
+        &membership("adam", adam, "member", Some(("adam", &code))),
+    );
+    assert!(
+        !ok && out.contains("grants role admin"),
+        "the invite's role, not another: {out}"
+    );
+    let (ok, out) = story.create_as(
+        mia,
+        &membership("mia-early", mia, "admin", Some(("adam", &code))),
+    );
+    assert!(
+        !ok && out.contains("[rule InvalidInvite]"),
+        "someone else's invite: {out}"
+    );
+    let (ok, out) = story.create_as(
+        adam,
+        &membership("adam", adam, "admin", Some(("adam", &code))),
+    );
+    assert!(ok, "adam joins with the code: {out}");
+    story.active("adam", OrgRole::Admin).await;
+    eventually("adam's admin rights", WAIT, || async {
+        story
+            .can(adam, "create", "invites.roster.dev")
+            .then_some(())
+    })
+    .await;
+
+    // 4. The admin invites two members: one by invite, one joins by e-mail domain.
+    let (ok, out) = story.apply_as(adam, &invite("mia", mia, "admin"));
+    assert!(
+        !ok && out.contains("[rule AdminLimit]"),
+        "admins invite members and viewers only: {out}"
+    );
+    let (ok, out) = story.apply_as(adam, &invite("mia", mia, "member"));
+    assert!(ok, "{out}");
+    let code = story.code("mia", adam).await;
+    let (ok, out) = story.create_as(mia, &membership("mia", mia, "member", Some(("mia", &code))));
+    assert!(ok, "mia joins: {out}");
+    let (ok, out) = story.create_as(sam, &membership("sam", sam, "admin", None));
+    assert!(
+        !ok && out.contains("[rule SelfJoinNotAllowed]"),
+        "self-join gives the policy's role: {out}"
+    );
+    let (ok, out) = story.create_as(sam, &membership("sam", sam, "member", None));
+    assert!(ok, "sam joins by domain: {out}");
+    let (ok, out) = story.create_as(
+        "eve@elsewhere.example",
+        &membership("eve", "eve@elsewhere.example", "member", None),
+    );
+    assert!(
+        !ok && out.contains("[rule SelfJoinNotAllowed]"),
+        "no code, no domain: {out}"
+    );
+    story.active("mia", OrgRole::Member).await;
+    story.active("sam", OrgRole::Member).await;
+    eventually("members' read rights", WAIT, || async {
+        story
+            .can(sam, "list", "memberships.roster.dev")
+            .then_some(())
+    })
+    .await;
+    assert!(!story.can(sam, "create", "invites.roster.dev"));
+
+    // 5. The admin creates a team; a member may not.
+    let team = format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: web\nspec:\n  members:\n  - user: {mia}\n    role: owner\n  - user: {sam}\n    role: member\n"
+    );
+    let (ok, out) = story.apply_as(sam, &team);
+    assert!(!ok, "members do not create teams: {out}");
+    let (ok, out) = story.apply_as(adam, &team);
+    assert!(ok, "{out}");
+
+    // 6. The owner hands the org to adam: promote first (a maxOwners warning), then step down.
+    let (ok, out) = story.apply_as(olivia, &membership("olivia", olivia, "admin", None));
+    assert!(
+        !ok && out.contains("[rule LastOwner]"),
+        "the last owner cannot step down first: {out}"
+    );
+    let (ok, out) = story.apply_as(
+        olivia,
+        &membership(
+            "adam",
+            adam,
+            "owner",
+            Some(("adam", &code_of(&client, &ns, "adam").await)),
+        ),
+    );
+    assert!(
+        ok && out.contains("maxOwners"),
+        "promotion admitted with a warning: {out}"
+    );
+    story.active("adam", OrgRole::Owner).await;
+    let (ok, out) = story.apply_as(adam, &membership("olivia", olivia, "admin", None));
+    assert!(ok, "the new owner demotes the old: {out}");
+    story.active("olivia", OrgRole::Admin).await;
+    let org = Api::<Organization>::namespaced(client.clone(), &ns)
+        .get("corp")
+        .await
+        .unwrap();
+    assert_eq!(org.status.unwrap().owners, vec![adam.to_string()]);
+    eventually("olivia's owner-only rights to go", WAIT, || async {
+        let status = Api::<Membership>::namespaced(client.clone(), &ns)
+            .get("olivia")
+            .await
+            .ok()?
+            .status?;
+        (status.effective_role == Some(OrgRole::Admin)).then_some(())
+    })
+    .await;
+    let (ok, out) = story.apply_as(
+        olivia,
+        &membership(
+            "mia",
+            mia,
+            "admin",
+            Some(("mia", &code_of(&client, &ns, "mia").await)),
+        ),
+    );
+    assert!(
+        !ok && out.contains("[rule AdminLimit]"),
+        "olivia is an admin now: {out}"
+    );
+}
+
+/// The invite code a Membership was created with (its spec is immutable, so updates repeat it).
+async fn code_of(client: &Client, ns: &str, membership: &str) -> String {
+    let m = Api::<Membership>::namespaced(client.clone(), ns)
+        .get(membership)
+        .await
+        .unwrap();
+    m.spec.invite.unwrap().code
+}
