@@ -101,8 +101,9 @@ start() {
   etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kcm_port=$(free_port)
   token=$(openssl rand -hex 24); kcm_token=$(openssl rand -hex 24)
   echo "$token" >"$dir/admin.token"
-  # The admin is in system:masters; the controller manager gets its own identity with the same rights.
-  printf '%s,roster-admin,roster-admin,"system:masters"\n%s,system:kube-controller-manager,kcm,"system:masters"\n' \
+  # The admin is in system:masters. The controller manager is what kubeadm makes it: the user
+  # system:kube-controller-manager (bootstrap RBAC), each controller with its own service account.
+  printf '%s,roster-admin,roster-admin,"system:masters"\n%s,system:kube-controller-manager,kcm\n' \
     "$token" "$kcm_token" >"$dir/tokens.csv"
   echo "https://127.0.0.1:$api_port" >"$dir/server"
 
@@ -153,6 +154,7 @@ start() {
     --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
     --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" \
+    --use-service-account-credentials \
     --leader-elect=false \
     >"$dir/logs/kube-controller-manager.log" 2>&1 &
   echo $! >"$dir/kube-controller-manager.pid"

@@ -77,7 +77,18 @@ pub struct Stores {
 
 impl Stores {
     /// Resolves once every cache has listed what exists.
+    ///
+    /// Several tasks wait here (the readiness probe and the controller), but a [`Store`] wakes only
+    /// the task that polled it last (kube-runtime's `DelayedInit` keeps a single waker), so the
+    /// others would wait forever: each waiter polls again every 100 ms.
     pub async fn ready(&self) {
+        while tokio::time::timeout(std::time::Duration::from_millis(100), self.all_ready())
+            .await
+            .is_err()
+        {}
+    }
+
+    async fn all_ready(&self) {
         let _ = self.organizations.wait_until_ready().await;
         let _ = self.memberships.wait_until_ready().await;
         let _ = self.invites.wait_until_ready().await;

@@ -98,7 +98,8 @@ pub struct RunArgs {
     pub platform_groups: Vec<String>,
 
     /// Users who are platform principals, such as GitOps controllers'
-    /// `system:serviceaccount:argocd:argocd-application-controller`. roster's own identity is added.
+    /// `system:serviceaccount:argocd:argocd-application-controller`. roster's own identity and
+    /// Kubernetes' namespace and garbage collector controllers are added.
     #[arg(long, env = "ROSTER_PLATFORM_USERS", value_delimiter = ',')]
     pub platform_users: Vec<String>,
 
@@ -180,6 +181,11 @@ async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
         allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
         excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
     };
+    config.platform_users.extend(
+        rules::actor::KUBERNETES_CONTROLLERS
+            .iter()
+            .map(|u| u.to_string()),
+    );
     if let Some(me) = own_username(client).await {
         config.platform_users.insert(me);
     }

@@ -484,3 +484,55 @@ async fn deleting_the_organization_removes_everything_in_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn deleting_the_org_namespace_with_the_webhook_running_gets_nothing_stuck() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "ns-delete").await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("alice", "alice@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &membership_yaml("bob", "bob@example.com", "member"),
+    )
+    .await;
+    wait_phase(&client, &ns, "alice", MembershipPhase::Active).await;
+    eventually("alice to carry owner protection", WAIT, || async {
+        membership(&client, &ns, "alice")
+            .await?
+            .metadata
+            .finalizers
+            .filter(|f| !f.is_empty())
+    })
+    .await;
+
+    // The namespace controller and the garbage collector delete as Kubernetes' own controllers; the
+    // webhook lets them, and owner protection yields because the Organization is going too.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the org namespace to be gone",
+        Duration::from_secs(90),
+        || async {
+            namespaces
+                .get_opt(&ns)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+}

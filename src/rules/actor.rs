@@ -39,11 +39,19 @@ pub struct Config {
     pub excluded_namespaces: BTreeSet<String>,
 }
 
+/// Kubernetes' own controllers that delete roster objects when a namespace or an owner goes away:
+/// with per-controller service accounts (kubeadm and most distributions) or one shared identity.
+pub const KUBERNETES_CONTROLLERS: &[&str] = &[
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:kube-controller-manager",
+];
+
 impl Default for Config {
     fn default() -> Self {
         let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
         Config {
-            platform_users: BTreeSet::new(),
+            platform_users: set(KUBERNETES_CONTROLLERS),
             platform_groups: set(&["system:masters"]),
             allowed_cluster_roles: set(&["admin", "edit", "view"]),
             excluded_namespaces: set(&["kube-system", "kube-public", "kube-node-lease"]),

@@ -148,9 +148,11 @@ pub fn authorize(
     ctx: &Context,
 ) -> Decision {
     let mut warnings = Vec::new();
-    // Deleting anything inside an organization that is itself being deleted is always allowed, so
-    // that an org deletion never gets stuck.
-    let deleting_inside_deleted_org = index.organization_deleting()
+    // Deleting anything inside an organization that is being deleted, or that is already gone
+    // (the garbage collector removing what it owned), is always allowed: an org deletion never
+    // gets stuck, and without an Organization nothing there is in force.
+    let deleting_inside_deleted_org = (index.organization_deleting()
+        || index.organization.is_none())
         && matches!(
             op,
             Operation::DeleteMembership(_) | Operation::DeleteInvite(_) | Operation::DeleteTeam(_)
