@@ -56,6 +56,7 @@ fn decisions(c: &mut Criterion) {
     let ctx = Context {
         now: Timestamp::from_second(1_900_000_000).unwrap(),
         removals_last_hour: 0,
+        namespace_deleting: false,
     };
     let mut group = c.benchmark_group("webhook_decision");
     for n in [100usize, 100_000] {

@@ -213,6 +213,7 @@ impl World {
             ctx: Context {
                 now: now(),
                 removals_last_hour: 0,
+                namespace_deleting: false,
             },
         }
     }

@@ -487,12 +487,41 @@ async fn deleting_the_organization_removes_everything_in_it() {
 
 #[tokio::test]
 async fn deleting_the_org_namespace_with_the_webhook_running_gets_nothing_stuck() {
+    delete_org_namespace("ns-delete", false).await;
+}
+
+#[tokio::test]
+async fn deletion_protection_never_blocks_deleting_the_namespace() {
+    delete_org_namespace("ns-delete-protected", true).await;
+}
+
+async fn delete_org_namespace(test: &str, protected: bool) {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
-    let ns = support::namespace(&client, "ns-delete").await;
+    let ns = support::namespace(&client, test).await;
     let _operator = support::operator_with_webhook(&[&ns]);
     support::wait_for_webhook(&client, &ns).await;
     support::apply(&client, &ns, &org_yaml("")).await;
+    if protected {
+        support::apply(
+            &client,
+            &ns,
+            "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  deletionProtection: true\n",
+        )
+        .await;
+        let (ok, _, err) = support::kubectl(&[
+            "delete",
+            "organization",
+            "org",
+            "-n",
+            &ns,
+            "--dry-run=server",
+        ]);
+        assert!(
+            !ok && err.contains("[rule DeletionProtection]"),
+            "protected: {err}"
+        );
+    }
     support::apply(
         &client,
         &ns,

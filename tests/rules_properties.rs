@@ -582,6 +582,7 @@ impl Cluster {
         let ctx = Context {
             now: self.world.now,
             removals_last_hour: 0,
+            namespace_deleting: false,
         };
         let existing = self.find(subject);
         let now = self.tick();

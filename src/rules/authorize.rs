@@ -60,6 +60,9 @@ pub struct Context {
     pub now: Timestamp,
     /// Memberships deleted in this organization during the last hour (for `maxRemovalsPerHour`).
     pub removals_last_hour: u32,
+    /// The org namespace itself is being deleted. roster never blocks that, so every deletion in
+    /// it is allowed, deletion protection included.
+    pub namespace_deleting: bool,
 }
 
 /// The rule a denial comes from; also the label of the decision metric.
@@ -150,13 +153,16 @@ pub fn authorize(
     let mut warnings = Vec::new();
     // Deleting anything inside an organization that is being deleted, or that is already gone
     // (the garbage collector removing what it owned), is always allowed: an org deletion never
-    // gets stuck, and without an Organization nothing there is in force.
-    let deleting_inside_deleted_org = (index.organization_deleting()
-        || index.organization.is_none())
+    // gets stuck, and without an Organization nothing there is in force. Deleting the namespace
+    // deletes everything in it, the Organization too, deletion protection or not.
+    let org_going =
+        index.organization_deleting() || index.organization.is_none() || ctx.namespace_deleting;
+    let deleting_inside_deleted_org = org_going
         && matches!(
             op,
             Operation::DeleteMembership(_) | Operation::DeleteInvite(_) | Operation::DeleteTeam(_)
-        );
+        )
+        || ctx.namespace_deleting && matches!(op, Operation::DeleteOrganization(_));
     let result = if deleting_inside_deleted_org {
         Ok(())
     } else {

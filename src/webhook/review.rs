@@ -18,6 +18,10 @@ use crate::api::{Invite, Membership, MembershipSpec, OrgRole, Organization, Team
 use crate::caches::{Caches, code_secret_name, invite_code};
 use crate::rules::{self, Actor, Config, Context, Decision, Operation, OrgIndex, Redemption};
 
+/// How long a decision waits for caches that have not yet listed what exists (the API server gives
+/// the webhook 5 seconds).
+const CACHE_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What a decision needs besides the request.
 pub struct Decider {
     pub caches: Caches,
@@ -87,9 +91,23 @@ impl Decider {
             req.user_info.groups.clone().unwrap_or_default(),
             &self.config,
         );
+        let kind = req.kind.kind.as_str();
+        // Until the caches have listed what exists, every index is empty: every org would look like
+        // a namespace without an Organization (where deletions are always allowed) and without
+        // members. Wait for them briefly, or refuse; never decide from nothing.
+        if matches!(kind, "Membership" | "Invite" | "Team" | "Organization")
+            && tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.stores.ready())
+                .await
+                .is_err()
+        {
+            return Answer {
+                response: AdmissionResponse::from(req)
+                    .deny("roster: the webhook's caches are still syncing; try again in a moment"),
+                reason: "CachesSyncing",
+            };
+        }
         let now = Timestamp::now();
         let mut index = self.caches.index(&namespace);
-        let kind = req.kind.kind.as_str();
 
         macro_rules! objects {
             ($t:ty) => {{
@@ -221,8 +239,21 @@ impl Decider {
             } else {
                 0
             },
+            namespace_deleting: false,
         };
-        let decision: Decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
+        let mut decision: Decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
+        // A refused deletion may be part of deleting the whole namespace, which roster must never
+        // block: only then is it worth a read.
+        if decision.denial.is_some()
+            && req.operation == Verb::Delete
+            && self.namespace_deleting(&namespace).await
+        {
+            let ctx = Context {
+                namespace_deleting: true,
+                ..ctx
+            };
+            decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
+        }
         match decision.denial {
             Some(denial) => {
                 let mut response = AdmissionResponse::from(req).deny(format!(
@@ -230,6 +261,9 @@ impl Decider {
                     denial.message,
                     denial.reason.as_str()
                 ));
+                // A refusal of who may do what, answered as the API server's own RBAC would.
+                response.result.code = 403;
+                response.result.reason = "Forbidden".into();
                 if !decision.warnings.is_empty() {
                     response.warnings = Some(decision.warnings);
                 }
@@ -256,6 +290,11 @@ impl Decider {
             .secrets
             .get(&ObjectRef::new(&code_secret_name(invite)).within(namespace))?;
         invite_code(&secret, invite)
+    }
+
+    async fn namespace_deleting(&self, namespace: &str) -> bool {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        matches!(api.get_opt(namespace).await, Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_some())
     }
 
     async fn fresh_index(&self, namespace: &str) -> Result<OrgIndex, kube::Error> {

@@ -56,12 +56,9 @@ pub fn control_plane() -> &'static ControlPlane {
         }
         let dir = std::env::temp_dir().join(format!("roster-test-{}", std::process::id()));
         let script = repo().join("hack/control-plane.sh");
-        let kubeconfig = run(
-            Command::new(&script).arg("up").arg(&dir),
-            "starting the control plane (hack/control-plane.sh up)",
-        );
-        // A watchdog outside this process stops the control plane (by the pids `up` recorded) when the
-        // test binary ends, however it ends: normal exit, panic, abort or kill.
+        // A watchdog outside this process stops the control plane (by the pids `up` records) when the
+        // test binary ends, however it ends: normal exit, panic, abort or kill, and also when `up`
+        // fails halfway. It starts first for that reason.
         #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
         Command::new("setsid")
             .arg("sh")
@@ -76,6 +73,10 @@ pub fn control_plane() -> &'static ControlPlane {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the control plane watchdog");
+        let kubeconfig = run(
+            Command::new(&script).arg("up").arg(&dir),
+            "starting the control plane (hack/control-plane.sh up)",
+        );
         ControlPlane {
             kubeconfig: PathBuf::from(kubeconfig.trim()),
             kubectl,
@@ -415,4 +416,63 @@ pub async fn allow_roster_rbac(client: &Client, ns: &str) {
         )
         .await
         .expect("apply test RoleBinding");
+}
+
+impl Operator {
+    /// Starts the operator binary with exactly `args` (no test defaults: the caller passes
+    /// `--kubeconfig`, for example one with a ServiceAccount's token) and extra environment variables.
+    /// `metrics_port` is the port `args` serve /metrics and /readyz on.
+    pub fn spawn(args: &[String], env: &[(&str, &str)], metrics_port: u16) -> Operator {
+        let log = std::env::temp_dir().join(format!(
+            "roster-operator-{}-{metrics_port}.log",
+            std::process::id()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("operator log file"))
+            .spawn()
+            .expect("start the roster binary");
+        Operator {
+            child,
+            metrics_port,
+            log,
+        }
+    }
+
+    /// Whether `/readyz` answers 200 (the caches are synced).
+    pub fn ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
+            return false;
+        };
+        let _ = s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
+    }
+}
+
+/// Like [`create_raw`], as a server-side dry run: the API server validates (schema, CEL, admission)
+/// and stores nothing.
+pub async fn create_raw_dry_run(
+    client: &Client,
+    ns: &str,
+    object: serde_json::Value,
+) -> Result<kube::api::DynamicObject, kube::Error> {
+    let obj: kube::api::DynamicObject = serde_json::from_value(object).expect("object JSON");
+    let gvk =
+        kube::api::GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
+            .expect("GVK");
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("discover the kind");
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+        .create(&pp, &obj)
+        .await
 }

@@ -1,0 +1,1481 @@
+//! The Helm chart (`charts/roster`): `helm lint` and `helm template` with default and other values,
+//! its CRDs and org ClusterRoles kept equal to the crate's, wrong values refused by the schema, and
+//! a real `helm install` into the local control plane. There are no nodes, so no pod ever runs: the
+//! operator binary runs outside the cluster *as the chart's ServiceAccount* (a token from the
+//! TokenRequest API), with the Deployment's own arguments, which proves the chart's RBAC is enough.
+//! `helm uninstall` must then leave nothing behind and nothing stuck.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use roster::api::{Invite, InvitePhase, Membership, MembershipPhase, Organization};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::Operator;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Release name and namespace of the rendering tests (the full name is then `roster`).
+const RELEASE: &str = "roster";
+const RELEASE_NS: &str = "roster-system";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart() -> PathBuf {
+    repo().join("charts/roster")
+}
+
+/// The helm binary hack/build-control-plane.sh builds (second line of its output).
+fn helm_bin() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let out = Command::new(repo().join("hack/build-control-plane.sh"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("run hack/build-control-plane.sh");
+        assert!(out.status.success(), "hack/build-control-plane.sh failed");
+        let dirs = String::from_utf8(out.stdout).unwrap();
+        let dir = dirs.lines().nth(1).expect("the helm bin directory");
+        PathBuf::from(dir).join("helm")
+    })
+}
+
+/// Runs helm with its cache and configuration in a private directory (never the user's).
+fn helm(args: &[&str]) -> Output {
+    let home = std::env::temp_dir().join(format!("roster-helm-home-{}", std::process::id()));
+    Command::new(helm_bin())
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("run helm")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every document of a YAML stream, as JSON values (empty documents dropped).
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| Value::deserialize(d).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// `helm template` of the chart with `--set` values; panics with helm's message when it fails.
+fn render(set: &[&str]) -> Vec<Value> {
+    let out = try_render(set);
+    assert!(
+        out.status.success(),
+        "helm template {set:?}: {}",
+        text(&out)
+    );
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
+fn try_render(set: &[&str]) -> Output {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--namespace",
+        RELEASE_NS,
+    ];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    helm(&args)
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn container(docs: &[Value]) -> &Value {
+    &find(docs, "Deployment", RELEASE)["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn container_args(docs: &[Value]) -> Vec<String> {
+    serde_json::from_value(container(docs)["args"].clone()).expect("args are strings")
+}
+
+/// The value after `flag` in `args`.
+fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+fn rules(role: &Value) -> Vec<PolicyRule> {
+    serde_json::from_value(role["rules"].clone()).expect("rules parse as PolicyRules")
+}
+
+/// Whether `rules` allow `verb` on `group`/`resource` (optionally a named object), as RBAC would.
+fn allows(
+    rules: &[PolicyRule],
+    verb: &str,
+    group: &str,
+    resource: &str,
+    name: Option<&str>,
+) -> bool {
+    let has = |list: &Option<Vec<String>>, x: &str| {
+        list.as_ref()
+            .is_some_and(|l| l.iter().any(|v| v == x || v == "*"))
+    };
+    rules.iter().any(|r| {
+        (r.verbs.iter().any(|v| v == verb || v == "*"))
+            && has(&r.api_groups, group)
+            && has(&r.resources, resource)
+            && match (&r.resource_names, name) {
+                (None, _) => true,
+                (Some(names), Some(n)) => names.is_empty() || names.iter().any(|x| x == n),
+                (Some(names), None) => names.is_empty(),
+            }
+    })
+}
+
+/// The operator's ClusterRole never holds wildcards, `escalate`, `impersonate`, or write access to
+/// ClusterRoles and ClusterRoleBindings, and `bind`s exactly `bindable`.
+fn assert_least_privilege(rules: &[PolicyRule], bindable: &BTreeSet<String>) {
+    for r in rules {
+        for list in [&Some(r.verbs.clone()), &r.api_groups, &r.resources] {
+            assert!(
+                !list.iter().flatten().any(|v| v == "*"),
+                "no wildcards in the operator's ClusterRole: {r:?}"
+            );
+        }
+        for verb in ["escalate", "impersonate", "deletecollection"] {
+            assert!(!r.verbs.iter().any(|v| v == verb), "{verb} granted: {r:?}");
+        }
+        if r.verbs.iter().any(|v| v == "bind") {
+            assert_eq!(r.verbs, vec!["bind"], "bind stands alone: {r:?}");
+            let names: BTreeSet<String> = r
+                .resource_names
+                .clone()
+                .expect("bind is limited by resourceNames")
+                .into_iter()
+                .collect();
+            assert_eq!(
+                &names, bindable,
+                "bind only on the ClusterRoles roster hands out"
+            );
+        }
+    }
+    for (verb, resource) in [
+        ("create", "clusterroles"),
+        ("patch", "clusterroles"),
+        ("create", "clusterrolebindings"),
+        ("create", "roles"),
+        ("bind", "clusterroles"),
+    ] {
+        assert!(
+            !allows(rules, verb, "rbac.authorization.k8s.io", resource, None),
+            "{verb} {resource} (unnamed) must not be granted"
+        );
+    }
+    assert!(!allows(
+        rules,
+        "bind",
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        Some("cluster-admin")
+    ));
+    for (verb, group, resource) in [
+        ("delete", "", "secrets"),
+        ("update", "", "secrets"),
+        ("create", "", "namespaces"),
+        ("delete", "", "namespaces"),
+        ("create", "roster.dev", "organizations"),
+        ("update", "roster.dev", "memberships"),
+        ("delete", "roster.dev", "organizations"),
+        ("create", "", "pods"),
+    ] {
+        assert!(
+            !allows(rules, verb, group, resource, None),
+            "{verb} {group}/{resource} must not be granted"
+        );
+    }
+}
+
+/// What the operator does need (tests/chart.rs's install test proves it is also enough).
+fn assert_operator_needs(rules: &[PolicyRule]) {
+    for kind in ["organizations", "memberships", "invites", "teams"] {
+        for verb in ["get", "list", "watch", "patch"] {
+            assert!(
+                allows(rules, verb, "roster.dev", kind, None),
+                "{verb} {kind}"
+            );
+        }
+        assert!(allows(
+            rules,
+            "patch",
+            "roster.dev",
+            &format!("{kind}/status"),
+            None
+        ));
+        assert!(allows(
+            rules,
+            "update",
+            "roster.dev",
+            &format!("{kind}/finalizers"),
+            None
+        ));
+    }
+    for verb in ["get", "list", "watch", "patch"] {
+        assert!(
+            allows(rules, verb, "", "namespaces", None),
+            "{verb} namespaces"
+        );
+    }
+    for verb in ["get", "list", "watch", "create"] {
+        assert!(allows(rules, verb, "", "secrets", None), "{verb} secrets");
+    }
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        let group = "rbac.authorization.k8s.io";
+        assert!(
+            allows(rules, verb, group, "rolebindings", None),
+            "{verb} rolebindings"
+        );
+    }
+    assert!(allows(rules, "create", "events.k8s.io", "events", None));
+    assert!(allows(rules, "patch", "events.k8s.io", "events", None));
+    assert!(allows(
+        rules,
+        "create",
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        None
+    ));
+}
+
+fn bindable(extra: &[&str]) -> BTreeSet<String> {
+    [
+        "roster-org-owner",
+        "roster-org-admin",
+        "roster-org-member",
+        "roster-org-viewer",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn chart_lints_with_default_and_other_values() {
+    let chart = chart();
+    for set in [
+        vec![],
+        vec![
+            "replicas=2",
+            "webhook.certManager.enabled=true",
+            "watchNamespaces={team-a,team-b}",
+            "selfService.bindAuthenticated=true",
+            "metrics.serviceMonitor.enabled=true",
+            "platform.users={system:serviceaccount:argocd:argocd-application-controller}",
+        ],
+        vec![
+            "webhook.enabled=false",
+            "replicas=3",
+            "podDisruptionBudget.minAvailable=2",
+        ],
+        vec![
+            "webhook.certManager.enabled=true",
+            "webhook.certManager.issuerRef.kind=ClusterIssuer",
+            "webhook.certManager.issuerRef.name=corp-ca",
+        ],
+    ] {
+        let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
+        for s in &set {
+            args.extend(["--set", s]);
+        }
+        let out = helm(&args);
+        assert!(out.status.success(), "helm lint {set:?}:\n{}", text(&out));
+    }
+}
+
+#[test]
+fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment", RELEASE);
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let args = container_args(&docs);
+    assert_eq!(args[0], "run");
+    assert!(!args.contains(&"--leader-elect".into()), "{args:?}");
+    assert_eq!(
+        flag(&args, "--webhook-service"),
+        Some("roster-system/roster:443")
+    );
+    assert_eq!(flag(&args, "--webhook-config-name"), Some(RELEASE));
+    assert_eq!(flag(&args, "--webhook-addr"), Some("0.0.0.0:8443"));
+    assert_eq!(flag(&args, "--metrics-addr"), Some("0.0.0.0:8080"));
+    assert_eq!(
+        flag(&args, "--allowed-cluster-roles"),
+        Some("admin,edit,view")
+    );
+    assert_eq!(
+        flag(&args, "--excluded-namespaces"),
+        Some("kube-system,kube-public,kube-node-lease")
+    );
+    assert_eq!(flag(&args, "--platform-groups"), Some("system:masters"));
+    assert!(flag(&args, "--webhook-cert-dir").is_none());
+    assert!(flag(&args, "--namespaces").is_none(), "all namespaces");
+
+    // The restricted Pod Security profile.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(&docs);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    assert_eq!(pod["serviceAccountName"], RELEASE);
+
+    // Downward API, probes and ports.
+    for (name, path) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let env = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is set"));
+        assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], path);
+    }
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+    let ports: Vec<(String, i64)> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        vec![("metrics".into(), 8080), ("webhook".into(), 8443)]
+    );
+
+    // The Service and the PodDisruptionBudget select the pods.
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let service = find(&docs, "Service", RELEASE);
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[k], v, "the Service selects the pods");
+    }
+    let service_ports: Vec<(String, i64, String)> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["port"].as_i64().unwrap(),
+                p["targetPort"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        service_ports,
+        vec![
+            ("webhook".into(), 443, "webhook".into()),
+            ("metrics".into(), 8080, "metrics".into())
+        ]
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", RELEASE);
+    assert_eq!(
+        pdb["spec"]["selector"], deployment["spec"]["selector"],
+        "the PDB covers the operator's pods"
+    );
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "never blocks a drain");
+
+    // Self-managed: roster writes the webhooks into the (empty) configuration the chart owns, and
+    // may patch that one configuration only.
+    let vwc = find(&docs, "ValidatingWebhookConfiguration", RELEASE);
+    assert!(vwc["webhooks"].is_null(), "roster writes them: {vwc}");
+    assert!(of_kind(&docs, "Certificate").is_empty());
+    assert!(of_kind(&docs, "Issuer").is_empty());
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    let operator = rules(find(&docs, "ClusterRole", RELEASE));
+    assert_least_privilege(&operator, &bindable(&["admin", "edit", "view"]));
+    assert_operator_needs(&operator);
+    let group = "admissionregistration.k8s.io";
+    let resource = "validatingwebhookconfigurations";
+    assert!(allows(&operator, "patch", group, resource, Some(RELEASE)));
+    assert!(!allows(
+        &operator,
+        "patch",
+        group,
+        resource,
+        Some("another")
+    ));
+    assert!(!allows(&operator, "patch", group, resource, None));
+    assert!(!allows(&operator, "create", group, resource, None));
+
+    let lease_role = rules(find(&docs, "Role", RELEASE));
+    assert!(allows(
+        &lease_role,
+        "create",
+        "coordination.k8s.io",
+        "leases",
+        None
+    ));
+    assert!(allows(
+        &lease_role,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        Some(RELEASE)
+    ));
+    assert!(!allows(
+        &lease_role,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        Some("other")
+    ));
+    let binding = find(&docs, "ClusterRoleBinding", RELEASE);
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": RELEASE, "namespace": RELEASE_NS }])
+    );
+    assert!(
+        of_kind(&docs, "ClusterRoleBinding")
+            .iter()
+            .all(|b| b["roleRef"]["name"] != "roster-self-service"),
+        "self-service is bound only when asked"
+    );
+    // Everything namespaced lands in the release namespace.
+    for d in &docs {
+        if let Some(ns) = d["metadata"]["namespace"].as_str() {
+            assert_eq!(ns, RELEASE_NS, "{}", d["kind"]);
+        }
+    }
+}
+
+#[test]
+fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
+    let docs = render(&[
+        "replicas=2",
+        "webhook.certManager.enabled=true",
+        "watchNamespaces={team-a,team-b}",
+    ]);
+    assert_eq!(find(&docs, "Deployment", RELEASE)["spec"]["replicas"], 2);
+    let args = container_args(&docs);
+    assert!(args.contains(&"--leader-elect".into()), "{args:?}");
+    assert_eq!(flag(&args, "--lease-name"), Some(RELEASE));
+    assert_eq!(flag(&args, "--namespaces"), Some("team-a,team-b"));
+    assert!(flag(&args, "--webhook-service").is_none(), "{args:?}");
+    assert!(flag(&args, "--webhook-config-name").is_none(), "{args:?}");
+    let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
+
+    // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
+    let certificate = find(&docs, "Certificate", "roster-webhook");
+    let secret = certificate["spec"]["secretName"].as_str().unwrap();
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == secret)
+        .expect("the certificate's Secret is a volume");
+    let mount = container(&docs)["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("and is mounted");
+    assert_eq!(mount["mountPath"], cert_dir);
+    assert_eq!(mount["readOnly"], true);
+    let dns: Vec<&str> = certificate["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(dns.contains(&"roster.roster-system.svc"), "{dns:?}");
+    let issuer = &certificate["spec"]["issuerRef"];
+    find(
+        &docs,
+        issuer["kind"].as_str().unwrap(),
+        issuer["name"].as_str().unwrap(),
+    );
+
+    // The chart's configuration is roster's own (as `roster webhook-config` prints it), with the CA
+    // injected by cert-manager.
+    let vwc = find(&docs, "ValidatingWebhookConfiguration", RELEASE);
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "roster-system/roster-webhook"
+    );
+    let expected = roster::webhook::config::configuration(
+        RELEASE,
+        &roster::webhook::config::Endpoint::Service {
+            namespace: RELEASE_NS.into(),
+            name: RELEASE.into(),
+            port: 443,
+        },
+        None,
+        &["team-a".into(), "team-b".into()],
+    );
+    assert_eq!(
+        vwc["webhooks"],
+        serde_json::to_value(expected.webhooks).unwrap()
+    );
+    let operator = rules(find(&docs, "ClusterRole", RELEASE));
+    assert!(
+        !allows(
+            &operator,
+            "patch",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            Some(RELEASE)
+        ),
+        "roster writes no webhook configuration when cert-manager's is rendered"
+    );
+    assert_least_privilege(&operator, &bindable(&["admin", "edit", "view"]));
+
+    // A chosen issuer replaces the self-signed one.
+    let docs = render(&[
+        "webhook.certManager.enabled=true",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+        "webhook.certManager.issuerRef.name=corp-ca",
+    ]);
+    assert!(of_kind(&docs, "Issuer").is_empty());
+    assert_eq!(
+        find(&docs, "Certificate", "roster-webhook")["spec"]["issuerRef"],
+        json!({ "kind": "ClusterIssuer", "name": "corp-ca" })
+    );
+}
+
+#[test]
+fn other_values_bind_self_service_name_platform_principals_and_more_cluster_roles() {
+    let docs = render(&[
+        "selfService.bindAuthenticated=true",
+        "platform.users={system:serviceaccount:argocd:argocd-application-controller,system:serviceaccount:flux-system:kustomize-controller}",
+        "platform.groups={system:masters,platform-team}",
+        "allowedClusterRoles={admin,edit,view,monitoring-view}",
+        "excludedNamespaces={kube-system,argocd}",
+        "metrics.serviceMonitor.enabled=true",
+        "leaderElection.enabled=true",
+    ]);
+    let args = container_args(&docs);
+    assert_eq!(
+        flag(&args, "--platform-users"),
+        Some(
+            "system:serviceaccount:argocd:argocd-application-controller,system:serviceaccount:flux-system:kustomize-controller"
+        )
+    );
+    assert_eq!(
+        flag(&args, "--platform-groups"),
+        Some("system:masters,platform-team")
+    );
+    assert_eq!(
+        flag(&args, "--allowed-cluster-roles"),
+        Some("admin,edit,view,monitoring-view")
+    );
+    assert_eq!(
+        flag(&args, "--excluded-namespaces"),
+        Some("kube-system,argocd")
+    );
+    assert!(
+        args.contains(&"--leader-elect".into()),
+        "forced with one replica"
+    );
+    let operator = rules(find(&docs, "ClusterRole", RELEASE));
+    assert_least_privilege(
+        &operator,
+        &bindable(&["admin", "edit", "view", "monitoring-view"]),
+    );
+    let self_service = of_kind(&docs, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["roleRef"]["name"] == "roster-self-service")
+        .expect("roster-self-service is bound");
+    assert_eq!(
+        self_service["subjects"],
+        json!([{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }])
+    );
+    let monitor = find(&docs, "ServiceMonitor", RELEASE);
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    // Without the webhook: no port, no configuration, no rights on configurations.
+    let docs = render(&["webhook.enabled=false"]);
+    let args = container_args(&docs);
+    assert!(args.contains(&"--webhook-addr=".into()), "{args:?}");
+    assert!(of_kind(&docs, "ValidatingWebhookConfiguration").is_empty());
+    let service = find(&docs, "Service", RELEASE);
+    assert_eq!(service["spec"]["ports"].as_array().unwrap().len(), 1);
+    assert!(
+        !rules(find(&docs, "ClusterRole", RELEASE))
+            .iter()
+            .any(|r| r.api_groups == Some(vec!["admissionregistration.k8s.io".into()]))
+    );
+}
+
+#[test]
+fn wrong_values_are_refused_with_the_reason() {
+    for (set, expected) in [
+        (vec!["replicas=two"], "/replicas"),
+        (vec!["replicas=two"], "want integer"),
+        (vec!["log.format=xml"], "/log/format"),
+        (vec!["webhok.enabled=false"], "webhok"),
+        (
+            vec!["allowedClusterRoles={admin,cluster-admin}"],
+            "never cluster-admin",
+        ),
+        (
+            vec!["allowedClusterRoles={*}"],
+            "never cluster-admin or wildcards",
+        ),
+        (
+            vec!["replicas=2"],
+            "replicas > 1 needs webhook.certManager.enabled=true",
+        ),
+        (
+            vec!["watchNamespaces={Not_A_Namespace}"],
+            "/watchNamespaces/0",
+        ),
+    ] {
+        let out = try_render(&set);
+        assert!(!out.status.success(), "{set:?} must be refused");
+        let message = text(&out);
+        assert!(message.contains(expected), "{set:?}: {message}");
+    }
+}
+
+#[test]
+fn chart_crds_are_the_repository_crds() {
+    let list = |dir: PathBuf| -> BTreeSet<String> {
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let (repo_crds, chart_crds) = (repo().join("crds"), chart().join("crds"));
+    assert_eq!(
+        list(chart_crds.clone()),
+        list(repo_crds.clone()),
+        "charts/roster/crds holds exactly the files of crds/"
+    );
+    for file in list(repo_crds.clone()) {
+        assert_eq!(
+            std::fs::read(chart_crds.join(&file)).unwrap(),
+            std::fs::read(repo_crds.join(&file)).unwrap(),
+            "charts/roster/crds/{file} differs from crds/{file}: copy crds/ into the chart"
+        );
+    }
+}
+
+#[test]
+fn chart_cluster_roles_are_roster_access_cluster_roles() {
+    let docs = render(&[]);
+    let expected = roster::access::cluster_roles();
+    let rendered: BTreeSet<String> = of_kind(&docs, "ClusterRole")
+        .iter()
+        .map(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .filter(|n| n.starts_with("roster-org-") || n == "roster-self-service")
+        .collect();
+    let names: BTreeSet<String> = expected
+        .iter()
+        .map(|r| r.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(rendered, names);
+    for role in expected {
+        let name = role.metadata.name.clone().unwrap();
+        let chart_role: ClusterRole =
+            serde_json::from_value(find(&docs, "ClusterRole", &name).clone()).unwrap();
+        assert_eq!(
+            chart_role.rules, role.rules,
+            "ClusterRole {name} in the chart differs from roster::access::cluster_roles()"
+        );
+    }
+    // The operator may bind each of them in org namespaces.
+    let operator = rules(find(&docs, "ClusterRole", RELEASE));
+    for role in [
+        roster::api::OrgRole::Owner,
+        roster::api::OrgRole::Admin,
+        roster::api::OrgRole::Member,
+        roster::api::OrgRole::Viewer,
+    ] {
+        let name = roster::access::org_namespace_role(role);
+        assert!(allows(
+            &operator,
+            "bind",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            Some(&name)
+        ));
+    }
+    // Without them (another release creates them), nothing else changes.
+    let docs = render(&["rbac.createOrgClusterRoles=false"]);
+    assert_eq!(of_kind(&docs, "ClusterRole").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// helm install into the real control plane, and the operator as the chart's ServiceAccount.
+
+/// A kubeconfig for `token`, with the server and CA of the test control plane.
+fn token_kubeconfig(token: &str, path: &Path) {
+    let kc = kube::config::Kubeconfig::read_from(&support::control_plane().kubeconfig)
+        .expect("read the test kubeconfig");
+    let cluster = kc.clusters[0].cluster.clone().expect("a cluster");
+    let ca = match (
+        &cluster.certificate_authority,
+        &cluster.certificate_authority_data,
+    ) {
+        (Some(file), _) => format!("certificate-authority: {file}"),
+        (None, Some(data)) => format!("certificate-authority-data: {data}"),
+        (None, None) => panic!("the test kubeconfig names no CA"),
+    };
+    let server = cluster.server.expect("a server");
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    {ca}\nusers:\n- name: roster\n  user:\n    token: {token}\ncontexts:\n- name: roster\n  context:\n    cluster: local\n    user: roster\ncurrent-context: roster\n"
+        ),
+    )
+    .expect("write the ServiceAccount kubeconfig");
+}
+
+/// kubectl with a given kubeconfig: (success, stdout, stderr).
+fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(&support::control_plane().kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    let (_, out, err) =
+        support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
+    match out.trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!("kubectl auth can-i {verb} {resource} --as {user}: {other} {err}"),
+    }
+}
+
+/// Polls `check` until it returns Some; on timeout panics with `what` and the operator's log, which
+/// names anything the API server refused the operator.
+async fn wait_for<T, F, Fut>(operator: &Operator, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out after {WAIT:?} waiting for {what}\n{}",
+                diagnosis(operator)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator's log (without colours) and the conditions of every Organization: roster reports
+/// writes the API server refused there (AccessSynced) or in its log.
+fn diagnosis(operator: &Operator) -> String {
+    let mut log = String::new();
+    let mut chars = operator.logs().chars().collect::<Vec<_>>().into_iter();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI escape: skip to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            log.push(c);
+        }
+    }
+    let (_, conditions, _) = support::kubectl(&[
+        "get",
+        "organizations",
+        "-A",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.namespace}: {.status.conditions}{"\n"}{end}"#,
+    ]);
+    format!("--- Organization conditions ---\n{conditions}\n--- operator log ---\n{log}")
+}
+
+fn condition_true(conditions: &[roster::api::Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+async fn namespace_gone(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    support::eventually(
+        &format!("namespace {name} to be gone (not stuck in Terminating)"),
+        Duration::from_secs(60),
+        || async { api.get_opt(name).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls_cleanly() {
+    let cp = support::control_plane();
+    let kubeconfig = cp.kubeconfig.to_str().unwrap().to_string();
+    let client = support::admin_client().await;
+    let release_ns = support::namespace(&client, "chart-release").await;
+    let org_ns = support::namespace(&client, "chart-org").await;
+    let work_ns = support::namespace(&client, "chart-work").await;
+    let release = format!("roster-chart-{}", std::process::id());
+    let sa_user = format!("system:serviceaccount:{release_ns}:{release}");
+    let (ok, _, err) = support::kubectl(&[
+        "label",
+        "namespace",
+        &release_ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]);
+    assert!(ok, "{err}");
+
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "install",
+            &release,
+            chart,
+            "--namespace",
+            &release_ns,
+            "--kubeconfig",
+            &kubeconfig,
+            "--timeout",
+            "60s",
+        ];
+        args.extend_from_slice(extra);
+        helm(&args)
+    };
+
+    // A wrong value fails the install before anything is created.
+    let out = install(&["--set", "replicas=two"]);
+    assert!(!out.status.success(), "replicas=two must fail the install");
+    assert!(text(&out).contains("/replicas"), "{}", text(&out));
+    let status = helm(&[
+        "status",
+        &release,
+        "-n",
+        &release_ns,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert!(!status.status.success(), "no release was recorded");
+
+    let dir = std::env::temp_dir().join(format!("roster-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let values = dir.join("values.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "watchNamespaces: [{org_ns}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n"
+        ),
+    )
+    .unwrap();
+    // roster-org-* have fixed names; in a control plane shared by all test binaries other tests may
+    // have applied them already, which only an explicit take-over lets this release own.
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    let mut extra = vec!["--values", values.to_str().unwrap()];
+    if cluster_roles
+        .get_opt("roster-org-owner")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        extra.push("--take-ownership");
+    }
+    let out = install(&extra);
+    let installed = text(&out);
+    assert!(out.status.success(), "helm install: {installed}");
+    assert!(
+        !installed.contains("PodSecurity"),
+        "the pod template meets the restricted Pod Security Standard: {installed}"
+    );
+
+    // The CRDs came with the chart (or were there already) and are Established.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in roster::crds::all() {
+        let name = crd.metadata.name.unwrap();
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established"))
+        .unwrap();
+    }
+
+    // A token of the chart's ServiceAccount, in a kubeconfig of its own.
+    let (ok, token, err) = support::kubectl(&[
+        "create",
+        "token",
+        &release,
+        "-n",
+        &release_ns,
+        "--duration",
+        "1h",
+    ]);
+    assert!(ok, "kubectl create token: {err}");
+    let sa_kubeconfig = dir.join("kubeconfig");
+    token_kubeconfig(token.trim(), &sa_kubeconfig);
+    let (ok, whoami, err) = kubectl_with(
+        &sa_kubeconfig,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert!(ok, "kubectl auth whoami as the ServiceAccount: {err}");
+    assert_eq!(whoami, sa_user);
+
+    // The operator with the installed Deployment's arguments, adjusted to run outside the cluster:
+    // loopback addresses, and the webhook reached by URL instead of through the Service.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &release_ns)
+        .get(&release)
+        .await
+        .expect("the chart's Deployment");
+    let pod = deployment.spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some(release.as_str()));
+    let c = &pod.containers[0];
+    let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert!(
+        env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"),
+        "{env:?}"
+    );
+    let (metrics_port, webhook_port) = (support::free_port(), support::free_port());
+    let mut args = Vec::new();
+    let mut given = c.args.clone().unwrap().into_iter();
+    while let Some(a) = given.next() {
+        match a.as_str() {
+            "--metrics-addr" => {
+                given.next();
+                args.extend(["--metrics-addr".into(), format!("127.0.0.1:{metrics_port}")]);
+            }
+            "--webhook-addr" => {
+                given.next();
+                args.extend(["--webhook-addr".into(), format!("127.0.0.1:{webhook_port}")]);
+            }
+            "--webhook-service" => {
+                let service = given.next().unwrap();
+                assert_eq!(service, format!("{release_ns}/{release}:443"));
+                args.extend([
+                    "--webhook-url".into(),
+                    format!("https://127.0.0.1:{webhook_port}/validate"),
+                ]);
+            }
+            _ => args.push(a),
+        }
+    }
+    assert!(args.contains(&"--leader-elect".into()), "{args:?}");
+    assert_eq!(flag(&args, "--webhook-config-name"), Some(release.as_str()));
+    args.extend([
+        "--kubeconfig".into(),
+        sa_kubeconfig.to_str().unwrap().into(),
+    ]);
+    let pod_name = format!("{release}-7d4b9c-x2x9q");
+    let mut operator = Operator::spawn(
+        &args,
+        &[("POD_NAME", &pod_name), ("POD_NAMESPACE", &release_ns)],
+        metrics_port,
+    );
+
+    wait_for(&operator, "/readyz (caches synced)", || async {
+        operator.ready().then_some(())
+    })
+    .await;
+
+    // roster wrote its webhook into the configuration the chart created, and the API server calls it.
+    let probe: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "webhook-probe" },
+        "spec": { "access": { "namespaces": ["kube-system"] } }
+    }))
+    .unwrap();
+    let org_resource = kube::api::ApiResource::erase::<Organization>(&());
+    let dynamic =
+        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &org_ns, &org_resource);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    wait_for(
+        &operator,
+        "the webhook to answer for the org namespace",
+        || async {
+            match dynamic.create(&dry_run, &probe).await {
+                Err(kube::Error::Api(s)) if s.message.contains("roster:") => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    let (_, vwc, _) = support::kubectl(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &release,
+        "-o",
+        "json",
+    ]);
+    let vwc: Value = serde_json::from_str(&vwc).expect("the configuration");
+    assert_eq!(
+        vwc["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    assert_eq!(
+        vwc["webhooks"][0]["clientConfig"]["url"],
+        format!("https://127.0.0.1:{webhook_port}/validate")
+    );
+    // A `helm upgrade` leaves the webhooks roster wrote alone (the chart renders none of its own).
+    let out = helm(&[
+        "upgrade",
+        &release,
+        chart,
+        "--namespace",
+        &release_ns,
+        "--kubeconfig",
+        &kubeconfig,
+        "--reuse-values",
+        "--set",
+        "podAnnotations.upgraded=yes",
+    ]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let (_, hooks, _) = support::kubectl(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &release,
+        "-o",
+        "jsonpath={.webhooks[*].clientConfig.url}",
+    ]);
+    assert_eq!(
+        hooks,
+        format!("https://127.0.0.1:{webhook_port}/validate"),
+        "helm upgrade kept roster's webhooks"
+    );
+
+    // An organization, as a platform admin would apply it.
+    let org = format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Chart Org\n  dataRegion: EU\n  access:\n    namespaces: [{work_ns}]\n"
+    );
+    support::apply(&client, &org_ns, &org).await;
+    let member = |name: &str, user: &str, role: &str| {
+        format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
+        )
+    };
+    for (name, user, role) in [
+        ("owner", "owner@example.com", "owner"),
+        ("member", "member@example.com", "member"),
+        ("viewer", "viewer@example.com", "viewer"),
+    ] {
+        support::apply(&client, &org_ns, &member(name, user, role)).await;
+    }
+    support::apply(
+        &client,
+        &org_ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: welcome\nspec:\n  email: new@example.com\n  role: member\n---\napiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: short\nspec:\n  role: viewer\n  ttl: 2s\n---\napiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: ops\nspec:\n  members:\n  - user: owner@example.com\n    role: owner\n  - user: viewer@example.com\n    role: member\n  access:\n    namespaces: [{work_ns}]\n"
+        ),
+    )
+    .await;
+
+    let orgs: Api<Organization> = Api::namespaced(client.clone(), &org_ns);
+    wait_for(
+        &operator,
+        "the Organization to be Ready with 3 members",
+        || async {
+            let s = orgs.get("org").await.ok()?.status?;
+            (condition_true(&s.conditions, "Ready") && s.members == 3).then_some(())
+        },
+    )
+    .await;
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), &org_ns);
+    wait_for(&operator, "the owner-protection finalizer", || async {
+        let owner = memberships.get("owner").await.ok()?;
+        owner
+            .metadata
+            .finalizers?
+            .contains(&roster::controller::OWNER_PROTECTION.to_string())
+            .then_some(())
+    })
+    .await;
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &org_ns);
+    let secret_name = wait_for(&operator, "the invite's code Secret", || async {
+        invites.get("welcome").await.ok()?.status?.code_secret_name
+    })
+    .await;
+    let secret = Api::<Secret>::namespaced(client.clone(), &org_ns)
+        .get(&secret_name)
+        .await
+        .expect("the code Secret exists");
+    let code = String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap();
+
+    // The invited person redeems the code with kubectl (roster-self-service, bound by the chart);
+    // the webhook checks the code from roster's Secret cache.
+    let redemption = dir.join("redeem.yaml");
+    std::fs::write(
+        &redemption,
+        format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: newbie\n  namespace: {org_ns}\nspec:\n  user: new@example.com\n  role: member\n  invite:\n    name: welcome\n    code: {code}\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = support::kubectl(&[
+        "--as",
+        "new@example.com",
+        "create",
+        "-f",
+        redemption.to_str().unwrap(),
+    ]);
+    assert!(ok, "redeeming the invite: {out}{err}");
+    wait_for(
+        &operator,
+        "the redeemed Membership to be Active",
+        || async {
+            let s = memberships.get("newbie").await.ok()?.status?;
+            (s.phase == Some(MembershipPhase::Active)).then_some(())
+        },
+    )
+    .await;
+
+    wait_for(&operator, "the short invite to expire", || async {
+        let s = invites.get("short").await.ok()?.status?;
+        (s.phase == Some(InvitePhase::Expired)).then_some(())
+    })
+    .await;
+    wait_for(&operator, "an InviteExpired Event", || async {
+        let (_, reasons, _) = support::kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &org_ns,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ]);
+        reasons.contains("InviteExpired").then_some(())
+    })
+    .await;
+
+    // RoleBindings in the org namespace and the workload namespace, as can-i sees them.
+    let eventually_can = |user: &'static str, verb: &'static str, resource: &'static str, ns| {
+        let operator = &operator;
+        async move {
+            wait_for(
+                operator,
+                &format!("{user} can-i {verb} {resource} -n {ns}"),
+                || async { can(user, verb, resource, ns).then_some(()) },
+            )
+            .await
+        }
+    };
+    eventually_can(
+        "owner@example.com",
+        "create",
+        "memberships.roster.dev",
+        &org_ns,
+    )
+    .await;
+    eventually_can("member@example.com", "create", "deployments.apps", &work_ns).await;
+    eventually_can("new@example.com", "create", "deployments.apps", &work_ns).await;
+    // The team makes the viewer a team member in the workload namespace (edit).
+    eventually_can("viewer@example.com", "create", "deployments.apps", &work_ns).await;
+    assert!(can(
+        "viewer@example.com",
+        "list",
+        "memberships.roster.dev",
+        &org_ns
+    ));
+    assert!(!can(
+        "viewer@example.com",
+        "update",
+        "memberships.roster.dev",
+        &org_ns
+    ));
+    // Self-service: anyone authenticated may create a Membership (the webhook decides which).
+    assert!(can(
+        "stranger@example.com",
+        "create",
+        "memberships.roster.dev",
+        &org_ns
+    ));
+    assert!(!can(
+        "member@example.com",
+        "create",
+        "invites.roster.dev",
+        &org_ns
+    ));
+    assert!(!can(
+        "stranger@example.com",
+        "list",
+        "memberships.roster.dev",
+        &org_ns
+    ));
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &org_ns)
+        .list(
+            &ListParams::default()
+                .labels(&format!("{}={org_ns}", roster::access::ORGANIZATION_LABEL)),
+        )
+        .await
+        .unwrap();
+    let roles: BTreeSet<String> = bindings
+        .items
+        .iter()
+        .map(|b| b.role_ref.name.clone())
+        .collect();
+    assert_eq!(
+        roles,
+        bindable(&[])
+            .into_iter()
+            .filter(|r| r != "roster-org-admin")
+            .collect()
+    );
+    let (_, labels, _) = support::kubectl(&[
+        "get",
+        "namespace",
+        &work_ns,
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert!(
+        labels.contains("\"roster.dev/data-region\":\"EU\""),
+        "dataRegion labels the workload namespace: {labels}"
+    );
+    let status = orgs.get("org").await.unwrap().status.unwrap();
+    assert!(
+        condition_true(&status.conditions, "AccessSynced"),
+        "{}",
+        diagnosis(&operator)
+    );
+
+    // Leader election in the release namespace.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &release_ns);
+    wait_for(&operator, "the operator to hold the Lease", || async {
+        let holder = leases.get(&release).await.ok()?.spec?.holder_identity?;
+        (holder == pod_name).then_some(())
+    })
+    .await;
+
+    // What the ServiceAccount can do beyond that: nothing dangerous.
+    for (verb, resource, ns, expected) in [
+        (
+            "bind",
+            "clusterroles/roster-org-owner",
+            org_ns.as_str(),
+            true,
+        ),
+        ("bind", "clusterroles/admin", work_ns.as_str(), true),
+        (
+            "bind",
+            "clusterroles/cluster-admin",
+            work_ns.as_str(),
+            false,
+        ),
+        ("escalate", "clusterroles", work_ns.as_str(), false),
+        ("create", "clusterrolebindings", work_ns.as_str(), false),
+        ("create", "roles", work_ns.as_str(), false),
+        ("delete", "secrets", org_ns.as_str(), false),
+        ("create", "pods", work_ns.as_str(), false),
+        ("create", "organizations.roster.dev", org_ns.as_str(), false),
+        ("delete", "memberships.roster.dev", org_ns.as_str(), false),
+        ("delete", "namespaces", work_ns.as_str(), false),
+        ("impersonate", "users", work_ns.as_str(), false),
+        (
+            "create",
+            "leases.coordination.k8s.io",
+            org_ns.as_str(),
+            false,
+        ),
+        (
+            "patch",
+            &format!("validatingwebhookconfigurations/{release}"),
+            work_ns.as_str(),
+            true,
+        ),
+        (
+            "patch",
+            "validatingwebhookconfigurations/someone-else",
+            work_ns.as_str(),
+            false,
+        ),
+    ] {
+        assert_eq!(
+            can(&sa_user, verb, resource, ns),
+            expected,
+            "{sa_user} can-i {verb} {resource} -n {ns}"
+        );
+    }
+    assert!(
+        !operator.logs().to_lowercase().contains("forbidden"),
+        "the API server refused the operator something:\n{}",
+        diagnosis(&operator)
+    );
+
+    // The documented uninstall path: delete the organization's namespace while roster runs (it
+    // releases the owner protection and removes the bindings), then uninstall.
+    Api::<Namespace>::all(client.clone())
+        .delete(&org_ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    namespace_gone(&client, &org_ns).await;
+    let work_bindings = Api::<RoleBinding>::namespaced(client.clone(), &work_ns);
+    wait_for(
+        &operator,
+        "the workload namespace's bindings to go",
+        || async {
+            let left = work_bindings
+                .list(
+                    &ListParams::default()
+                        .labels(&format!("{}={org_ns}", roster::access::ORGANIZATION_LABEL)),
+                )
+                .await
+                .ok()?;
+            left.items.is_empty().then_some(())
+        },
+    )
+    .await;
+    assert!(
+        operator.terminate(Duration::from_secs(15)),
+        "graceful shutdown on SIGTERM\n{}",
+        diagnosis(&operator)
+    );
+    let holder = leases
+        .get(&release)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_ne!(
+        holder.as_deref(),
+        Some(pod_name.as_str()),
+        "the Lease is released"
+    );
+
+    let out = helm(&[
+        "uninstall",
+        &release,
+        "--namespace",
+        &release_ns,
+        "--kubeconfig",
+        &kubeconfig,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    let selector = format!("app.kubernetes.io/instance={release}");
+    for (kinds, namespace) in [
+        (
+            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,secrets,configmaps",
+            Some(release_ns.as_str()),
+        ),
+        (
+            "clusterroles,clusterrolebindings,validatingwebhookconfigurations",
+            None,
+        ),
+    ] {
+        let mut args = vec!["get", kinds, "-l", &selector, "-o", "name"];
+        if let Some(ns) = namespace {
+            args.extend(["-n", ns]);
+        }
+        let (ok, left, err) = support::kubectl(&args);
+        assert!(ok, "{err}");
+        assert!(left.trim().is_empty(), "helm uninstall left: {left}");
+    }
+    let (_, release_secrets, _) = support::kubectl(&[
+        "get",
+        "secrets",
+        "-n",
+        &release_ns,
+        "-l",
+        &format!("owner=helm,name={release}"),
+        "-o",
+        "name",
+    ]);
+    assert!(release_secrets.trim().is_empty(), "{release_secrets}");
+    let (_, vwc, _) = support::kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]);
+    assert!(
+        !vwc.contains(&release),
+        "the webhook configuration roster wrote into is gone: {vwc}"
+    );
+    // The CRDs stay (Helm never deletes them), and nothing is stuck: the remaining namespaces (the
+    // release namespace still holds roster's released Lease) delete at once.
+    assert!(
+        crds.get_opt("organizations.roster.dev")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for ns in [&release_ns, &work_ns] {
+        Api::<Namespace>::all(client.clone())
+            .delete(ns, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    namespace_gone(&client, &release_ns).await;
+    namespace_gone(&client, &work_ns).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
