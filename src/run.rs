@@ -213,7 +213,20 @@ async fn start_webhook(
         Some(dir) => webhook::tls::from_files(dir.join("tls.crt"), dir.join("tls.key")).await?,
         None => {
             let (dns, ips) = certificate_names(endpoint.as_ref());
-            webhook::tls::self_signed(&dns, &ips).await?
+            // In a cluster, replicas share one certificate through a Secret in their namespace.
+            match (std::env::var("POD_NAMESPACE"), &args.webhook_config_name) {
+                (Ok(ns), Some(name)) => {
+                    webhook::tls::shared_self_signed(
+                        client,
+                        &ns,
+                        &format!("{name}-webhook-tls"),
+                        &dns,
+                        &ips,
+                    )
+                    .await?
+                }
+                _ => webhook::tls::self_signed(&dns, &ips).await?,
+            }
         }
     };
     let app = webhook::router(

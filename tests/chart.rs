@@ -669,10 +669,6 @@ fn wrong_values_are_refused_with_the_reason() {
             "never cluster-admin or wildcards",
         ),
         (
-            vec!["replicas=2"],
-            "replicas > 1 needs webhook.certManager.enabled=true",
-        ),
-        (
             vec!["watchNamespaces={Not_A_Namespace}"],
             "/watchNamespaces/0",
         ),

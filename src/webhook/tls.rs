@@ -65,10 +65,14 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
     })
 }
 
-/// A fresh CA and a serving certificate for `dns_names` and `ips` (rcgen's default validity); the CA's PEM
-/// goes into the ValidatingWebhookConfiguration's `caBundle`.
-pub async fn self_signed(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Tls> {
-    install_crypto_provider();
+/// PEMs of a self-managed certificate: CA, serving certificate, serving key.
+struct Generated {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn generate(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Generated> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name
@@ -88,11 +92,78 @@ pub async fn self_signed(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyh
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
     let cert = leaf.signed_by(&key, &issuer)?;
+    Ok(Generated {
+        ca: ca_cert.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
 
-    let config =
-        RustlsConfig::from_pem(cert.pem().into_bytes(), key.serialize_pem().into_bytes()).await?;
+async fn serving(g: Generated) -> anyhow::Result<Tls> {
+    let config = RustlsConfig::from_pem(g.cert.into_bytes(), g.key.into_bytes()).await?;
     Ok(Tls {
         config,
-        ca_bundle: Some(ca_cert.pem().into_bytes()),
+        ca_bundle: Some(g.ca.into_bytes()),
     })
+}
+
+/// A fresh CA and a serving certificate for `dns_names` and `ips` (rcgen's default validity); the
+/// CA's PEM goes into the ValidatingWebhookConfiguration's `caBundle`.
+pub async fn self_signed(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Tls> {
+    install_crypto_provider();
+    serving(generate(dns_names, ips)?).await
+}
+
+/// Like [`self_signed`], but shared by every replica through a Secret: the first replica to start
+/// creates it, the others (and restarts) use it, so all serve what the one `caBundle` trusts.
+pub async fn shared_self_signed(
+    client: &kube::Client,
+    namespace: &str,
+    secret: &str,
+    dns_names: &[String],
+    ips: &[std::net::IpAddr],
+) -> anyhow::Result<Tls> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, PostParams};
+    install_crypto_provider();
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |s: &Secret| -> Option<Generated> {
+        let data = s.data.as_ref()?;
+        let field = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+        Some(Generated {
+            ca: field("ca.crt")?,
+            cert: field("tls.crt")?,
+            key: field("tls.key")?,
+        })
+    };
+    if let Some(existing) = api.get_opt(secret).await?.as_ref().and_then(read) {
+        return serving(existing).await;
+    }
+    let g = generate(dns_names, ips)?;
+    let object = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(secret.into()),
+            labels: Some([("app.kubernetes.io/name".to_string(), "roster".to_string())].into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(
+            [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => serving(g).await,
+        // Another replica was first: use its certificate.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let theirs = api.get(secret).await?;
+            serving(read(&theirs).context("the shared webhook certificate Secret is incomplete")?)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

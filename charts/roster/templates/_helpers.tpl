@@ -88,7 +88,4 @@ app.kubernetes.io/part-of: roster
 {{- fail (printf "allowedClusterRoles: %q may not be handed out by roster (no escalation: never cluster-admin or wildcards)" .) }}
 {{- end }}
 {{- end }}
-{{- if and (gt (int .Values.replicas) 1) (include "roster.selfManagedWebhook" .) }}
-{{- fail "replicas > 1 needs webhook.certManager.enabled=true (or webhook.enabled=false): with self-managed certificates each replica generates its own CA and the API server would reject the others' certificates" }}
-{{- end }}
 {{- end }}
