@@ -23,6 +23,7 @@ fn install_crypto_provider() {
 }
 
 /// Certificate and key from PEM files, reloaded whenever either file's modification time changes.
+/// A `ca.crt` beside them (as cert-manager writes it) becomes the `caBundle` roster writes.
 pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
     install_crypto_provider();
     let config = RustlsConfig::from_pem_file(&cert, &key)
@@ -34,6 +35,7 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
                 key.display()
             )
         })?;
+    let ca_bundle = cert.parent().and_then(|dir| std::fs::read(dir.join("ca.crt")).ok());
     let reloading = config.clone();
     tokio::spawn(async move {
         let stamp = |p: &PathBuf| {
@@ -61,7 +63,7 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
     });
     Ok(Tls {
         config,
-        ca_bundle: None,
+        ca_bundle,
     })
 }
 
