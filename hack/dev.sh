@@ -28,7 +28,10 @@ if ! hack/control-plane.sh status "$dir" >/dev/null 2>&1 || ! kill -0 "$(cat "$d
   done
   sleep 1 # the ValidatingWebhookConfiguration is written right after the caches sync
 fi
-kubectl apply --server-side --field-manager roster-dev -R -f examples/
+# examples/gitops holds Argo CD and Flux reference manifests, not organizations.
+for example in examples/*/; do
+  [ "$example" = examples/gitops/ ] || kubectl apply --server-side --field-manager roster-dev -R -f "$example"
+done
 sleep 3
 kubectl get roster -A
 cat <<MSG

@@ -6,9 +6,11 @@
 pub mod access;
 pub mod api;
 pub mod caches;
+pub mod check;
 pub mod controller;
 pub mod crds;
 pub mod metrics;
+pub mod plugin;
 pub mod rules;
 pub mod run;
 pub mod webhook;

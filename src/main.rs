@@ -40,12 +40,65 @@ enum Command {
     },
     /// Run the operator: reconcile organizations and keep their status true.
     Run(Box<roster::run::RunArgs>),
+    /// Validate org manifests offline, as a GitOps repository's CI would: schema and CEL rules of
+    /// each object, then the invariants of each org namespace (owners, duplicates, seats, invites).
+    /// Exits 1 when there are errors.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Files or folders (searched recursively for *.yaml and *.yml; multi-document files welcome).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: CheckOutput,
+    /// Namespace for objects that set none (like `kubectl apply -n`).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    strict: bool,
+    /// ClusterRoles `spec.access.clusterRoles` may name (as configured on `roster run`).
+    #[arg(long, value_delimiter = ',', default_value = "admin,edit,view")]
+    allowed_cluster_roles: Vec<String>,
+    /// Namespaces an organization may never claim (as configured on `roster run`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kube-system,kube-public,kube-node-lease"
+    )]
+    excluded_namespaces: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CheckOutput {
+    Text,
+    Json,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => roster::run::run(*args).await?,
+        Command::Check(args) => {
+            let report = roster::check::check(&roster::check::Options {
+                paths: args.paths,
+                namespace: args.namespace,
+                config: roster::check::config(
+                    &args.allowed_cluster_roles,
+                    &args.excluded_namespaces,
+                ),
+            });
+            match args.output {
+                CheckOutput::Text => print!("{}", report.text()),
+                CheckOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            if report.errors > 0 || (args.strict && report.warnings > 0) {
+                std::process::exit(1);
+            }
+        }
         Command::WebhookConfig {
             url,
             service,

@@ -299,6 +299,11 @@ fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError>
         if let Some(email) = &inv.spec.email {
             prop_assert_eq!(m.spec.user.as_ref(), Some(email));
         }
+        prop_assert_eq!(
+            m.spec.role,
+            inv.spec.role,
+            "a redemption takes the invite's role"
+        );
         let _ = role;
     }
     // Effective role is the desired one unless a change is held, and only ever held at owner.

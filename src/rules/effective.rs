@@ -86,6 +86,7 @@ enum NotInForce {
     InviteRevoked,
     InviteExpired,
     InviteEmailMismatch,
+    InviteRoleMismatch,
     OpenInvitesDisabled,
     InviteExhausted,
     SeatLimitReached,
@@ -106,6 +107,7 @@ impl NotInForce {
             NotInForce::InviteRevoked => "InviteRevoked",
             NotInForce::InviteExpired => "InviteExpired",
             NotInForce::InviteEmailMismatch => "InviteEmailMismatch",
+            NotInForce::InviteRoleMismatch => "InviteRoleMismatch",
             NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
             NotInForce::InviteExhausted => "InviteExhausted",
             NotInForce::SeatLimitReached => "SeatLimitReached",
@@ -263,6 +265,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     let has_members = verdicts.iter().any(|v| matches!(v, Verdict::Candidate));
     let min_owners = policy.min_owners.max(1) as usize;
     let mut held: HashSet<usize> = HashSet::new();
+    let mut held_subjects: HashSet<Subject> = HashSet::new();
     if !org_deleting && has_members && desired_owners < min_owners {
         let mut need = min_owners - desired_owners;
         for (i, m) in memberships.iter().enumerate() {
@@ -286,7 +289,8 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 }
                 Verdict::Out(..) => false,
             };
-            if was_owner && holdable {
+            // One held Membership per user or group, however many old ones are leaving.
+            if was_owner && holdable && m.spec.subject().is_some_and(|s| held_subjects.insert(s)) {
                 held.insert(i);
                 need -= 1;
                 // A held leaving owner keeps its user or group: a newer Membership for the same
@@ -825,6 +829,16 @@ fn redeem(
                 ));
             }
             _ => {}
+        }
+        // The webhook refuses this too; the controller holds it even when admission was bypassed.
+        if m.spec.role != inv.spec.role {
+            return Err((
+                NotInForce::InviteRoleMismatch,
+                format!(
+                    "Invite {} grants role {}; set spec.role to {}",
+                    r.name, inv.spec.role, inv.spec.role
+                ),
+            ));
         }
         if u.accepted.len() as i32 >= inv.spec.max_uses {
             return Err((
