@@ -214,9 +214,9 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = webhook::bind(format!("127.0.0.1:{port}").parse().unwrap()).unwrap();
     tokio::spawn(webhook::serve(
-        addr,
+        listener,
         tls.config.clone(),
         app,
         std::future::pending(),

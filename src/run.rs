@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::Reporter;
 use kube::{Client, Config};
@@ -233,7 +234,8 @@ async fn start_webhook(
         webhook::Decider::new(caches.clone(), config, client.clone()),
         metrics,
     );
-    let server = tokio::spawn(webhook::serve(addr, tls.config.clone(), app, shutdown));
+    let listener = webhook::bind(addr)?;
+    let server = tokio::spawn(webhook::serve(listener, tls.config.clone(), app, shutdown));
     if let (Some(name), Some(endpoint)) = (&args.webhook_config_name, &endpoint) {
         let configuration = webhook::config::configuration(
             name,
@@ -348,18 +350,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&lease_ns)
-            .with_identity(&identity)
-            .with_duration(args.lease_duration)
-            .with_grace((args.lease_duration / 3).max(1))
-            .build()
-            .await?;
-        let (mut leading, lease_task) = manager.watch().await;
+        let manager = || {
+            LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&lease_ns)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration)
+                .with_grace((args.lease_duration / 3).max(1))
+                .build()
+        };
+        let (mut leading, mut lease_task) = manager().await?.watch().await;
         tracing::info!(lease = %args.lease_name, namespace = %lease_ns, %identity, "waiting to become leader");
-        let became_leader = tokio::select! {
-            r = leading.wait_for(|l| *l) => { r.context("leader election stopped")?; true }
-            _ = stopped() => false,
+        // kube-lease-manager sleeps until the holder's lease would expire, even when the holder
+        // released it early (a graceful shutdown). A standby that sees the lease free starts its
+        // manager over, which takes the lease at once.
+        let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), &lease_ns);
+        let became_leader = loop {
+            tokio::select! {
+                r = leading.wait_for(|l| *l) => { r.context("leader election stopped")?; break true; }
+                _ = released(&leases, &args.lease_name) => {}
+                _ = stopped() => break false,
+            }
+            tracing::debug!("the lease was released; trying to take it");
+            lease_task.abort();
+            (leading, lease_task) = manager().await?.watch().await;
         };
         if !became_leader {
             drop(leading);
@@ -400,6 +413,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         server.await??;
         Ok(())
+    }
+}
+
+/// Resolves once the Lease is seen without a holder (released by a leader that shut down), polling
+/// it every second: a `get` of the one Lease is all the RBAC a replica has on Leases.
+async fn released(leases: &kube::Api<Lease>, name: &str) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if let Ok(Some(lease)) = leases.get_opt(name).await
+            && lease
+                .spec
+                .and_then(|s| s.holder_identity)
+                .is_none_or(|h| h.is_empty())
+        {
+            return;
+        }
     }
 }
 

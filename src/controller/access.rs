@@ -1,7 +1,7 @@
 //! The access step of a reconcile: write the RoleBindings the organization should have, remove the
 //! ones it should not, and say how that went as `AccessSynced` conditions.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -11,6 +11,7 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use super::apply::FIELD_MANAGER;
+use super::reconcile::Writes;
 use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
 use crate::api::{Condition, Membership, Organization, Team};
 use crate::rules::conditions::{self, Want};
@@ -29,6 +30,47 @@ fn same(a: &RoleBinding, b: &RoleBinding) -> bool {
         && a.subjects == b.subjects
         && b.labels().iter().all(|(k, v)| a.labels().get(k) == Some(v))
         && a.owner_references() == b.owner_references()
+}
+
+/// Applies one binding; a changed roleRef (immutable) means deleting the old binding first.
+async fn apply_binding(
+    ctx: &Context,
+    b: &RoleBinding,
+    old: Option<&RoleBinding>,
+) -> Result<(), String> {
+    let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
+    let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut body = serde_json::to_value(b).expect("serializable");
+    body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+    body["kind"] = "RoleBinding".into();
+    if let Some(old) = old
+        && old.role_ref != b.role_ref
+    {
+        ctx.metrics.write("RoleBinding", "delete");
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+    }
+    ctx.metrics.write("RoleBinding", "apply");
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("RoleBinding {ns}/{name}: {e}"))
+}
+
+async fn remove_binding(ctx: &Context, e: &RoleBinding) -> Result<(), String> {
+    let ns = e.namespace().unwrap_or_default();
+    ctx.metrics.write("RoleBinding", "delete");
+    match Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
+        .delete(&e.name_any(), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(err) => Err(format!("removing RoleBinding {ns}/{}: {err}", e.name_any())),
+    }
 }
 
 /// Brings the organization's RoleBindings to what its effective state implies. Without an
@@ -56,62 +98,54 @@ pub async fn sync(
         }
         None => (Claims::default(), Vec::new()),
     };
-    let mut failures = Vec::new();
     let existing = ctx.stores.role_bindings.state_filter(|b| {
         b.labels().get(ORGANIZATION_LABEL).map(String::as_str) == Some(namespace)
     });
-    let wanted: BTreeSet<(String, String)> = desired
+    // An org of 10,000 members has 10,000 bindings: look them up, never scan for each.
+    let by_key: HashMap<(String, String), &RoleBinding> = existing
+        .iter()
+        .map(|e| {
+            (
+                (e.namespace().unwrap_or_default(), e.name_any()),
+                e.as_ref(),
+            )
+        })
+        .collect();
+    let wanted: HashSet<(String, String)> = desired
         .iter()
         .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
         .collect();
 
+    let mut failures = Vec::new();
+    let mut writes = Writes::new();
     for b in &desired {
-        let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
-        if existing
-            .iter()
-            .any(|e| e.namespace().as_deref() == Some(&ns) && e.name_any() == name && same(e, b))
-        {
+        if ctx.stopping() {
+            break;
+        }
+        let old = by_key
+            .get(&(b.namespace().unwrap_or_default(), b.name_any()))
+            .copied();
+        if old.is_some_and(|e| same(e, b)) {
             continue;
         }
-        let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
-        let mut body = serde_json::to_value(b).expect("serializable");
-        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-        body["kind"] = "RoleBinding".into();
-        ctx.metrics.write("RoleBinding", "apply");
-        // roleRef is immutable: a changed role means a new binding.
-        if let Some(old) = existing
-            .iter()
-            .find(|e| e.namespace().as_deref() == Some(&ns) && e.name_any() == name)
-            && old.role_ref != b.role_ref
-        {
-            let _ = api.delete(&name, &DeleteParams::default()).await;
-        }
-        if let Err(e) = api
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
-            failures.push(format!("RoleBinding {ns}/{name}: {e}"));
-        }
+        let done = writes.push(apply_binding(ctx, b, old)).await;
+        failures.extend(done.into_iter().filter_map(Result::err));
     }
-    for e in existing
-        .iter()
-        .filter(|e| !wanted.contains(&(e.namespace().unwrap_or_default(), e.name_any())))
-    {
-        let ns = e.namespace().unwrap_or_default();
-        ctx.metrics.write("RoleBinding", "delete");
-        match Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
-            .delete(&e.name_any(), &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(err) => failures.push(format!("removing RoleBinding {ns}/{}: {err}", e.name_any())),
+    failures.extend(writes.finish().await.into_iter().filter_map(Result::err));
+    let mut writes = Writes::new();
+    for e in &existing {
+        if ctx.stopping() {
+            break;
         }
+        if wanted.contains(&(e.namespace().unwrap_or_default(), e.name_any())) {
+            continue;
+        }
+        let done = writes.push(remove_binding(ctx, e)).await;
+        failures.extend(done.into_iter().filter_map(Result::err));
     }
+    failures.extend(writes.finish().await.into_iter().filter_map(Result::err));
+    // Writes finish in any order; the condition that reports failures must read the same each time.
+    failures.sort();
     if let Some(org) = org.filter(|o| o.meta().deletion_timestamp.is_none()) {
         label_data_region(ctx, org, namespace, &claims, &mut failures).await;
     }

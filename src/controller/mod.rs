@@ -11,6 +11,7 @@ pub mod apply;
 mod reconcile;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,19 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// `namespace=region` labels already applied, so they are written once.
     labelled: Mutex<std::collections::HashSet<String>>,
+    /// The namespaces this replica is responsible for. Scoped to more than one, it watches (and is
+    /// asked to reconcile) every namespace of the cluster, so it must skip those outside the scope.
+    pub scope: Scope,
+    /// Set when the controller shuts down (SIGTERM, or leadership lost): reconciles in flight stop
+    /// writing at once instead of finishing (the next leader or start recomputes what is left).
+    stopping: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// Whether the controller is shutting down; reconciles then write nothing more.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
 }
 
 /// Runs the controller on `caches` until `shutdown` resolves.
@@ -73,6 +87,7 @@ pub async fn run(
             }
         }
     });
+    let stopping = Arc::new(AtomicBool::new(false));
     let controller = Controller::new(namespaces, namespace_config)
         .with_config(
             ControllerConfig::default()
@@ -80,7 +95,13 @@ pub async fn run(
                 .debounce(Duration::from_millis(100)),
         )
         .reconcile_on(triggers)
-        .graceful_shutdown_on(shutdown);
+        .graceful_shutdown_on({
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.store(true, Ordering::Relaxed);
+            }
+        });
 
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
@@ -90,6 +111,8 @@ pub async fn run(
         config,
         failures: Mutex::new(HashMap::new()),
         labelled: Mutex::new(Default::default()),
+        scope: scope.clone(),
+        stopping,
     });
     caches.stores.ready().await;
     tracing::info!("caches synced; reconciling");

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -14,10 +16,13 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, access, apply};
-use crate::api::{Invite, Membership, Organization, OrganizationStatus};
+use crate::api::{
+    Invite, Membership, MembershipPhase, MembershipStatus, OrgRole, Organization,
+    OrganizationStatus,
+};
 use crate::caches::{code_secret_name, invite_code};
 use crate::rules::conditions::{self, Want};
-use crate::rules::{self, OrgObjects};
+use crate::rules::{self, MembershipEffect, OrgObjects};
 
 /// The finalizer on effective owners' Memberships (like Kubernetes' pvc-protection).
 pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
@@ -26,6 +31,48 @@ pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+}
+
+/// Writes one reconcile has in flight at a time. One write after the other, an org of 10,000
+/// members takes 30,000 round trips to converge; a bounded number in parallel keeps the API server
+/// busy without letting one org open hundreds of connections (the controller runs up to 8
+/// reconciles at once).
+pub(super) const WRITE_CONCURRENCY: usize = 16;
+
+/// Writes in flight, at most [`WRITE_CONCURRENCY`]; each `push` waits for a free slot and returns
+/// the results of the writes that finished meanwhile.
+pub(super) struct Writes<F: std::future::Future> {
+    in_flight: FuturesUnordered<F>,
+}
+
+impl<F: std::future::Future> Writes<F> {
+    pub(super) fn new() -> Self {
+        Writes {
+            in_flight: FuturesUnordered::new(),
+        }
+    }
+
+    pub(super) async fn push(&mut self, write: F) -> Vec<F::Output> {
+        let mut done = Vec::new();
+        while self.in_flight.len() >= WRITE_CONCURRENCY {
+            done.extend(self.in_flight.next().await);
+        }
+        self.in_flight.push(write);
+        done
+    }
+
+    pub(super) async fn finish(mut self) -> Vec<F::Output> {
+        let mut done = Vec::new();
+        while let Some(r) = self.in_flight.next().await {
+            done.push(r);
+        }
+        done
+    }
+}
+
+/// The first error among finished writes.
+fn first_error(done: Vec<Result<(), kube::Error>>) -> Result<(), kube::Error> {
+    done.into_iter().collect()
 }
 
 fn objects_in<K: Resource<DynamicType = ()> + Clone>(
@@ -104,9 +151,49 @@ where
     Ok(())
 }
 
+async fn write_membership(
+    ctx: &Context,
+    m: &Membership,
+    effect: &MembershipEffect,
+    org: Option<&OwnerReference>,
+) -> Result<(), kube::Error> {
+    ensure_metadata(ctx, m, effect.protect, org).await?;
+    if m.status.as_ref() != Some(&effect.status) {
+        apply::status(ctx, m, &effect.status).await?;
+    }
+    Ok(())
+}
+
+/// The metadata roster owns on `obj`, then its status when that differs.
+async fn write_object<K>(
+    ctx: &Context,
+    obj: &K,
+    status: K::Status,
+    protect: bool,
+    org: Option<&OwnerReference>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + kube::core::object::HasStatus
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::Status: PartialEq + serde::Serialize,
+{
+    ensure_metadata(ctx, obj, protect, org).await?;
+    if obj.status() != Some(&status) {
+        apply::status(ctx, obj, &status).await?;
+    }
+    Ok(())
+}
+
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_timer();
     let namespace = ns.name_any();
+    // Another operator's namespace (or nobody's): never write there.
+    if !ctx.scope.contains(&namespace) {
+        return Ok(Action::await_change());
+    }
+    let _timer = ctx.metrics.reconcile_timer();
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
     let stores = &ctx.stores;
 
@@ -165,6 +252,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         })
         .collect();
     let synced = access::sync(&ctx, &namespace, org, &effective_memberships, &teams).await;
+    if ctx.stopping() {
+        return Ok(Action::await_change());
+    }
     if !synced.failures.is_empty()
         && let Some(org) = org
     {
@@ -203,22 +293,56 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
             apply::status(&ctx, extra, &status).await?;
         }
     }
-    for m in &memberships {
-        let e = &effective.memberships[&m.name_any()];
-        ensure_metadata(&ctx, m, e.protect, org_ref.as_ref()).await?;
-        if m.status.as_ref() != Some(&e.status) {
-            apply::status(&ctx, m, &e.status).await?;
+    // Each object's metadata, then its status; objects side by side (see WRITE_CONCURRENCY).
+    let org_ref = org_ref.as_ref();
+    // Clients (the webhook's caches among them) see every state between two status writes: write
+    // in ranks (see `write_rank`), each rank finished before the next, so that those states keep
+    // the invariants too.
+    let mut ranked: Vec<(u8, &Membership)> = memberships
+        .iter()
+        .map(|m| {
+            let after = &effective.memberships[&m.name_any()].status;
+            (write_rank(m.status.as_ref(), after), m)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let mut writes = Writes::new();
+    let mut rank_in_flight = None;
+    for (rank, m) in ranked {
+        if ctx.stopping() {
+            return Ok(Action::await_change());
         }
+        if rank_in_flight.is_some_and(|r| r != rank) {
+            first_error(std::mem::replace(&mut writes, Writes::new()).finish().await)?;
+        }
+        rank_in_flight = Some(rank);
+        let effect = &effective.memberships[&m.name_any()];
+        first_error(
+            writes
+                .push(write_membership(&ctx, m, effect, org_ref))
+                .await,
+        )?;
     }
+    first_error(writes.finish().await)?;
+    let mut writes = Writes::new();
     for invite in &invites {
+        if ctx.stopping() {
+            return Ok(Action::await_change());
+        }
         let mut status = effective.invites[&invite.name_any()].clone();
         status.code_secret_name = secret_names.get(&invite.name_any()).cloned();
-        ensure_metadata(&ctx, invite, false, org_ref.as_ref()).await?;
-        if invite.status.as_ref() != Some(&status) {
-            apply::status(&ctx, invite, &status).await?;
-        }
+        first_error(
+            writes
+                .push(write_object(&ctx, invite, status, false, org_ref))
+                .await,
+        )?;
     }
+    first_error(writes.finish().await)?;
+    let mut writes = Writes::new();
     for team in &teams {
+        if ctx.stopping() {
+            return Ok(Action::await_change());
+        }
         let mut status = effective.teams[&team.name_any()].clone();
         let previous = team
             .status
@@ -228,11 +352,13 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         status
             .conditions
             .extend(access::team_condition(team, previous, &synced, now));
-        ensure_metadata(&ctx, team, false, org_ref.as_ref()).await?;
-        if team.status.as_ref() != Some(&status) {
-            apply::status(&ctx, team, &status).await?;
-        }
+        first_error(
+            writes
+                .push(write_object(&ctx, team, status, false, org_ref))
+                .await,
+        )?;
     }
+    first_error(writes.finish().await)?;
 
     publish_notices(&ctx, &effective.notices, org, &memberships, &invites).await;
     let without_owner = effective
@@ -261,6 +387,27 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         }
         None => Action::await_change(),
     })
+}
+
+/// The rank in which a Membership's status is written within one reconcile (lower first): seats
+/// are freed before they are taken, and ownership is gained before it is lost, so no state in
+/// between has Active members without an Active owner, or more Active members than seats.
+fn write_rank(before: Option<&MembershipStatus>, after: &MembershipStatus) -> u8 {
+    let active =
+        |s: Option<&MembershipStatus>| s.is_some_and(|s| s.phase == Some(MembershipPhase::Active));
+    let owner = |s: Option<&MembershipStatus>| {
+        active(s) && s.and_then(|s| s.effective_role) == Some(OrgRole::Owner)
+    };
+    let (was_owner, is_owner) = (owner(before), owner(Some(after)));
+    if active(before) && !active(Some(after)) && !was_owner {
+        0 // leaves a seat, and no owner goes with it
+    } else if is_owner && !was_owner {
+        1
+    } else if was_owner && !is_owner {
+        3
+    } else {
+        2
+    }
 }
 
 fn duplicate_org_status(

@@ -69,9 +69,19 @@ pub fn router(decider: Decider, metrics: Arc<Metrics>) -> Router {
         .with_state(Arc::new(Server { decider, metrics }))
 }
 
-/// Serves the webhook over TLS until `shutdown` resolves.
+/// Binds the webhook's address now, so that a busy port fails the start with a clear error
+/// instead of leaving a replica that looks healthy and answers nothing.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    use anyhow::Context as _;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("bind the webhook to {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the webhook over TLS on `listener` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: std::net::TcpListener,
     tls: axum_server::tls_rustls::RustlsConfig,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -82,8 +92,8 @@ pub async fn serve(
         shutdown.await;
         h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
-    tracing::info!(%addr, "serving the admission webhook");
-    axum_server::bind_rustls(addr, tls)
+    tracing::info!(addr = %listener.local_addr()?, "serving the admission webhook");
+    axum_server::from_tcp_rustls(listener, tls)?
         .handle(handle)
         .serve(app.into_make_service())
         .await?;

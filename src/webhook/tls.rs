@@ -35,7 +35,9 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
                 key.display()
             )
         })?;
-    let ca_bundle = cert.parent().and_then(|dir| std::fs::read(dir.join("ca.crt")).ok());
+    let ca_bundle = cert
+        .parent()
+        .and_then(|dir| std::fs::read(dir.join("ca.crt")).ok());
     let reloading = config.clone();
     tokio::spawn(async move {
         let stamp = |p: &PathBuf| {
@@ -61,10 +63,7 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
             }
         }
     });
-    Ok(Tls {
-        config,
-        ca_bundle,
-    })
+    Ok(Tls { config, ca_bundle })
 }
 
 /// PEMs of a self-managed certificate: CA, serving certificate, serving key.

@@ -226,6 +226,13 @@ impl Operator {
             .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--log-level")
             .arg("roster=debug,info")
+            // No webhook unless the test asks for one: operators of concurrent tests would all
+            // bind the default port.
+            .args(if extra.contains(&"--webhook-addr") {
+                &[][..]
+            } else {
+                &["--webhook-addr", ""][..]
+            })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("operator log file"))
