@@ -5,30 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use roster::api::{Membership, MembershipPhase, Organization};
 use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn install_cluster_roles(client: &Client) {
-    let api: Api<ClusterRole> = Api::all(client.clone());
-    for role in roster::access::cluster_roles() {
-        let name = role.metadata.name.clone().unwrap();
-        let mut body = serde_json::to_value(&role).unwrap();
-        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-        body["kind"] = "ClusterRole".into();
-        api.patch(
-            &name,
-            &PatchParams::apply("roster-tests").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .unwrap();
-    }
-}
 
 fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
     let (_, out, err) =
@@ -78,7 +61,7 @@ async fn wait_active(client: &Client, ns: &str, name: &str) {
 async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
-    install_cluster_roles(&client).await;
+    support::install_cluster_roles(&client).await;
     let ns = support::namespace(&client, "access-org").await;
     let other = support::namespace(&client, "access-other").await;
     let work = support::namespace(&client, "access-work").await;
@@ -279,7 +262,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
 async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
-    install_cluster_roles(&client).await;
+    support::install_cluster_roles(&client).await;
     let ns = support::namespace(&client, "access-held").await;
     let work = support::namespace(&client, "access-team-work").await;
     let _operator = support::Operator::start(&[&ns], &[]);

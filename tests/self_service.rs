@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use roster::api::{Invite, Membership, MembershipPhase, OrgRole, Organization};
@@ -123,20 +123,7 @@ fn invite(name: &str, email: &str, role: &str) -> String {
 }
 
 async fn install_roles(client: &Client, ns: &str) {
-    let api: Api<ClusterRole> = Api::all(client.clone());
-    for role in roster::access::cluster_roles() {
-        let name = role.metadata.name.clone().unwrap();
-        let mut body = serde_json::to_value(&role).unwrap();
-        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-        body["kind"] = "ClusterRole".into();
-        api.patch(
-            &name,
-            &PatchParams::apply("roster-tests").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .unwrap();
-    }
+    support::install_cluster_roles(client).await;
     // The install option `roster-self-service` for everyone, here only in this org's namespace.
     let binding: RoleBinding = serde_json::from_value(serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
