@@ -5,12 +5,13 @@ use kube::CustomResourceExt;
 
 use crate::api::{Invite, Membership, Organization, Team};
 
-/// Every CRD with the file name it is committed under, in a stable order.
+/// Every CRD with the file name it is committed under, in file name order (so `roster crds` equals
+/// `cat crds/*.yaml`).
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("organization.yaml", Organization::crd()),
-        ("membership.yaml", Membership::crd()),
         ("invite.yaml", Invite::crd()),
+        ("membership.yaml", Membership::crd()),
+        ("organization.yaml", Organization::crd()),
         ("team.yaml", Team::crd()),
     ]
 }
