@@ -178,6 +178,15 @@ pub async fn create_raw(
     ns: &str,
     object: serde_json::Value,
 ) -> Result<kube::api::DynamicObject, kube::Error> {
+    create_raw_with(client, ns, object, &PostParams::default()).await
+}
+
+async fn create_raw_with(
+    client: &Client,
+    ns: &str,
+    object: serde_json::Value,
+    params: &PostParams,
+) -> Result<kube::api::DynamicObject, kube::Error> {
     let obj: kube::api::DynamicObject = serde_json::from_value(object).expect("object JSON");
     let gvk =
         kube::api::GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
@@ -186,7 +195,7 @@ pub async fn create_raw(
         .await
         .expect("discover the kind");
     Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource)
-        .create(&PostParams::default(), &obj)
+        .create(params, &obj)
         .await
 }
 
@@ -468,20 +477,16 @@ pub async fn create_raw_dry_run(
     ns: &str,
     object: serde_json::Value,
 ) -> Result<kube::api::DynamicObject, kube::Error> {
-    let obj: kube::api::DynamicObject = serde_json::from_value(object).expect("object JSON");
-    let gvk =
-        kube::api::GroupVersionKind::try_from(obj.types.as_ref().expect("apiVersion and kind"))
-            .expect("GVK");
-    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
-        .await
-        .expect("discover the kind");
-    let pp = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource)
-        .create(&pp, &obj)
-        .await
+    create_raw_with(
+        client,
+        ns,
+        object,
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Applies the ClusterRoles roster ships (`roster::access::cluster_roles()`), as the chart installs them.
