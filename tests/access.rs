@@ -39,12 +39,6 @@ fn org(workload: &[&str], extra: &str) -> String {
     )
 }
 
-fn member(name: &str, user: &str, role: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-    )
-}
-
 async fn wait_active(client: &Client, ns: &str, name: &str) {
     let api: Api<Membership> = Api::namespaced(client.clone(), ns);
     eventually(&format!("{name} Active"), WAIT, || async {
@@ -76,12 +70,12 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         ("member", "member@example.com", "member"),
         ("viewer", "viewer@example.com", "viewer"),
     ] {
-        support::apply(&client, &ns, &member(name, user, role)).await;
+        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
     }
     support::apply(
         &client,
         &other,
-        &member("owner", "someone@example.com", "owner"),
+        &support::membership_yaml("owner", "someone@example.com", "owner"),
     )
     .await;
     wait_active(&client, &ns, "viewer").await;
@@ -105,7 +99,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         &manifest,
         format!(
             "{}---\napiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: hello\nspec:\n  email: new@example.com\n  role: member\n",
-            member("newbie", "newbie@example.com", "member")
+            support::membership_yaml("newbie", "newbie@example.com", "member")
         ),
     )
     .unwrap();
@@ -194,7 +188,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
     support::apply(
         &client,
         &ns,
-        &member("admin", "admin@example.com", "member"),
+        &support::membership_yaml("admin", "admin@example.com", "member"),
     )
     .await;
     eventually_can(
@@ -268,8 +262,18 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     let _operator = support::Operator::start(&[&ns], &[]);
 
     support::apply(&client, &ns, &org(&[&work], "")).await;
-    support::apply(&client, &ns, &member("alice", "alice@example.com", "owner")).await;
-    support::apply(&client, &ns, &member("bob", "bob@example.com", "viewer")).await;
+    support::apply(
+        &client,
+        &ns,
+        &support::membership_yaml("alice", "alice@example.com", "owner"),
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &support::membership_yaml("bob", "bob@example.com", "viewer"),
+    )
+    .await;
     wait_active(&client, &ns, "bob").await;
     eventually_can(
         "alice@example.com",
@@ -284,7 +288,7 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     support::apply(
         &client,
         &ns,
-        &member("alice", "alice@example.com", "viewer"),
+        &support::membership_yaml("alice", "alice@example.com", "viewer"),
     )
     .await;
     let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);

@@ -34,12 +34,6 @@ fn org_yaml(extra_policy: &str) -> String {
     )
 }
 
-fn membership_yaml(name: &str, user: &str, role: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-    )
-}
-
 async fn membership(client: &Client, ns: &str, name: &str) -> Option<Membership> {
     Api::<Membership>::namespaced(client.clone(), ns)
         .get_opt(name)
@@ -70,7 +64,7 @@ async fn an_org_with_every_role_becomes_ready_with_true_counts() {
         ("member", "member@example.com", "member"),
         ("viewer", "viewer@example.com", "viewer"),
     ] {
-        support::apply(&client, &ns, &membership_yaml(name, user, role)).await;
+        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
     }
     let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
     let org = eventually("the Organization to be Ready", WAIT, || async {
@@ -138,7 +132,7 @@ async fn memberships_before_their_organization_wait_and_then_take_effect() {
     support::apply(
         &client,
         &ns,
-        &membership_yaml("owner", "owner@example.com", "owner"),
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
     )
     .await;
     let m = wait_phase(&client, &ns, "owner", MembershipPhase::Pending).await;
@@ -157,7 +151,7 @@ async fn invite_expires_within_a_second_of_its_expiry() {
     support::apply(
         &client,
         &ns,
-        &membership_yaml("owner", "owner@example.com", "owner"),
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
     )
     .await;
     support::apply(
@@ -227,7 +221,7 @@ async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third()
     support::apply(
         &client,
         &ns,
-        &membership_yaml("owner", "owner@example.com", "owner"),
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
     )
     .await;
     support::apply(
@@ -317,7 +311,7 @@ async fn the_fourth_member_waits_for_a_seat_and_gets_it_when_one_frees_up() {
         support::apply(
             &client,
             &ns,
-            &membership_yaml(&format!("m{i}"), &format!("u{i}@example.com"), role),
+            &support::membership_yaml(&format!("m{i}"), &format!("u{i}@example.com"), role),
         )
         .await;
         // Creation times order the seats; give each its own second.
@@ -357,13 +351,13 @@ async fn the_last_owner_stays_terminating_and_effective_until_another_owner_exis
     support::apply(
         &client,
         &ns,
-        &membership_yaml("alice", "alice@example.com", "owner"),
+        &support::membership_yaml("alice", "alice@example.com", "owner"),
     )
     .await;
     support::apply(
         &client,
         &ns,
-        &membership_yaml("bob", "bob@example.com", "member"),
+        &support::membership_yaml("bob", "bob@example.com", "member"),
     )
     .await;
     let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
@@ -398,7 +392,7 @@ async fn the_last_owner_stays_terminating_and_effective_until_another_owner_exis
     support::apply(
         &client,
         &ns,
-        &membership_yaml("bob", "bob@example.com", "owner"),
+        &support::membership_yaml("bob", "bob@example.com", "owner"),
     )
     .await;
     eventually("alice to be gone", WAIT, || async {
@@ -424,13 +418,13 @@ async fn deleting_the_organization_removes_everything_in_it() {
     support::apply(
         &client,
         &ns,
-        &membership_yaml("alice", "alice@example.com", "owner"),
+        &support::membership_yaml("alice", "alice@example.com", "owner"),
     )
     .await;
     support::apply(
         &client,
         &ns,
-        &membership_yaml("bob", "bob@example.com", "member"),
+        &support::membership_yaml("bob", "bob@example.com", "member"),
     )
     .await;
     support::apply(
@@ -525,13 +519,13 @@ async fn delete_org_namespace(test: &str, protected: bool) {
     support::apply(
         &client,
         &ns,
-        &membership_yaml("alice", "alice@example.com", "owner"),
+        &support::membership_yaml("alice", "alice@example.com", "owner"),
     )
     .await;
     support::apply(
         &client,
         &ns,
-        &membership_yaml("bob", "bob@example.com", "member"),
+        &support::membership_yaml("bob", "bob@example.com", "member"),
     )
     .await;
     wait_phase(&client, &ns, "alice", MembershipPhase::Active).await;

@@ -62,12 +62,6 @@ fn fails(user: &str, args: &[&str]) -> String {
     out.stderr
 }
 
-fn membership_yaml(name: &str, user: &str, role: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-    )
-}
-
 async fn membership(client: &Client, ns: &str, name: &str) -> Option<Membership> {
     Api::<Membership>::namespaced(client.clone(), ns)
         .get_opt(name)
@@ -101,13 +95,13 @@ async fn setup(test: &str) -> (Client, String, support::Operator) {
     support::apply(
         &client,
         &ns,
-        &membership_yaml("alice", "alice@example.com", "owner"),
+        &support::membership_yaml("alice", "alice@example.com", "owner"),
     )
     .await;
     support::apply(
         &client,
         &ns,
-        &membership_yaml("bob", "bob@example.com", "member"),
+        &support::membership_yaml("bob", "bob@example.com", "member"),
     )
     .await;
     for name in ["alice", "bob"] {

@@ -507,3 +507,10 @@ pub async fn install_cluster_roles(client: &Client) {
         .unwrap_or_else(|e| panic!("apply ClusterRole {name}: {e}"));
     }
 }
+
+/// A user Membership as YAML, for `apply`.
+pub fn membership_yaml(name: &str, user: &str, role: &str) -> String {
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
+    )
+}
