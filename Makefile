@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CONTROL_PLANE_DIR ?= $(or $(TMPDIR),/tmp)/roster-control-plane
 
-.PHONY: dev test crds tools up down lint bench
+.PHONY: dev test tour crds tools up down lint bench
 
 ## Build the control plane binaries into the cache (once; minutes when cold).
 tools:
@@ -11,6 +11,10 @@ tools:
 ## Run every test against a real control plane that is started and stopped around the run.
 test:
 	hack/test.sh
+
+## The README's walk-through: the Helm chart on the local control plane, an org, an invite, a join.
+tour: tools
+	hack/tour.sh
 
 ## Regenerate crds/ from the Rust types.
 crds:

@@ -14,25 +14,12 @@ kubectl wait --for condition=Established --timeout 60s \
   crd/organizations.roster.dev crd/memberships.roster.dev crd/invites.roster.dev crd/teams.roster.dev
 
 # The operator with its webhook, outside the cluster: the API server calls it on loopback.
-if ! hack/control-plane.sh status "$dir" >/dev/null 2>&1 || ! kill -0 "$(cat "$dir/roster.pid" 2>/dev/null)" 2>/dev/null; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  metrics=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  nohup target/debug/roster run --kubeconfig "$KUBECONFIG" --metrics-addr "127.0.0.1:$metrics" \
-    --webhook-addr "127.0.0.1:$port" --webhook-url "https://127.0.0.1:$port/validate" \
-    --webhook-config-name roster-dev >"$dir/logs/roster.log" 2>&1 &
-  echo $! >"$dir/roster.pid"
-  echo "$metrics" >"$dir/roster.metrics-port"
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$metrics/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  sleep 1 # the ValidatingWebhookConfiguration is written right after the caches sync
-fi
+kill -0 "$(cat "$dir/roster.pid" 2>/dev/null)" 2>/dev/null || ROSTER_CONTROL_PLANE_DIR=$dir hack/operator.sh dev
 # examples/gitops holds Argo CD and Flux reference manifests, not organizations.
 for example in examples/*/; do
   [ "$example" = examples/gitops/ ] || kubectl apply --server-side --field-manager roster-dev -R -f "$example"
 done
-sleep 3
+kubectl wait --for condition=Ready organization --all -A --timeout 60s >/dev/null
 kubectl get roster -A
 cat <<MSG
 

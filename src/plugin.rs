@@ -619,9 +619,10 @@ async fn invite_create(
         .and_then(|d| d.get("code"))
         .and_then(|c| String::from_utf8(c.0.clone()).ok())
         .ok_or_else(|| anyhow!("Secret {secret_name} holds no code"))?;
+    // With the role, joining needs no right to read the Invite (non-members have none).
     let join_command = format!(
-        "kubectl roster join {} --invite {name} --code {code}",
-        s.namespace
+        "kubectl roster join {} --invite {name} --code {code} --role {}",
+        s.namespace, invite.spec.role
     );
     let out = CreatedInvite {
         namespace: s.namespace.clone(),
@@ -771,11 +772,17 @@ async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Result<()> {
         message: None,
     };
     if !timeout.is_zero() {
+        // A joiner may read their Membership only once it is Active and roster has bound their
+        // role; until then the API server says Forbidden, which here means "not yet".
         let m = wait_for(
             &format!("Membership {name} to become Active"),
             timeout,
             || async {
-                let m = api.get(&name).await?;
+                let m = match api.get(&name).await {
+                    Ok(m) => m,
+                    Err(kube::Error::Api(e)) if e.code == 403 => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
                 let phase = m.status.as_ref().and_then(|s| s.phase);
                 Ok(matches!(
                     phase,
@@ -784,7 +791,15 @@ async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Result<()> {
                 .then_some(m))
             },
         )
-        .await?;
+        .await
+        .with_context(|| {
+            format!(
+                "membership/{name} was created but is not Active yet (you may read it once it is); \
+                 it may wait for a seat or have been denied: an org admin sees why with \
+                 `kubectl roster -n {} members`",
+                s.namespace
+            )
+        })?;
         let (reason, message) = note(&m);
         result.phase = phase_str(m.status.as_ref().and_then(|s| s.phase));
         result.reason = reason;

@@ -1,7 +1,8 @@
 //! The kubectl plugin (`kubectl-roster`, the built binary) against the real API server, with the
 //! operator and its admission webhook running, used by impersonated people the way they would use
 //! `kubectl roster`: the owner invites, the invitee joins with the printed code, ownership changes
-//! hands, a member leaves.
+//! hands, a member leaves. The story runs under the RBAC the chart ships (roster binds the roles);
+//! the refusals run with RBAC open to everyone, so that they show what the webhook decides.
 
 mod support;
 
@@ -77,13 +78,32 @@ async fn effective(client: &Client, ns: &str, name: &str) -> Option<OrgRole> {
         .effective_role
 }
 
-/// An org with owner alice and member bob, the operator and webhook running, and RBAC that lets
-/// everyone touch roster objects (so that the webhook decides).
-async fn setup(test: &str) -> (Client, String, support::Operator) {
+/// Who may do what through RBAC in the test's org namespace.
+enum Rbac {
+    /// What the chart installs: roster-org-* bound by roster from effective roles, and
+    /// roster-self-service bound to every authenticated user (`selfService.bindAuthenticated`).
+    Shipped,
+    /// Everyone may touch roster objects, so that the webhook (not RBAC) is what refuses.
+    Everyone,
+}
+
+/// An org with owner alice and member bob, the operator and webhook running.
+async fn setup(test: &str, rbac: Rbac) -> (Client, String, support::Operator) {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, test).await;
-    support::allow_roster_rbac(&client, &ns).await;
+    match rbac {
+        Rbac::Shipped => {
+            support::install_cluster_roles(&client).await;
+            support::apply(
+                &client,
+                &ns,
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: self-service\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: roster-self-service\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: Group\n  name: system:authenticated\n",
+            )
+            .await;
+        }
+        Rbac::Everyone => support::allow_roster_rbac(&client, &ns).await,
+    }
     let operator = support::operator_with_webhook(&[&ns]);
     support::wait_for_webhook(&client, &ns).await;
     support::apply(
@@ -104,9 +124,14 @@ async fn setup(test: &str) -> (Client, String, support::Operator) {
         &support::membership_yaml("bob", "bob@example.com", "member"),
     )
     .await;
-    for name in ["alice", "bob"] {
+    // Active, and (with the shipped RBAC) bound: both read the members list.
+    for (name, user) in [("alice", ALICE), ("bob", BOB)] {
         eventually(&format!("{name} to be Active"), WAIT, || async {
             effective(&client, &ns, name).await
+        })
+        .await;
+        eventually(&format!("{name}'s role to be bound"), WAIT, || async {
+            plugin(user, &["-n", &ns, "members"]).ok.then_some(())
         })
         .await;
     }
@@ -119,7 +144,7 @@ const CAROL: &str = "carol@example.com";
 
 #[tokio::test]
 async fn invite_join_transfer_leave_and_status() {
-    let (client, ns, _operator) = setup("plugin-story").await;
+    let (client, ns, _operator) = setup("plugin-story", Rbac::Shipped).await;
 
     // The owner creates an invite: the code is printed once, with the command that redeems it.
     let created = ok(
@@ -132,13 +157,13 @@ async fn invite_join_transfer_leave_and_status() {
         .find(|l| l.starts_with("kubectl roster join "))
         .unwrap_or_else(|| panic!("no join command in:\n{created}"))
         .to_string();
-    let code = join_line.rsplit(' ').next().unwrap().to_string();
+    let words: Vec<&str> = join_line.split_whitespace().collect();
+    let code = words[words.iter().position(|w| *w == "--code").unwrap() + 1].to_string();
     assert_eq!(code.len(), 19, "ABCD-EFGH-JKLM-NPQR: {code}");
-    assert!(
-        join_line.starts_with(&format!(
-            "kubectl roster join {ns} --invite welcome --code "
-        )),
-        "{join_line}"
+    assert_eq!(
+        join_line,
+        format!("kubectl roster join {ns} --invite welcome --code {code} --role member"),
+        "the command names the role, since the invitee may not read the Invite"
     );
     assert_eq!(
         created.matches(&code).count(),
@@ -153,7 +178,15 @@ async fn invite_join_transfer_leave_and_status() {
     );
     assert!(!listed.contains(&code), "{listed}");
 
-    // The invitee runs the printed command, as themselves.
+    // Without the role the invitee would need to read the Invite, which a non-member may not.
+    let err = fails(
+        CAROL,
+        &["join", &ns, "--invite", "welcome", "--code", &code],
+    );
+    assert!(err.contains("pass --role"), "{err}");
+
+    // The invitee runs the printed command, as themselves: RBAC lets a non-member create a
+    // Membership and nothing else, and the webhook admits it for the code.
     let args: Vec<&str> = join_line
         .strip_prefix("kubectl roster ")
         .unwrap()
@@ -300,7 +333,7 @@ async fn invite_join_transfer_leave_and_status() {
 
 #[tokio::test]
 async fn the_webhook_decides_what_the_plugin_asks() {
-    let (client, ns, _operator) = setup("plugin-refusals").await;
+    let (client, ns, _operator) = setup("plugin-refusals", Rbac::Everyone).await;
 
     // A stranger cannot invite.
     let err = fails(
@@ -337,7 +370,7 @@ async fn the_webhook_decides_what_the_plugin_asks() {
     assert!(invite.starts_with("viewer-"), "{created:#}");
     assert_eq!(
         created["joinCommand"],
-        format!("kubectl roster join {ns} --invite {invite} --code {code}")
+        format!("kubectl roster join {ns} --invite {invite} --code {code} --role viewer")
     );
 
     // The wrong code, and the right code for the wrong person, are refused at admission.

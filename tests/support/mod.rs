@@ -55,26 +55,12 @@ pub fn control_plane() -> &'static ControlPlane {
             };
         }
         let dir = std::env::temp_dir().join(format!("roster-test-{}", std::process::id()));
-        let script = repo().join("hack/control-plane.sh");
-        // A watchdog outside this process stops the control plane (by the pids `up` records) when the
-        // test binary ends, however it ends: normal exit, panic, abort or kill, and also when `up`
-        // fails halfway. It starts first for that reason.
-        #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
-        Command::new("setsid")
-            .arg("sh")
-            .arg("-c")
-            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" down "$3""#)
-            .arg("watchdog")
-            .arg(std::process::id().to_string())
-            .arg(&script)
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the control plane watchdog");
+        // Started first, so that it also cleans up when `up` fails halfway.
+        stop_control_plane_when_done(&dir);
         let kubeconfig = run(
-            Command::new(&script).arg("up").arg(&dir),
+            Command::new(repo().join("hack/control-plane.sh"))
+                .arg("up")
+                .arg(&dir),
             "starting the control plane (hack/control-plane.sh up)",
         );
         ControlPlane {
@@ -82,6 +68,26 @@ pub fn control_plane() -> &'static ControlPlane {
             kubectl,
         }
     })
+}
+
+/// Starts a watchdog outside this process that stops the control plane in `dir` (by the pids
+/// `hack/control-plane.sh up` records, the operator beside it included) when the test binary ends,
+/// however it ends: normal exit, panic, abort or kill.
+pub fn stop_control_plane_when_done(dir: &Path) {
+    #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
+    Command::new("setsid")
+        .arg("sh")
+        .arg("-c")
+        .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" down "$3""#)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(repo().join("hack/control-plane.sh"))
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the control plane watchdog");
 }
 
 async fn config(user: Option<(&str, &[&str])>) -> Config {
