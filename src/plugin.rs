@@ -825,11 +825,29 @@ async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn is_forbidden(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<kube::Error>(),
+            Some(kube::Error::Api(s)) if s.code == 403
+        )
+    })
+}
+
 /// The caller's own Membership (naming their username) in the session's namespace.
 async fn own_membership(s: &Session, me: &Me) -> anyhow::Result<Membership> {
-    memberships(s)
-        .await?
-        .into_iter()
+    let all = match memberships(s).await {
+        Ok(all) => all,
+        // Members may list Memberships; someone who may not is no member (any more, since roster
+        // removes a member's RoleBinding with their Membership).
+        Err(e) if is_forbidden(&e) => bail!(
+            "{} holds no Membership in {} (RBAC does not let them list its Memberships)",
+            me.username,
+            s.namespace
+        ),
+        Err(e) => return Err(e),
+    };
+    all.into_iter()
         .filter(|m| m.spec.user.as_deref() == Some(me.username.as_str()))
         .min_by_key(|m| {
             (
