@@ -94,7 +94,8 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         a.extend_from_slice(args);
         support::kubectl(&a)
     };
-    let manifest = std::env::temp_dir().join(format!("roster-access-{}.yaml", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let manifest = scratch.path().join("admin-objects.yaml");
     std::fs::write(
         &manifest,
         format!(

@@ -53,9 +53,10 @@ fn helm_bin() -> &'static Path {
     })
 }
 
-/// Runs helm with its cache and configuration in a private directory (never the user's).
+/// Runs helm with its cache and configuration in a private directory (never the user's), kept in
+/// the target directory between runs.
 fn helm(args: &[&str]) -> Output {
-    let home = std::env::temp_dir().join(format!("roster-helm-home-{}", std::process::id()));
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-home");
     Command::new(helm_bin())
         .args(args)
         .env("HELM_CACHE_HOME", home.join("cache"))

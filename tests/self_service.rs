@@ -150,8 +150,8 @@ async fn a_new_org_runs_itself_through_kubectl() {
     install_roles(&client, &ns).await;
     let _operator = support::operator_with_webhook(&[&ns]);
     support::wait_for_webhook(&client, &ns).await;
-    let dir = std::env::temp_dir().join(format!("roster-story-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let mut story = Story {
         client: client.clone(),
         ns: ns.clone(),

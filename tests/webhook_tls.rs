@@ -66,7 +66,8 @@ async fn certificates_from_files_are_served_and_reloaded_when_they_change() {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "tls-files").await;
-    let dir = std::env::temp_dir().join(format!("roster-tls-{}-{ns}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("certs");
     let first_ca = write_certificate(&dir);
     let port = support::free_port();
     let _operator = support::Operator::start(
