@@ -310,8 +310,14 @@ impl Operator {
 }
 
 impl Drop for Operator {
+    /// Stops the operator; its log stays only when the test failed, to read why.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!("operator log kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
