@@ -110,6 +110,7 @@ fn decisions(c: &mut Criterion) {
         let org = org();
         let ms = members(n);
         let codes = BTreeMap::new();
+        let ms: Vec<&Membership> = ms.iter().collect();
         let objs = OrgObjects {
             organization: Some(&org),
             memberships: &ms,

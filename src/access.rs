@@ -12,7 +12,9 @@ use k8s_openapi::api::rbac::v1::{
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{Membership, MembershipPhase, OrgRole, Organization, Subject, Team, TeamRole};
+use crate::api::{
+    Membership, MembershipPhase, MembershipStatus, OrgRole, Organization, Subject, Team, TeamRole,
+};
 
 pub const ORGANIZATION_LABEL: &str = "roster.dev/organization";
 pub const MEMBERSHIP_LABEL: &str = "roster.dev/membership";
@@ -221,21 +223,21 @@ pub fn claims(
     out
 }
 
-fn effective(m: &Membership) -> Option<(Subject, OrgRole)> {
+fn effective(m: &Membership, status: &MembershipStatus) -> Option<(Subject, OrgRole)> {
     // A held owner being deleted is still Active, so it keeps its access until it goes.
-    let s = m
-        .status
-        .as_ref()
-        .filter(|s| s.phase == Some(MembershipPhase::Active))?;
-    Some((m.spec.subject()?, s.effective_role?))
+    if status.phase != Some(MembershipPhase::Active) {
+        return None;
+    }
+    Some((m.spec.subject()?, status.effective_role?))
 }
 
 /// Every RoleBinding the organization should have, from the effective statuses of its Memberships
-/// and Teams. `allowed` is the installer's ClusterRole allow-list: nothing else is ever bound.
+/// (each Membership with its effective status, which may be newer than the one it carries) and
+/// Teams. `allowed` is the installer's ClusterRole allow-list: nothing else is ever bound.
 pub fn bindings(
     org: &Organization,
     claims: &Claims,
-    memberships: &[Membership],
+    memberships: &[(&Membership, &MembershipStatus)],
     teams: &[Team],
     allowed: &BTreeSet<String>,
 ) -> Vec<RoleBinding> {
@@ -249,8 +251,8 @@ pub fn bindings(
     };
     let mut out = Vec::new();
     let mut effective_subjects = BTreeSet::new();
-    for m in memberships {
-        let Some((subject, role)) = effective(m) else {
+    for &(m, status) in memberships {
+        let Some((subject, role)) = effective(m, status) else {
             continue;
         };
         effective_subjects.insert(subject.clone());

@@ -1050,7 +1050,7 @@ fn check_namespace(
         }
     }
 
-    let memberships: Vec<Membership> = group.memberships.iter().map(|c| c.object.clone()).collect();
+    let memberships: Vec<&Membership> = group.memberships.iter().map(|c| &c.object).collect();
     let invites: Vec<Invite> = group.invites.iter().map(|c| c.object.clone()).collect();
     let teams: Vec<Team> = group.teams.iter().map(|c| c.object.clone()).collect();
     let effective = rules::compute(
@@ -1169,7 +1169,7 @@ fn check_namespace(
     // what came before it.
     let with_status: Vec<Membership> = memberships
         .iter()
-        .map(|m| {
+        .map(|&m| {
             let mut m = m.clone();
             m.status = effective
                 .memberships

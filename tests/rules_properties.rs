@@ -115,14 +115,19 @@ struct World {
 }
 
 impl World {
-    fn objects(&self) -> OrgObjects<'_> {
-        OrgObjects {
-            organization: self.organization.as_ref(),
-            memberships: &self.memberships,
-            invites: &self.invites,
-            teams: &[] as &[Team],
-            invite_codes: &self.codes,
-        }
+    /// The effective state of this world at `now`.
+    fn compute(&self, now: Timestamp) -> Effective {
+        let memberships: Vec<&Membership> = self.memberships.iter().collect();
+        rules::compute(
+            OrgObjects {
+                organization: self.organization.as_ref(),
+                memberships: &memberships,
+                invites: &self.invites,
+                teams: &[] as &[Team],
+                invite_codes: &self.codes,
+            },
+            now,
+        )
     }
 
     /// Writes the computed statuses back, as the controller does.
@@ -349,29 +354,29 @@ fn statuses(eff: &Effective) -> Effective {
 proptest! {
     #[test]
     fn effective_state_never_breaks_an_invariant(mut w in world()) {
-        let eff = rules::compute(w.objects(), w.now);
+        let eff = w.compute(w.now);
         check_invariants(&w, &eff)?;
         // And neither does the next round, computed from the statuses just written.
         w.apply(&eff);
-        let again = rules::compute(w.objects(), w.now);
+        let again = w.compute(w.now);
         check_invariants(&w, &again)?;
     }
 
     #[test]
     fn effective_state_is_idempotent(mut w in world()) {
         // Once statuses are written, recomputing at the same moment changes nothing.
-        let first = rules::compute(w.objects(), w.now);
+        let first = w.compute(w.now);
         w.apply(&first);
-        let second = rules::compute(w.objects(), w.now);
+        let second = w.compute(w.now);
         w.apply(&second);
-        let third = rules::compute(w.objects(), w.now);
+        let third = w.compute(w.now);
         prop_assert_eq!(statuses(&second), statuses(&third));
         prop_assert!(third.notices.is_empty(), "a settled state raises no new events: {:?}", third.notices);
     }
 
     #[test]
     fn effective_state_ignores_input_order(w in world(), seed in any::<u64>()) {
-        let eff = rules::compute(w.objects(), w.now);
+        let eff = w.compute(w.now);
         let mut shuffled = w.clone();
         let mut rng = seed;
         for i in (1..shuffled.memberships.len()).rev() {
@@ -379,15 +384,15 @@ proptest! {
             shuffled.memberships.swap(i, (rng >> 33) as usize % (i + 1));
         }
         shuffled.invites.reverse();
-        prop_assert_eq!(statuses(&eff), statuses(&rules::compute(shuffled.objects(), w.now)));
+        prop_assert_eq!(statuses(&eff), statuses(&shuffled.compute(w.now)));
     }
 
     #[test]
     fn invites_expire_exactly_when_next_change_says(w in world()) {
-        let eff = rules::compute(w.objects(), w.now);
+        let eff = w.compute(w.now);
         if let Some(t) = eff.next_change {
             prop_assert!(t > w.now);
-            let later = rules::compute(w.objects(), t);
+            let later = w.compute(t);
             let expired_now = later.invites.values().filter(|s| s.phase == Some(InvitePhase::Expired)).count();
             let expired_before = eff.invites.values().filter(|s| s.phase == Some(InvitePhase::Expired)).count();
             prop_assert!(expired_now > expired_before, "nothing expired at next_change");
@@ -403,7 +408,7 @@ proptest! {
     ) {
         // Settle any history first, as a running controller would have.
         for _ in 0..2 {
-            let eff = rules::compute(w.objects(), w.now);
+            let eff = w.compute(w.now);
             w.apply(&eff);
         }
         let active_before: HashSet<String> = w.memberships.iter()
@@ -423,7 +428,7 @@ proptest! {
                 m.metadata.deletion_timestamp = Some(Time(w.now));
             }
         }
-        let eff = rules::compute(w.objects(), w.now);
+        let eff = w.compute(w.now);
         check_invariants(&w, &eff)?;
         // Everyone else who was in force still is: the last owners' changes are held instead.
         for name in active_before.difference(&touched) {
@@ -455,12 +460,12 @@ fn demoting_the_last_owner_is_held_with_a_condition_until_another_owner_exists()
         codes: BTreeMap::new(),
         now: at(10),
     };
-    let eff = rules::compute(w.objects(), w.now);
+    let eff = w.compute(w.now);
     w.apply(&eff);
     assert!(eff.memberships["alice"].protect);
 
     w.memberships[0].spec.role = OrgRole::Member;
-    let eff = rules::compute(w.objects(), w.now);
+    let eff = w.compute(w.now);
     let alice = &eff.memberships["alice"];
     assert_eq!(
         alice.status.effective_role,
@@ -490,9 +495,9 @@ fn demoting_the_last_owner_is_held_with_a_condition_until_another_owner_exists()
 
     // Bob becomes owner: alice's demotion applies by itself.
     w.memberships[1].spec.role = OrgRole::Owner;
-    let eff = rules::compute(w.objects(), w.now);
+    let eff = w.compute(w.now);
     w.apply(&eff);
-    let eff = rules::compute(w.objects(), w.now);
+    let eff = w.compute(w.now);
     assert_eq!(
         eff.memberships["alice"].status.effective_role,
         Some(OrgRole::Member)
@@ -551,7 +556,7 @@ impl Cluster {
     /// One controller pass: compute, write statuses, add or release owner protection, and let the
     /// API server finish deletions whose finalizers are gone.
     fn reconcile(&mut self) -> Effective {
-        let eff = rules::compute(self.world.objects(), self.world.now);
+        let eff = self.world.compute(self.world.now);
         self.world.apply(&eff);
         for m in &mut self.world.memberships {
             m.metadata.finalizers = eff.memberships[m.metadata.name.as_ref().unwrap()]

@@ -13,7 +13,7 @@ use super::Context;
 use super::apply::FIELD_MANAGER;
 use super::reconcile::Writes;
 use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
-use crate::api::{Condition, Membership, Organization, Team};
+use crate::api::{Condition, Membership, MembershipStatus, Organization, Team};
 use crate::rules::conditions::{self, Want};
 
 pub const ACCESS_SYNCED: &str = "AccessSynced";
@@ -23,6 +23,15 @@ pub struct Synced {
     pub claims: Claims,
     /// Bindings that could not be written, with the error.
     pub failures: Vec<String>,
+}
+
+/// Namespace and name of a binding.
+fn key(b: &RoleBinding) -> (&str, &str) {
+    let meta = b.meta();
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
 }
 
 fn same(a: &RoleBinding, b: &RoleBinding) -> bool {
@@ -79,7 +88,7 @@ pub async fn sync(
     ctx: &Context,
     namespace: &str,
     org: Option<&Organization>,
-    memberships: &[Membership],
+    memberships: &[(&Membership, &MembershipStatus)],
     teams: &[Team],
 ) -> Synced {
     let (claims, desired) = match org.filter(|o| o.meta().deletion_timestamp.is_none()) {
@@ -101,20 +110,11 @@ pub async fn sync(
     let existing = ctx.stores.role_bindings.state_filter(|b| {
         b.labels().get(ORGANIZATION_LABEL).map(String::as_str) == Some(namespace)
     });
-    // An org of 10,000 members has 10,000 bindings: look them up, never scan for each.
-    let by_key: HashMap<(String, String), &RoleBinding> = existing
-        .iter()
-        .map(|e| {
-            (
-                (e.namespace().unwrap_or_default(), e.name_any()),
-                e.as_ref(),
-            )
-        })
-        .collect();
-    let wanted: HashSet<(String, String)> = desired
-        .iter()
-        .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
-        .collect();
+    // An org of 10,000 members has 10,000 bindings: look them up, never scan for each, and key
+    // them by borrowed names, never copies.
+    let by_key: HashMap<(&str, &str), &RoleBinding> =
+        existing.iter().map(|e| (key(e), e.as_ref())).collect();
+    let wanted: HashSet<(&str, &str)> = desired.iter().map(key).collect();
 
     let mut failures = Vec::new();
     let mut writes = Writes::new();
@@ -122,9 +122,7 @@ pub async fn sync(
         if ctx.stopping() {
             break;
         }
-        let old = by_key
-            .get(&(b.namespace().unwrap_or_default(), b.name_any()))
-            .copied();
+        let old = by_key.get(&key(b)).copied();
         if old.is_some_and(|e| same(e, b)) {
             continue;
         }
@@ -137,7 +135,7 @@ pub async fn sync(
         if ctx.stopping() {
             break;
         }
-        if wanted.contains(&(e.namespace().unwrap_or_default(), e.name_any())) {
+        if wanted.contains(&key(e)) {
             continue;
         }
         let done = writes.push(remove_binding(ctx, e)).await;

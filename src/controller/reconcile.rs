@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use super::{Context, access, apply};
 use crate::api::{
     Invite, Membership, MembershipPhase, MembershipStatus, OrgRole, Organization,
-    OrganizationStatus,
+    OrganizationStatus, Team,
 };
 use crate::caches::{code_secret_name, invite_code};
 use crate::rules::conditions::{self, Want};
@@ -75,15 +75,13 @@ fn first_error(done: Vec<Result<(), kube::Error>>) -> Result<(), kube::Error> {
     done.into_iter().collect()
 }
 
+/// The cached objects of one namespace, oldest first: shared with the cache, never copied (an org
+/// may hold 10,000 Memberships).
 fn objects_in<K: Resource<DynamicType = ()> + Clone>(
     store: &kube::runtime::reflector::Store<K>,
     ns: &str,
-) -> Vec<K> {
-    let mut v: Vec<K> = store
-        .state_filter(|o| o.meta().namespace.as_deref() == Some(ns))
-        .into_iter()
-        .map(|o| (*o).clone())
-        .collect();
+) -> Vec<Arc<K>> {
+    let mut v = store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns));
     v.sort_by_key(|o| {
         (
             o.meta().creation_timestamp.as_ref().map(|t| t.0),
@@ -199,9 +197,16 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
 
     let organizations = objects_in(&stores.organizations, &namespace);
     let memberships = objects_in(&stores.memberships, &namespace);
-    let invites = objects_in(&stores.invites, &namespace);
-    let teams = objects_in(&stores.teams, &namespace);
-    let org = organizations.first();
+    let memberships: Vec<&Membership> = memberships.iter().map(AsRef::as_ref).collect();
+    let invites: Vec<Invite> = objects_in(&stores.invites, &namespace)
+        .iter()
+        .map(|i| Invite::clone(i))
+        .collect();
+    let teams: Vec<Team> = objects_in(&stores.teams, &namespace)
+        .iter()
+        .map(|t| Team::clone(t))
+        .collect();
+    let org = organizations.first().map(AsRef::as_ref);
 
     // Every live invite gets its code Secret before anything is decided, so redemptions can be checked.
     let mut codes = BTreeMap::new();
@@ -243,13 +248,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .and_then(org_owner_ref);
 
     // Access follows the effective state just computed, not the statuses in the cache.
-    let effective_memberships: Vec<Membership> = memberships
+    let effective_memberships: Vec<(&Membership, &MembershipStatus)> = memberships
         .iter()
-        .map(|m| {
-            let mut m = m.clone();
-            m.status = Some(effective.memberships[&m.name_any()].status.clone());
-            m
-        })
+        .map(|&m| (m, &effective.memberships[&m.name_any()].status))
         .collect();
     let synced = access::sync(&ctx, &namespace, org, &effective_memberships, &teams).await;
     if ctx.stopping() {
@@ -290,7 +291,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         let status =
             duplicate_org_status(extra, org.map(|o| o.name_any()).unwrap_or_default(), now);
         if extra.status.as_ref() != Some(&status) {
-            apply::status(&ctx, extra, &status).await?;
+            apply::status(&ctx, extra.as_ref(), &status).await?;
         }
     }
     // Each object's metadata, then its status; objects side by side (see WRITE_CONCURRENCY).
@@ -300,7 +301,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     // the invariants too.
     let mut ranked: Vec<(u8, &Membership)> = memberships
         .iter()
-        .map(|m| {
+        .map(|&m| {
             let after = &effective.memberships[&m.name_any()].status;
             (write_rank(m.status.as_ref(), after), m)
         })
@@ -439,7 +440,7 @@ async fn publish_notices(
     ctx: &Context,
     notices: &[rules::Notice],
     org: Option<&Organization>,
-    memberships: &[Membership],
+    memberships: &[&Membership],
     invites: &[Invite],
 ) {
     for n in notices {

@@ -36,7 +36,9 @@ use condition::*;
 pub struct OrgObjects<'a> {
     /// The Organization of the namespace, if one exists.
     pub organization: Option<&'a Organization>,
-    pub memberships: &'a [Membership],
+    /// References, because an org may hold 10,000 of them and the controller's caches already do:
+    /// computing the effective state never copies a Membership.
+    pub memberships: &'a [&'a Membership],
     pub invites: &'a [Invite],
     pub teams: &'a [Team],
     /// Invite codes by Invite name, read from the Secrets the operator generated.
@@ -170,7 +172,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     let default_policy = OrgPolicy::default();
     let policy = org.map_or(&default_policy, |o| &o.spec.policy);
 
-    let mut memberships: Vec<&Membership> = objs.memberships.iter().collect();
+    let mut memberships: Vec<&Membership> = objs.memberships.to_vec();
     memberships.sort_by_key(|m| age_key(*m));
 
     let present: HashSet<&str> = memberships
