@@ -34,5 +34,8 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 
+## Every benchmark: decisions (criterion), the webhook over TLS, convergence on a real control plane.
 bench:
 	cargo bench --bench decision
+	cargo bench --bench webhook
+	cargo bench --bench converge

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub api_writes: Family<WriteLabel, Counter>,
     invites: Family<PhaseLabel, Gauge>,
     orgs_without_owner: Gauge,
+    /// 1 while this replica runs the controller, so that `sum(roster_leader) == 0` alerts when
+    /// no replica does (every replica serves the webhook either way).
+    leader: Gauge,
     admission_requests: Counter,
     admission_duration: Histogram,
     admission_decisions: Family<DecisionLabel, Counter>,
@@ -73,6 +76,7 @@ impl Default for Metrics {
         let api_writes = Family::<WriteLabel, Counter>::default();
         let invites = Family::<PhaseLabel, Gauge>::default();
         let orgs_without_owner = Gauge::default();
+        let leader = Gauge::default();
         let admission_requests = Counter::default();
         let admission_duration = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
@@ -115,6 +119,11 @@ impl Default for Metrics {
             "Organizations with members and no effective owner",
             orgs_without_owner.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica runs the controller (holds the Lease, or leader election is off)",
+            leader.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -123,6 +132,7 @@ impl Default for Metrics {
             api_writes,
             invites,
             orgs_without_owner,
+            leader,
             admission_requests,
             admission_duration,
             admission_decisions,
@@ -198,6 +208,10 @@ impl Metrics {
         }
         self.orgs_without_owner
             .set(per_org.values().filter(|o| o.without_owner).count() as i64);
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub fn set_ready(&self, ready: bool) {

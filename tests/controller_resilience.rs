@@ -281,6 +281,16 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         "the standby serves its metrics"
     );
     assert_eq!(standby.metric_sum(WRITES), 0.0, "the standby wrote nothing");
+    assert_eq!(
+        leader.metric_sum("roster_leader"),
+        1.0,
+        "the leader says so"
+    );
+    assert_eq!(
+        standby.metric_sum("roster_leader"),
+        0.0,
+        "the standby says so"
+    );
 
     // The leader dies: the standby takes over once the lease expires.
     leader.kill();
@@ -301,6 +311,11 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         "handover took {handover:?}"
     );
     assert!(standby.metric_sum(WRITES) > 0.0, "the new leader writes");
+    assert_eq!(
+        standby.metric_sum("roster_leader"),
+        1.0,
+        "the new leader says so"
+    );
 }
 
 /// A leader that shuts down releases its Lease, and a standby takes it at once rather than when the

@@ -116,6 +116,8 @@ pub async fn run(
     });
     caches.stores.ready().await;
     tracing::info!("caches synced; reconciling");
+    let metrics = ctx.metrics.clone();
+    metrics.set_leader(true);
     controller
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -124,6 +126,7 @@ pub async fn run(
             }
         })
         .await;
+    metrics.set_leader(false);
     Ok(())
 }
 
