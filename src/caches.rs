@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use crate::api::{Invite, Membership, Organization, Team};
+use crate::removals::RemovalLog;
 use crate::rules::OrgIndex;
 
 /// Label on the Secrets that hold invite codes; only these Secrets are watched.
@@ -102,6 +104,8 @@ impl Stores {
 #[derive(Clone)]
 pub struct Caches {
     pub stores: Stores,
+    /// Membership removals of the last hour, as this replica's watch and webhook saw them.
+    pub removals: Arc<RemovalLog>,
     indexes: Arc<RwLock<HashMap<String, Arc<OrgIndex>>>>,
     triggers: broadcast::Sender<ObjectRef<Namespace>>,
 }
@@ -134,6 +138,7 @@ impl Caches {
                 secrets,
                 role_bindings,
             },
+            removals: Arc::default(),
             indexes: Arc::default(),
             triggers,
         };
@@ -175,6 +180,7 @@ impl Caches {
                 secrets: filled(secrets),
                 role_bindings: filled(Vec::<RoleBinding>::new()),
             },
+            removals: Arc::default(),
             indexes: Arc::default(),
             triggers: broadcast::channel(1).0,
         };
@@ -284,6 +290,14 @@ impl Caches {
     }
 
     fn on_membership(&self, event: &Event<Membership>) {
+        if let Event::Apply(m) | Event::InitApply(m) | Event::Delete(m) = event
+            && (m.meta().deletion_timestamp.is_some() || matches!(event, Event::Delete(_)))
+            && let (Some(ns), Some(uid)) = (m.namespace(), m.uid())
+        {
+            let now = Timestamp::now();
+            let at = m.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
+            self.removals.record(&ns, &uid, at, now);
+        }
         match event {
             Event::Apply(m) | Event::InitApply(m) => self
                 .edit(&m.namespace().unwrap_or_default(), |index| {

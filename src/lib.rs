@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crds;
 pub mod metrics;
 pub mod plugin;
+pub mod removals;
 pub mod rules;
 pub mod run;
 pub mod webhook;

@@ -1,6 +1,6 @@
-//! Both certificate modes of the webhook, with the real API server calling it over TLS: files (as
-//! cert-manager or a mounted Secret provide them, reloaded when they change) and self-managed
-//! certificates shared by replicas through a Secret.
+//! Webhook replicas and their certificates, with the real API server calling them over TLS: files
+//! (as cert-manager or a mounted Secret provide them, reloaded when they change), self-managed
+//! certificates shared by replicas through a Secret, and the removal budget shared by replicas.
 
 mod support;
 
@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+use roster::api::{Membership, MembershipPhase};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
 
 /// A CA and a serving certificate for 127.0.0.1, written as cert-manager writes a Secret's keys.
 fn write_certificate(dir: &Path) -> String {
@@ -41,6 +43,14 @@ fn write_certificate(dir: &Path) -> String {
 
 /// Whether a TLS handshake with 127.0.0.1:`port` succeeds when trusting only `ca`.
 async fn trusted_by(port: u16, ca: &str) -> bool {
+    connect(port, ca).await.is_some()
+}
+
+/// A TLS connection to 127.0.0.1:`port` that trusts only `ca`.
+async fn connect(
+    port: u16,
+    ca: &str,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
@@ -49,16 +59,36 @@ async fn trusted_by(port: u16, ca: &str) -> bool {
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(
             ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
             tcp,
         )
         .await
-        .is_ok()
+        .ok()
+}
+
+/// POSTs an AdmissionReview to a webhook at 127.0.0.1:`port`, as the API server would, and returns
+/// its response.
+async fn post_review(port: u16, ca: &str, review: &Value) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = connect(port, ca).await.expect("a TLS connection");
+    let body = serde_json::to_vec(review).unwrap();
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await; // the server may close without a TLS close_notify
+    let raw = String::from_utf8(raw).unwrap();
+    let (status, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(status.starts_with("HTTP/1.1 200"), "{raw}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
 }
 
 #[tokio::test]
@@ -131,4 +161,99 @@ async fn replicas_share_one_self_managed_certificate() {
         .await
         .unwrap();
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+}
+
+/// `maxRemovalsPerHour` binds the organization, not one replica: removals admitted by one replica's
+/// webhook count in another replica, which sees them through its watch.
+#[tokio::test]
+async fn replicas_share_the_removal_budget() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "tls-budget").await;
+    support::allow_roster_rbac(&client, &ns).await;
+    // Replica A: its webhook is the one the API server calls.
+    let _a = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    // Replica B: serves /validate too (certificates from files, so this test can trust it), but is
+    // registered nowhere: it learns of A's decisions only from the cluster.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("certs");
+    let ca = write_certificate(&dir);
+    let b_port = support::free_port();
+    let b = support::Operator::start(
+        &[&ns],
+        &[
+            "--webhook-addr",
+            &format!("127.0.0.1:{b_port}"),
+            "--webhook-cert-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    support::eventually("replica B to be ready", Duration::from_secs(30), || async {
+        b.ready().then_some(())
+    })
+    .await;
+
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  policy:\n    minOwners: 1\n    maxRemovalsPerHour: 2\n",
+    )
+    .await;
+    for (name, user, role) in [
+        ("owner", "owner@example.com", "owner"),
+        ("m1", "m1@example.com", "member"),
+        ("m2", "m2@example.com", "member"),
+        ("m3", "m3@example.com", "member"),
+    ] {
+        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
+    }
+    let memberships: kube::Api<Membership> = kube::Api::namespaced(client.clone(), &ns);
+    let m3 = support::eventually("m3 to be Active", Duration::from_secs(30), || async {
+        let m = memberships.get("m3").await.ok()?;
+        (m.status.as_ref()?.phase == Some(MembershipPhase::Active)).then_some(m)
+    })
+    .await;
+    // What B answers when the owner asks to remove m3 (a dry run: asking spends nothing).
+    let ask_b = || {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "b-budget", "operation": "DELETE", "dryRun": true,
+                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
+                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
+                "requestKind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
+                "requestResource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
+                "name": "m3", "namespace": ns,
+                "userInfo": { "username": "owner@example.com", "groups": ["system:authenticated"] },
+                "oldObject": serde_json::to_value(&m3).unwrap(),
+            }
+        });
+        let ca = ca.clone();
+        async move { post_review(b_port, &ca, &review).await["response"].clone() }
+    };
+    let before = ask_b().await;
+    assert_eq!(before["allowed"], true, "within the budget: {before}");
+
+    // A admits two removals through the API server.
+    let owner = support::client_as("owner@example.com", &[]).await;
+    let as_owner: kube::Api<Membership> = kube::Api::namespaced(owner, &ns);
+    for name in ["m1", "m2"] {
+        as_owner
+            .delete(name, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("removing {name}: {e}"));
+    }
+    // B counts them.
+    let refused = support::eventually(
+        "replica B to count the removals replica A admitted",
+        Duration::from_secs(10),
+        || async {
+            let answer = ask_b().await;
+            (answer["allowed"] == false).then_some(answer)
+        },
+    )
+    .await;
+    let message = refused["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("[rule RemovalBudget]"), "{refused}");
 }

@@ -1,10 +1,7 @@
 //! One admission decision: parse the AdmissionReview, find the actor and the org's index, ask
 //! [`crate::rules::authorize`], and answer.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{
@@ -27,8 +24,6 @@ pub struct Decider {
     pub caches: Caches,
     pub config: Config,
     pub client: Client,
-    /// Admitted Membership deletions per namespace in the last hour (for `maxRemovalsPerHour`).
-    removals: Mutex<HashMap<String, VecDeque<Timestamp>>>,
 }
 
 /// The outcome, for the response and the metrics.
@@ -50,7 +45,6 @@ impl Decider {
             caches,
             config,
             client,
-            removals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -235,7 +229,7 @@ impl Decider {
         let ctx = Context {
             now,
             removals_last_hour: if removing {
-                self.removals_last_hour(&namespace, now)
+                self.caches.removals.last_hour(&namespace, now)
             } else {
                 0
             },
@@ -275,7 +269,10 @@ impl Decider {
             None => {
                 // Dry runs must cause nothing, not even a tick of the removal budget.
                 if removing && !req.dry_run {
-                    self.record_removal(&namespace, now);
+                    // Counted now, before the watch shows it, so that a burst cannot outrun it.
+                    let removed = req.old_object.as_ref().map(|o| &o.metadata);
+                    let uid = removed.and_then(|m| m.uid.as_deref()).unwrap_or(&req.name);
+                    self.caches.removals.record(&namespace, uid, now, now);
                 }
                 allow(decision.warnings)
             }
@@ -321,25 +318,6 @@ impl Decider {
             &members.items,
             invites.iter().map(|i| i.as_ref()),
         ))
-    }
-
-    fn removals_last_hour(&self, namespace: &str, now: Timestamp) -> u32 {
-        let mut removals = self.removals.lock().expect("removals lock");
-        let q = removals.entry(namespace.to_string()).or_default();
-        let hour_ago = now - SignedDuration::from_hours(1);
-        while q.front().is_some_and(|t| *t < hour_ago) {
-            q.pop_front();
-        }
-        q.len() as u32
-    }
-
-    fn record_removal(&self, namespace: &str, now: Timestamp) {
-        self.removals
-            .lock()
-            .expect("removals lock")
-            .entry(namespace.to_string())
-            .or_default()
-            .push_back(now);
     }
 }
 
