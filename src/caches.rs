@@ -198,9 +198,50 @@ impl Caches {
             .unwrap_or_default()
     }
 
-    /// Org namespaces that changed, for the controller.
-    pub fn triggers(&self) -> broadcast::Receiver<ObjectRef<Namespace>> {
-        self.triggers.subscribe()
+    /// Org namespaces that changed, for the controller. A consumer that falls so far behind that
+    /// changes were dropped gets every namespace the caches know instead, since it cannot know
+    /// which ones it missed.
+    pub fn triggers(&self) -> impl futures::Stream<Item = ObjectRef<Namespace>> + Send + use<> {
+        let caches = self.clone();
+        let rx = self.triggers.subscribe();
+        futures::stream::unfold(
+            (rx, Vec::new()),
+            move |(mut rx, mut missed): (_, Vec<ObjectRef<Namespace>>)| {
+                let caches = caches.clone();
+                async move {
+                    loop {
+                        if let Some(ns) = missed.pop() {
+                            return Some((ns, (rx, missed)));
+                        }
+                        match rx.recv().await {
+                            Ok(ns) => return Some((ns, (rx, missed))),
+                            Err(broadcast::error::RecvError::Lagged(n)) => {
+                                tracing::warn!(
+                                    missed = n,
+                                    "the controller fell behind the caches; reconciling every org namespace"
+                                );
+                                missed = caches
+                                    .namespaces()
+                                    .into_iter()
+                                    .map(|ns| ObjectRef::new(&ns))
+                                    .collect();
+                            }
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                }
+            },
+        )
+    }
+
+    /// Every namespace that holds a roster object.
+    fn namespaces(&self) -> std::collections::BTreeSet<String> {
+        let s = &self.stores;
+        (s.organizations.state().iter().filter_map(|o| o.namespace()))
+            .chain(s.memberships.state().iter().filter_map(|o| o.namespace()))
+            .chain(s.invites.state().iter().filter_map(|o| o.namespace()))
+            .chain(s.teams.state().iter().filter_map(|o| o.namespace()))
+            .collect()
     }
 
     fn drive<K>(
@@ -402,4 +443,43 @@ where
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer);
     (reader, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(ns: &str) -> Membership {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+            "metadata": { "name": "m", "namespace": ns },
+            "spec": { "user": "u@example.com", "role": "member" }
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_controller_that_falls_behind_gets_every_org_namespace() {
+        let caches = Caches::from_objects(
+            vec![],
+            vec![membership("a"), membership("b")],
+            vec![],
+            vec![],
+        );
+        let triggers = caches.triggers();
+        // More changes than the channel holds (one, for these caches): some are lost.
+        for ns in ["a", "a", "b"] {
+            caches.triggers.send(ObjectRef::new(ns)).unwrap();
+        }
+        let first = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            triggers
+                .take(2)
+                .map(|r| r.name)
+                .collect::<std::collections::BTreeSet<_>>(),
+        )
+        .await
+        .expect("a trigger for every org namespace, not a wait for the next change");
+        assert_eq!(first, ["a".to_string(), "b".to_string()].into());
+    }
 }

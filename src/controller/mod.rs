@@ -22,7 +22,6 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::caches::Caches;
 pub use crate::caches::{INVITE_CODE_LABEL, Scope, Stores};
@@ -74,19 +73,8 @@ pub async fn run(
         [one] => watch.fields(&format!("metadata.name={one}")),
         _ => watch,
     };
-    // Every change the caches see, as "reconcile this org namespace". A lagging receiver loses
-    // triggers, but the namespace watch's initial list reconciles every namespace anyway.
-    let triggers = futures::stream::unfold(caches.triggers(), |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(r) => return Some((r, rx)),
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "controller lagged behind the caches")
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
+    // Every change the caches see, as "reconcile this org namespace".
+    let triggers = caches.triggers();
     let stopping = Arc::new(AtomicBool::new(false));
     let controller = Controller::new(namespaces, namespace_config)
         .with_config(
