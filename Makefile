@@ -1,6 +1,8 @@
 # roster's entry points. `make dev` runs roster on a local control plane; `make test` runs every test.
 SHELL := /bin/bash
-CONTROL_PLANE_DIR ?= $(or $(TMPDIR),/tmp)/roster-control-plane
+# The same default as hack/control-plane.sh, so that `make up` and `hack/control-plane.sh env` agree.
+CONTROL_PLANE_DIR ?= $(or $(ROSTER_CONTROL_PLANE_DIR),$(or $(TMPDIR),/tmp)/roster-control-plane)
+export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
 
 .PHONY: dev test tour crds tools up down lint bench
 
@@ -16,9 +18,10 @@ test:
 tour: tools
 	hack/tour.sh
 
-## Regenerate crds/ from the Rust types.
+## Regenerate crds/ and the chart's copy from the Rust types.
 crds:
 	cargo run --quiet -- crds --dir crds
+	cargo run --quiet -- crds --dir charts/roster/crds
 
 ## Start a local control plane, install the CRDs, apply examples/ and show the result.
 dev: tools

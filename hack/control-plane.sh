@@ -89,12 +89,24 @@ current-context: roster-local
 EOF
 }
 
+# Removes DIR, but only when it is a control plane's directory (or empty): `up .` must never delete
+# a checkout.
+remove_dir() {
+  [[ -e "$dir" ]] || return 0
+  if [[ -f "$dir/.roster-control-plane" || -f "$dir/tokens.csv" || -z "$(ls -A "$dir")" ]]; then
+    rm -rf "$dir"
+  else
+    die "$dir is not a control plane's directory; refusing to delete it"
+  fi
+}
+
 start() {
   for c in "${components[@]}"; do
     [[ -x "$K8S_BIN/$c" ]] || die "$K8S_BIN/$c is missing: run hack/build-control-plane.sh first"
   done
-  rm -rf "$dir"
+  remove_dir
   mkdir -p "$dir/etcd" "$dir/logs"
+  touch "$dir/.roster-control-plane"
   pki
 
   local etcd_port peer_port api_port kcm_port token kcm_token
@@ -185,13 +197,13 @@ case "$cmd" in
     ;;
   down)
     stop
-    rm -rf "$dir"
+    remove_dir
     log "stopped"
     ;;
   env)
     [[ -f "$dir/kubeconfig" ]] || die "no control plane in $dir; run hack/control-plane.sh up"
-    echo "export KUBECONFIG=$dir/kubeconfig"
-    echo "export PATH=$K8S_BIN:$HELM_BIN:\$PATH"
+    printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+    printf 'export PATH=%q:%q:"$PATH"\n' "$K8S_BIN" "$HELM_BIN"
     ;;
   status)
     alive kube-apiserver && readyz

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/install-deps.sh
 hack/build-control-plane.sh >/dev/null
-dir=${CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}
+dir=${ROSTER_CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}
 hack/control-plane.sh up "$dir" >/dev/null
 eval "$(hack/control-plane.sh env "$dir")"
 
@@ -12,9 +12,13 @@ cargo build --quiet
 target/debug/roster crds | kubectl apply --server-side --field-manager roster-dev -f -
 kubectl wait --for condition=Established --timeout 60s \
   crd/organizations.roster.dev crd/memberships.roster.dev crd/invites.roster.dev crd/teams.roster.dev
+# The ClusterRoles roster binds (as the chart installs them), so that org roles grant what they say.
+helm template roster charts/roster --show-only templates/org-clusterroles.yaml \
+  --set selfService.bindAuthenticated=true |
+  kubectl apply --server-side --field-manager roster-dev -f -
 
 # The operator with its webhook, outside the cluster: the API server calls it on loopback.
-kill -0 "$(cat "$dir/roster.pid" 2>/dev/null)" 2>/dev/null || ROSTER_CONTROL_PLANE_DIR=$dir hack/operator.sh dev
+ROSTER_CONTROL_PLANE_DIR=$dir hack/operator.sh dev
 # examples/gitops holds Argo CD and Flux reference manifests, not organizations.
 for example in examples/*/; do
   [ "$example" = examples/gitops/ ] || kubectl apply --server-side --field-manager roster-dev -R -f "$example"

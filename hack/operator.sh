@@ -79,7 +79,8 @@ chart() {
   args_json=$(kubectl get deployment "$release" -n "$ns" -o jsonpath='{.spec.template.spec.containers[0].args}') ||
     die "no Deployment $ns/$release: run helm install first"
   sa=$(kubectl get deployment "$release" -n "$ns" -o jsonpath='{.spec.template.spec.serviceAccountName}')
-  token=$(kubectl create token "$sa" -n "$ns" --duration 24h)
+  # A week: long enough to explore; `make down` and the tour again give a fresh one.
+  token=$(kubectl create token "$sa" -n "$ns" --duration 168h)
 
   local kubeconfig=$dir/$release-serviceaccount.kubeconfig
   (
@@ -133,7 +134,10 @@ export KUBECONFIG=$dir/kubeconfig
 source "$root/hack/versions.sh"
 export PATH=$K8S_BIN:$PATH
 [[ -x $roster ]] || die "$roster is missing: run cargo build first"
-running && die "roster already runs beside this control plane (pid $(cat "$dir/roster.pid")); make down stops both"
+if running; then
+  [[ ${1:-} == dev ]] && { log "roster already runs (pid $(cat "$dir/roster.pid"))"; exit 0; }
+  die "roster already runs beside this control plane (pid $(cat "$dir/roster.pid"), make dev?); make down stops both"
+fi
 
 case ${1:-} in
   dev) start -- --kubeconfig "$KUBECONFIG" --webhook-config-name roster-dev ;;

@@ -178,7 +178,13 @@ fn certificate_names(
 async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
     let mut config = rules::Config {
         platform_users: args.platform_users.iter().cloned().collect(),
-        platform_groups: args.platform_groups.iter().cloned().collect(),
+        // `--platform-groups ""` (the chart's empty list) names no group.
+        platform_groups: args
+            .platform_groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .cloned()
+            .collect(),
         allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
         excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
     };

@@ -344,6 +344,9 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
         Some("kube-system,kube-public,kube-node-lease")
     );
     assert_eq!(flag(&args, "--platform-groups"), Some("system:masters"));
+    // An empty list is passed as such, not left to roster's default (system:masters).
+    let no_groups = container_args(&render(&["platform.groups=null"]));
+    assert_eq!(flag(&no_groups, "--platform-groups"), Some(""));
     assert!(flag(&args, "--webhook-cert-dir").is_none());
     assert!(flag(&args, "--namespaces").is_none(), "all namespaces");
 
@@ -672,6 +675,13 @@ fn wrong_values_are_refused_with_the_reason() {
         (
             vec!["watchNamespaces={Not_A_Namespace}"],
             "/watchNamespaces/0",
+        ),
+        (
+            vec![
+                "webhook.enabled=false",
+                "selfService.bindAuthenticated=true",
+            ],
+            "selfService.bindAuthenticated needs webhook.enabled",
         ),
     ] {
         let out = try_render(&set);

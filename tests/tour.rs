@@ -105,6 +105,26 @@ fn make_down_stops_everything(tmp: &Path, dir: &Path, pid: u32) {
     let _ = std::fs::remove_dir_all(tmp);
 }
 
+/// kubectl against the control plane in `dir` (admin unless the arguments say otherwise); its
+/// standard output, or "no" when it exits non-zero (as `auth can-i` does for no).
+fn kubectl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"eval "$(hack/control-plane.sh env "$1")" && shift && kubectl "$@""#)
+        .arg("kubectl")
+        .arg(dir)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    match out.status.success() {
+        true => stdout.trim().to_string(),
+        false if stdout.trim() == "no" => "no".into(),
+        false => panic!("kubectl {args:?}: {stderr}"),
+    }
+}
+
 fn operator_pid(dir: &Path) -> u32 {
     std::fs::read_to_string(dir.join("roster.pid"))
         .expect("the operator's pid")
@@ -169,21 +189,18 @@ fn readme_walk_through_installs_the_chart_invites_and_joins() {
     // The operator ran with the chart's ServiceAccount token, not the admin's credentials.
     let pid = operator_pid(&dir);
     let kubeconfig = kubeconfig_of(pid);
-    let whoami = Command::new("bash")
-        .arg("-c")
-        .arg(r#"eval "$(hack/control-plane.sh env "$1")" && kubectl --kubeconfig "$2" auth whoami -o jsonpath='{.status.userInfo.username}'"#)
-        .arg("whoami")
-        .arg(&dir)
-        .arg(&kubeconfig)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert_eq!(
-        text(&whoami).0,
-        "system:serviceaccount:roster-system:roster",
-        "{}",
-        text(&whoami).1
+    let whoami = kubectl(
+        &dir,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
     );
+    assert_eq!(whoami, "system:serviceaccount:roster-system:roster");
 
     make_down_stops_everything(&tmp, &dir, pid);
 }
@@ -214,5 +231,25 @@ fn make_dev_runs_roster_with_every_example() {
         );
     }
     assert!(out.contains("Stop it with: make down"), "{out}");
+    // The roster-org-* ClusterRoles are there, so org roles grant what they say.
+    let can = |user: &str, verb: &str, resource: &str| {
+        kubectl(
+            &dir,
+            &["auth", "can-i", verb, resource, "-n", "acme", "--as", user],
+        )
+    };
+    assert_eq!(can("linus@acme.example", "create", "invites"), "yes");
+    assert_eq!(can("auditor@example.org", "list", "memberships"), "yes");
+    assert_eq!(can("auditor@example.org", "create", "invites"), "no");
+    assert_eq!(can("stranger@example.com", "create", "memberships"), "yes");
+    assert_eq!(can("stranger@example.com", "list", "memberships"), "no");
+    // The tour starts from nothing: it refuses to run beside make dev's control plane.
+    let tour = make("tour", &tmp);
+    assert!(!tour.status.success(), "make tour beside make dev");
+    assert!(
+        text(&tour).1.contains("make down first"),
+        "{:?}",
+        text(&tour)
+    );
     make_down_stops_everything(&tmp, &dir, operator_pid(&dir));
 }

@@ -83,6 +83,9 @@ app.kubernetes.io/part-of: roster
 
 {{/* Combinations of values the schema cannot express; fails the install with the reason. */}}
 {{- define "roster.validate" -}}
+{{- if and .Values.selfService.bindAuthenticated (not .Values.webhook.enabled) }}
+{{- fail "selfService.bindAuthenticated needs webhook.enabled: without the webhook, anyone could create a Membership with any role, owner included" }}
+{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- if or (eq . "cluster-admin") (contains "*" .) }}
 {{- fail (printf "allowedClusterRoles: %q may not be handed out by roster (no escalation: never cluster-admin or wildcards)" .) }}
