@@ -129,7 +129,8 @@ pub enum InviteCommand {
         /// The role it grants: admin, member or viewer.
         #[arg(long, value_parser = parse_role, default_value = "member")]
         role: OrgRole,
-        /// Only this username may redeem it (default: an open invite anyone with the code may use).
+        /// Only this username may redeem it (default: an open invite anyone with the code may use;
+        /// an admin invite must name it).
         #[arg(long)]
         email: Option<String>,
         /// How many people may use the code.

@@ -226,7 +226,7 @@ async fn start_webhook(
                     webhook::tls::shared_self_signed(
                         client,
                         &ns,
-                        &format!("{name}-webhook-tls"),
+                        &webhook::tls::shared_secret_name(name),
                         &dns,
                         &ips,
                     )

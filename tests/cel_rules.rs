@@ -376,6 +376,11 @@ fn bad_objects() -> Vec<Bad> {
             inv(json!({ "role": "owner" })),
             "spec.role: an invite cannot grant owner",
         ),
+        cel(
+            "open admin invite",
+            inv(json!({ "role": "admin" })),
+            "spec.email: an admin invite must name the person it is for",
+        ),
         schema(
             "unknown invite role",
             inv(json!({ "role": "root" })),

@@ -478,6 +478,16 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
         "leases",
         Some("other")
     ));
+    // Self-managed certificates: an empty Secret roster fills, and `update` on that name only.
+    let shared = find(&docs, "Secret", "roster-webhook-self-managed");
+    assert!(shared.get("data").is_none(), "rendered empty: {shared}");
+    assert_eq!(
+        roster::webhook::tls::shared_secret_name(RELEASE),
+        "roster-webhook-self-managed"
+    );
+    let secret_update = |name| allows(&lease_role, "update", "", "secrets", Some(name));
+    assert!(secret_update("roster-webhook-self-managed"));
+    assert!(!secret_update("some-other-secret"));
     let binding = find(&docs, "ClusterRoleBinding", RELEASE);
     assert_eq!(
         binding["subjects"],
@@ -514,6 +524,10 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
 
     // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
+    assert!(
+        of_kind(&docs, "Secret").is_empty(),
+        "no self-managed Secret with cert-manager"
+    );
     let certificate = find(&docs, "Certificate", "roster-webhook");
     let secret = certificate["spec"]["secretName"].as_str().unwrap();
     let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
@@ -1096,6 +1110,18 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         vwc["webhooks"][0]["clientConfig"]["url"],
         format!("https://127.0.0.1:{webhook_port}/validate")
     );
+    // The certificate replicas share went into the Secret the chart rendered empty.
+    let shared_name = roster::webhook::tls::shared_secret_name(&release);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &release_ns);
+    let shared = secrets.get(&shared_name).await.expect("the chart's Secret");
+    let data = shared.data.expect("filled by roster");
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ca.crt", "tls.crt", "tls.key"]
+    );
+    let ca_bundle: k8s_openapi::ByteString =
+        serde_json::from_value(vwc["webhooks"][0]["clientConfig"]["caBundle"].clone()).unwrap();
+    assert_eq!(ca_bundle, data["ca.crt"], "the caBundle is the shared CA");
     // A `helm upgrade` leaves the webhooks roster wrote alone (the chart renders none of its own).
     let out = helm(&[
         "upgrade",
@@ -1463,6 +1489,10 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         "name",
     ]);
     assert!(release_secrets.trim().is_empty(), "{release_secrets}");
+    assert!(
+        secrets.get_opt(&shared_name).await.unwrap().is_none(),
+        "uninstall removes the self-managed certificate's Secret, CA key included"
+    );
     let (_, vwc, _) = support::kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]);
     assert!(
         !vwc.contains(&release),

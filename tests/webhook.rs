@@ -394,7 +394,7 @@ fn matrix(codes: &Codes) -> Vec<Row> {
             .saying("you are member"),
         denied("non-member creates an invite", User(NOBODY), Op::Create(invite("i3", None, "viewer")), "NotAMember"),
         denied("admin invites an admin", User(ADMIN), Op::Create(invite("i4", Some("x@example.com"), "admin")), "AdminLimit"),
-        denied("group admin invites an admin", InGroup(GARY, OPS), Op::Create(invite("i5", None, "admin")), "AdminLimit"),
+        denied("group admin invites an admin", InGroup(GARY, OPS), Op::Create(invite("i5", Some("y@example.com"), "admin")), "AdminLimit"),
         allowed("admin invites a member", User(ADMIN), Op::Create(invite("member-invite", Some("m@example.com"), "member"))),
         allowed("owner invites an admin", User(OWNER), Op::Create(invite("admin-invite", Some("a@example.com"), "admin"))),
         denied("owner invites a second admin while one is pending", User(OWNER), Op::Create(invite("i6", Some("b@example.com"), "admin")), "PendingAdminInvite"),
@@ -589,7 +589,7 @@ async fn attack_matrix_every_forbidden_request_is_denied_with_its_rule() {
             .await
         }
     };
-    let admin_invite = || Op::Create(invite("probe", None, "admin"));
+    let admin_invite = || Op::Create(invite("probe", Some("probe@example.com"), "admin"));
     probe(User(OWNER), admin_invite(), None).await;
     for who in [User(ADMIN), User(ADMIN2), InGroup(GARY, OPS)] {
         probe(who, admin_invite(), Some("[rule AdminLimit]")).await;

@@ -160,7 +160,7 @@ async fn replicas_share_one_self_managed_certificate() {
         .get("roster-webhook-tls")
         .await
         .unwrap();
-    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
 }
 
 /// `maxRemovalsPerHour` binds the organization, not one replica: removals admitted by one replica's

@@ -25,6 +25,9 @@ use super::{Condition, OrgRole};
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase")
 )]
 #[serde(rename_all = "camelCase")]
+// Org admins read every invite's code (to hand codes out), and admins may not add admins: an open
+// admin invite would let them.
+#[x_kube(validation = Rule::new("self.role != 'admin' || has(self.email)").message("spec.email: an admin invite must name the person it is for (org admins can read invite codes, and only owners add admins)"))]
 pub struct InviteSpec {
     /// Who the invite is for; the redeeming username must equal it. Empty makes an open invite that
     /// anyone with the code may use (when `spec.policy.invites.allowOpenInvites` permits).

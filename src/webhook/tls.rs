@@ -115,8 +115,16 @@ pub async fn self_signed(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyh
     serving(generate(dns_names, ips)?).await
 }
 
+/// The Secret that replicas share a self-managed certificate through, for the webhook
+/// configuration `config_name`. The chart renders it empty (so that `helm uninstall` removes it and
+/// its CA key) under the same name.
+pub fn shared_secret_name(config_name: &str) -> String {
+    format!("{config_name}-webhook-self-managed")
+}
+
 /// Like [`self_signed`], but shared by every replica through a Secret: the first replica to start
-/// creates it, the others (and restarts) use it, so all serve what the one `caBundle` trusts.
+/// fills it (or creates it, when no chart made it), the others (and restarts) use it, so all serve
+/// what the one `caBundle` trusts.
 pub async fn shared_self_signed(
     client: &kube::Client,
     namespace: &str,
@@ -138,26 +146,39 @@ pub async fn shared_self_signed(
             key: field("tls.key")?,
         })
     };
-    if let Some(existing) = api.get_opt(secret).await?.as_ref().and_then(read) {
-        return serving(existing).await;
+    let existing = api.get_opt(secret).await?;
+    if let Some(shared) = existing.as_ref().and_then(read) {
+        return serving(shared).await;
     }
     let g = generate(dns_names, ips)?;
-    let object = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(secret.into()),
-            labels: Some([("app.kubernetes.io/name".to_string(), "roster".to_string())].into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(
-            [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
-                .collect(),
-        ),
-        ..Default::default()
+    let data = [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+        .collect();
+    let written = match existing {
+        // Rendered empty by the chart: fill it, unless another replica filled it meanwhile (the
+        // resourceVersion makes the replace fail then).
+        Some(mut empty) => {
+            empty.data = Some(data);
+            api.replace(secret, &PostParams::default(), &empty).await
+        }
+        None => {
+            let object = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(secret.into()),
+                    labels: Some(
+                        [("app.kubernetes.io/name".to_string(), "roster".to_string())].into(),
+                    ),
+                    ..Default::default()
+                },
+                type_: Some("Opaque".into()),
+                data: Some(data),
+                ..Default::default()
+            };
+            api.create(&PostParams::default(), &object).await
+        }
     };
-    match api.create(&PostParams::default(), &object).await {
+    match written {
         Ok(_) => serving(g).await,
         // Another replica was first: use its certificate.
         Err(kube::Error::Api(s)) if s.code == 409 => {

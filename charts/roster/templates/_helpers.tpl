@@ -47,6 +47,11 @@ app.kubernetes.io/part-of: roster
 {{- default (include "roster.fullname" .) .Values.webhook.configName }}
 {{- end }}
 
+{{/* The Secret replicas share a self-managed certificate through (roster::webhook::tls::shared_secret_name). */}}
+{{- define "roster.selfManagedSecret" -}}
+{{- printf "%s-webhook-self-managed" (include "roster.webhookConfigName" .) }}
+{{- end }}
+
 {{/* Whether roster writes the webhook configuration itself (self-managed certificates). */}}
 {{- define "roster.selfManagedWebhook" -}}
 {{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}true{{ end }}
