@@ -842,8 +842,9 @@ async fn own_membership(s: &Session, me: &Me) -> anyhow::Result<Membership> {
         // Members may list Memberships; someone who may not is no member (any more, since roster
         // removes a member's RoleBinding with their Membership).
         Err(e) if is_forbidden(&e) => bail!(
-            "{} holds no Membership in {} (RBAC does not let them list its Memberships)",
+            "{} holds no Membership in {} that they may read: Memberships are readable to Active members only, so one that waits for a seat or was denied is not either; an org admin sees it with `kubectl roster -n {} members`",
             me.username,
+            s.namespace,
             s.namespace
         ),
         Err(e) => return Err(e),
@@ -1078,11 +1079,18 @@ struct ConditionRow {
 
 async fn status(s: &Session) -> anyhow::Result<()> {
     let orgs: Api<Organization> = Api::namespaced(s.client.clone(), &s.namespace);
-    let mut list = orgs
-        .list(&ListParams::default())
-        .await
-        .with_context(|| format!("read the Organization in {}", s.namespace))?
-        .items;
+    let mut list = match orgs.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 403 => bail!(
+            "you may not read the organization in {}: only its members may (if you just joined, your Membership is not Active yet)",
+            s.namespace
+        ),
+        Err(e) => {
+            return Err(
+                anyhow::Error::from(e).context(format!("read the Organization in {}", s.namespace))
+            );
+        }
+    };
     list.sort_by_key(|o| {
         (
             o.metadata.creation_timestamp.as_ref().map(|t| t.0),

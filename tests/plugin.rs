@@ -178,6 +178,10 @@ async fn invite_join_transfer_leave_and_status() {
     );
     assert!(!listed.contains(&code), "{listed}");
 
+    // A non-member sees nothing of the org, and is told why.
+    let err = fails(CAROL, &["-n", &ns, "status"]);
+    assert!(err.contains("only its members may"), "{err}");
+
     // Without the role the invitee would need to read the Invite, which a non-member may not.
     let err = fails(
         CAROL,
