@@ -9,7 +9,7 @@ hack/control-plane.sh up "$dir" >/dev/null
 eval "$(hack/control-plane.sh env "$dir")"
 
 cargo build --quiet
-target/debug/roster crds | kubectl apply --server-side --field-manager roster-dev -f -
+"${CARGO_TARGET_DIR:-target}/debug/roster" crds | kubectl apply --server-side --field-manager roster-dev -f -
 kubectl wait --for condition=Established --timeout 60s \
   crd/organizations.roster.dev crd/memberships.roster.dev crd/invites.roster.dev crd/teams.roster.dev
 # The ClusterRoles roster binds (as the chart installs them), so that org roles grant what they say.

@@ -18,7 +18,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${ROSTER_CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}
-roster=$root/target/debug/roster
+roster=${CARGO_TARGET_DIR:-$root/target}/debug/roster
 
 log() { echo "operator: $*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -298,6 +298,7 @@ fn chart_lints_with_default_and_other_values() {
             "watchNamespaces={team-a,team-b}",
             "selfService.bindAuthenticated=true",
             "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
             "platform.users={system:serviceaccount:argocd:argocd-application-controller}",
         ],
         vec![
@@ -662,6 +663,7 @@ fn other_values_bind_self_service_name_platform_principals_and_more_cluster_role
     let args = container_args(&docs);
     assert!(args.contains(&"--webhook-addr=".into()), "{args:?}");
     assert!(of_kind(&docs, "ValidatingWebhookConfiguration").is_empty());
+    assert!(of_kind(&docs, "Secret").is_empty(), "no certificate Secret");
     let service = find(&docs, "Service", RELEASE);
     assert_eq!(service["spec"]["ports"].as_array().unwrap().len(), 1);
     assert!(
@@ -669,6 +671,64 @@ fn other_values_bind_self_service_name_platform_principals_and_more_cluster_role
             .iter()
             .any(|r| r.api_groups == Some(vec!["admissionregistration.k8s.io".into()]))
     );
+}
+
+/// The alerts query only series roster exports, scoped to the release namespace.
+#[test]
+fn prometheus_rule_alerts_on_metrics_roster_exports() {
+    assert!(of_kind(&render(&[]), "PrometheusRule").is_empty());
+    let docs = render(&["metrics.prometheusRule.enabled=true"]);
+    let rule = find(&docs, "PrometheusRule", RELEASE);
+    let alerts = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let names: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "RosterControllerNotRunning",
+            "RosterOrganizationWithoutOwner",
+            "RosterReconcileErrors",
+            "RosterWebhookSlow"
+        ]
+    );
+    // Every series name roster exposes: samples, and the families their # TYPE lines announce.
+    let exposition = roster::metrics::Metrics::default().encode();
+    let families: BTreeSet<&str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let exported = |series: &str| {
+        ["", "_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .any(|suffix| {
+                series
+                    .strip_suffix(suffix)
+                    .is_some_and(|family| families.contains(family))
+            })
+    };
+    for alert in alerts {
+        let expr = alert["expr"].as_str().unwrap();
+        let series: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("roster_"))
+            .collect();
+        assert!(!series.is_empty(), "{expr}");
+        for s in series {
+            assert!(
+                exported(s),
+                "{} queries {s}, which roster does not export",
+                alert["alert"]
+            );
+        }
+        assert!(
+            expr.contains(&format!("namespace=\"{RELEASE_NS}\"")),
+            "scoped to the release namespace: {expr}"
+        );
+        assert!(alert["annotations"]["description"].is_string());
+    }
 }
 
 #[test]
