@@ -225,17 +225,39 @@ impl Decider {
             }
         }
 
-        let removing = matches!(op, Operation::DeleteMembership(_));
+        // A removal spends the budget once: deleting a Membership that is already Terminating (held
+        // by the owner protection) again is not another removal.
+        let removed = req
+            .old_object
+            .as_ref()
+            .map(|o| &o.metadata)
+            .filter(|m| m.deletion_timestamp.is_none());
+        let removing = matches!(op, Operation::DeleteMembership(_)) && removed.is_some();
         let ctx = Context {
             now,
-            removals_last_hour: if removing {
-                self.caches.removals.last_hour(&namespace, now)
-            } else {
-                0
-            },
+            removals_last_hour: 0,
             namespace_deleting: false,
         };
-        let mut decision: Decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
+        let authorize = |removals_last_hour| {
+            let ctx = Context {
+                removals_last_hour,
+                ..ctx
+            };
+            rules::authorize(&index, &self.config, &actor, &op, &ctx)
+        };
+        let mut decision: Decision = match removed {
+            // Decided and counted in one step, so that concurrent removals cannot all take the
+            // last slot. Dry runs must cause nothing, not even a tick of the budget.
+            Some(meta) if removing && !req.dry_run => {
+                let uid = meta.uid.as_deref().unwrap_or(&req.name);
+                self.caches.removals.decide(&namespace, uid, now, |count| {
+                    let decision = authorize(count);
+                    (decision.denial.is_none(), decision)
+                })
+            }
+            _ if removing => authorize(self.caches.removals.last_hour(&namespace, now)),
+            _ => authorize(0),
+        };
         // A refused deletion may be part of deleting the whole namespace, which roster must never
         // block: only then is it worth a read.
         if decision.denial.is_some()
@@ -266,16 +288,7 @@ impl Decider {
                     reason: denial.reason.as_str(),
                 }
             }
-            None => {
-                // Dry runs must cause nothing, not even a tick of the removal budget.
-                if removing && !req.dry_run {
-                    // Counted now, before the watch shows it, so that a burst cannot outrun it.
-                    let removed = req.old_object.as_ref().map(|o| &o.metadata);
-                    let uid = removed.and_then(|m| m.uid.as_deref()).unwrap_or(&req.name);
-                    self.caches.removals.record(&namespace, uid, now, now);
-                }
-                allow(decision.warnings)
-            }
+            None => allow(decision.warnings),
         }
     }
 
@@ -325,4 +338,93 @@ impl Decider {
 fn touches_an_owner(index: &OrgIndex, target: &MembershipSpec) -> bool {
     target.role == OrgRole::Owner
         || target.subject().and_then(|s| index.effective_role(&s)) == Some(OrgRole::Owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn org(budget: i32) -> Organization {
+        serde_json::from_value(json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+            "metadata": { "name": "org", "namespace": "ns", "uid": "org-uid" },
+            "spec": { "policy": { "minOwners": 1, "maxRemovalsPerHour": budget } }
+        }))
+        .unwrap()
+    }
+
+    fn membership(name: &str, role: &str, terminating: bool) -> Value {
+        let mut m = json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+            "metadata": { "name": name, "namespace": "ns", "uid": format!("{name}-uid") },
+            "spec": { "user": format!("{name}@example.com"), "role": role },
+            "status": { "phase": "Active", "effectiveRole": role }
+        });
+        if terminating {
+            m["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            m["metadata"]["finalizers"] = json!(["roster.dev/owner-protection"]);
+        }
+        m
+    }
+
+    fn decider(members: &[Value]) -> Decider {
+        let members = members
+            .iter()
+            .map(|m| serde_json::from_value(m.clone()).unwrap())
+            .collect();
+        let caches = Caches::from_objects(vec![org(1)], members, vec![], vec![]);
+        // Deciding member removals reads nothing from the API server.
+        let client =
+            Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap())).unwrap();
+        Decider::new(caches, Config::default(), client)
+    }
+
+    async fn delete(decider: &Decider, old: &Value, dry_run: bool) -> bool {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "r", "operation": "DELETE", "dryRun": dry_run,
+                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
+                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
+                "name": old["metadata"]["name"], "namespace": "ns",
+                "userInfo": { "username": "owner@example.com", "groups": ["system:authenticated"] },
+                "oldObject": old,
+            }
+        });
+        let (answer, _) = decider
+            .review(&serde_json::to_vec(&review).unwrap())
+            .await
+            .unwrap();
+        answer.response.unwrap().allowed
+    }
+
+    #[tokio::test]
+    async fn a_removal_spends_the_budget_once_and_dry_runs_never() {
+        let owner = membership("owner", "owner", false);
+        let held = membership("held", "member", true);
+        let (a, b) = (
+            membership("a", "member", false),
+            membership("b", "member", false),
+        );
+        let decider = decider(&[owner, held.clone(), a.clone(), b.clone()]);
+        // Deleting a Membership that is already Terminating again is no new removal.
+        for _ in 0..3 {
+            assert!(delete(&decider, &held, false).await);
+        }
+        assert!(delete(&decider, &a, true).await, "a dry run");
+        assert!(
+            delete(&decider, &a, false).await,
+            "the one removal the budget allows"
+        );
+        assert!(
+            delete(&decider, &a, false).await,
+            "the same removal, asked again"
+        );
+        assert!(
+            !delete(&decider, &b, true).await,
+            "over the budget, dry run or not"
+        );
+        assert!(!delete(&decider, &b, false).await);
+    }
 }
