@@ -661,6 +661,15 @@ fn create_a_membership_for_yourself_with_an_invite() {
         redeem(&for_bea, OrgRole::Member, "ABCD-EFGH-JKLM-NPQS"),
         invalid("spec.invite.code"),
     );
+    // An open admin invite (from before admin invites had to name someone) is never redeemed.
+    let open_admin = invite("welcome-bea", invite_spec(None, OrgRole::Admin));
+    t.case(
+        "redeem: open admin invite",
+        &World::acme().invite(open_admin.clone()),
+        bea,
+        redeem(&open_admin, OrgRole::Admin, CODE),
+        invalid("admin invite"),
+    );
     t.case(
         "redeem: code not generated yet",
         &w,
@@ -2067,6 +2076,25 @@ fn invites_follow_the_invite_policy() {
             Op::CreateInvite(invite_spec(None, OrgRole::Member)),
             Expect::Deny(Reason::OpenInvitesDisabled, "spec.email"),
         );
+        if !matches!(who, Who::Admin) {
+            t.case(
+                "create open admin Invite",
+                &World::acme(),
+                who,
+                Op::CreateInvite(invite_spec(None, OrgRole::Admin)),
+                Expect::Deny(Reason::OpenAdminInvite, "only owners add admins"),
+            );
+            t.case(
+                "create revoked open admin Invite",
+                &World::acme(),
+                who,
+                Op::CreateInvite(InviteSpec {
+                    revoked: true,
+                    ..invite_spec(None, OrgRole::Admin)
+                }),
+                ALLOW,
+            );
+        }
         t.case(
             "create Invite with e-mail while allowOpenInvites is false",
             &closed,

@@ -726,3 +726,47 @@ fn a_transfer_applied_demotion_first_is_refused_then_converges() {
     assert_eq!(status.admins, vec!["alice@acme.example".to_string()]);
     let _ = SignedDuration::ZERO;
 }
+
+/// An open admin invite (from before admin invites had to name their invitee) is never redeemed:
+/// the controller denies it even if the webhook was bypassed, and the Invite says why.
+#[test]
+fn an_open_admin_invite_is_never_redeemed() {
+    let mut open_admin = invite("staff", None, 5, 60, false, 1);
+    open_admin.spec.role = OrgRole::Admin;
+    let mut joiner = membership(
+        "bea",
+        &Subject::User("bea@acme.example".into()),
+        OrgRole::Admin,
+        2,
+    );
+    joiner.spec.invite = Some(roster::api::InviteRef {
+        name: "staff".into(),
+        code: "ABCD-EFGH-JKLM-NPQR".into(),
+    });
+    let w = World {
+        organization: Some(org(1, None, None, true)),
+        memberships: vec![
+            membership(
+                "alice",
+                &Subject::User("alice@acme.example".into()),
+                OrgRole::Owner,
+                0,
+            ),
+            joiner,
+        ],
+        invites: vec![open_admin],
+        codes: BTreeMap::from([("staff".to_string(), "ABCD-EFGH-JKLM-NPQR".to_string())]),
+        now: at(10),
+    };
+    let eff = w.compute(w.now);
+    let bea = &eff.memberships["bea"].status;
+    assert_eq!(bea.phase, Some(MembershipPhase::Denied));
+    let ready = bea.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "OpenAdminInvite", "{ready:?}");
+    let invite = eff.invites["staff"]
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(invite.reason, "OpenAdminInvite", "{invite:?}");
+}

@@ -26,8 +26,9 @@ use super::{Condition, OrgRole};
 )]
 #[serde(rename_all = "camelCase")]
 // Org admins read every invite's code (to hand codes out), and admins may not add admins: an open
-// admin invite would let them.
-#[x_kube(validation = Rule::new("self.role != 'admin' || has(self.email)").message("spec.email: an admin invite must name the person it is for (org admins can read invite codes, and only owners add admins)"))]
+// admin invite would let them. A revoked one is harmless, and revoking one made before this rule
+// must stay possible.
+#[x_kube(validation = Rule::new("self.role != 'admin' || has(self.email) || self.revoked").message("spec.email: an admin invite must name the person it is for (org admins can read invite codes, and only owners add admins)"))]
 pub struct InviteSpec {
     /// Who the invite is for; the redeeming username must equal it. Empty makes an open invite that
     /// anyone with the code may use (when `spec.policy.invites.allowOpenInvites` permits).

@@ -6,7 +6,7 @@ use kube::{Resource, ResourceExt};
 
 use super::actor::{Actor, Config};
 use super::index::OrgIndex;
-use super::{invite_code, ttl};
+use super::{invite_code, open_invites, ttl};
 use crate::api::{
     Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, Subject,
     TeamAccess, TeamRole, TeamSpec,
@@ -85,6 +85,7 @@ pub enum Reason {
     NamespaceNotInOrganization,
     PendingAdminInvite,
     OpenInvitesDisabled,
+    OpenAdminInvite,
     DeletionProtection,
     RemovalBudget,
 }
@@ -109,6 +110,7 @@ impl Reason {
             Reason::NamespaceNotInOrganization => "NamespaceNotInOrganization",
             Reason::PendingAdminInvite => "PendingAdminInvite",
             Reason::OpenInvitesDisabled => "OpenInvitesDisabled",
+            Reason::OpenAdminInvite => "OpenAdminInvite",
             Reason::DeletionProtection => "DeletionProtection",
             Reason::RemovalBudget => "RemovalBudget",
         }
@@ -556,12 +558,15 @@ fn check_redemption(
                 "it is for {email}, and you are {user}; ask for an invite of your own"
             ));
         }
-        None if !policy.invites.allow_open_invites => {
-            return invalid(
-                "open invites are disabled by spec.policy.invites.allowOpenInvites; ask for an invite to your own e-mail".into(),
-            );
+        Some(_) => {}
+        None => {
+            if let Some(refusal) = open_invites::refusal(&invite.spec, &policy.invites) {
+                return invalid(format!(
+                    "it names nobody, and {}; ask for an invite to your own e-mail",
+                    refusal.message()
+                ));
+            }
         }
-        _ => {}
     }
     if spec.role != invite.spec.role {
         return invalid(format!(
@@ -678,11 +683,15 @@ fn invariants(
                     "there is already a pending admin invite; revoke it or wait until it is used",
                 );
             }
-            if spec.email.is_none() && !policy.invites.allow_open_invites {
-                return deny(
-                    Reason::OpenInvitesDisabled,
-                    "spec.email is required: spec.policy.invites.allowOpenInvites is false",
-                );
+            // A revoked invite cannot be redeemed, so it may be open (and an owner may revoke one).
+            if let Some(refusal) = open_invites::refusal(spec, &policy.invites)
+                && !spec.revoked
+            {
+                let reason = match refusal {
+                    open_invites::Refusal::Disabled => Reason::OpenInvitesDisabled,
+                    open_invites::Refusal::Admin => Reason::OpenAdminInvite,
+                };
+                return deny(reason, refusal.message());
             }
             if ttl::lifetime(spec, &policy.invites).1 {
                 warnings.push(format!(

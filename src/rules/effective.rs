@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use super::conditions::{self, Want};
-use super::{invite_code, ttl};
+use super::{invite_code, open_invites, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
     MembershipStatus, OrgPolicy, OrgRole, Organization, OrganizationStatus, Seats, Subject, Team,
@@ -90,6 +90,7 @@ enum NotInForce {
     InviteEmailMismatch,
     InviteRoleMismatch,
     OpenInvitesDisabled,
+    OpenAdminInvite,
     InviteExhausted,
     SeatLimitReached,
     OwnerQuorumNotMet,
@@ -111,6 +112,7 @@ impl NotInForce {
             NotInForce::InviteEmailMismatch => "InviteEmailMismatch",
             NotInForce::InviteRoleMismatch => "InviteRoleMismatch",
             NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
+            NotInForce::OpenAdminInvite => "OpenAdminInvite",
             NotInForce::InviteExhausted => "InviteExhausted",
             NotInForce::SeatLimitReached => "SeatLimitReached",
             NotInForce::OwnerQuorumNotMet => "OwnerQuorumNotMet",
@@ -486,13 +488,13 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
         let ready = match phase {
             InvitePhase::Pending
-                if inv.spec.email.is_none() && !policy.invites.allow_open_invites =>
+                if let Some(refusal) = open_invites::refusal(&inv.spec, &policy.invites) =>
             {
                 Want::new(
                     READY,
                     false,
-                    "OpenInvitesDisabled",
-                    "spec.policy.invites.allowOpenInvites is false: set spec.email or ask an owner to allow open invites",
+                    refusal.reason(),
+                    format!("{}; this invite cannot be redeemed", refusal.message()),
                 )
             }
             InvitePhase::Pending if capped => Want::new(
@@ -824,13 +826,16 @@ fn redeem(
                     format!("Invite {} is for {email}, not {user}", r.name),
                 ));
             }
-            None if !policy.invites.allow_open_invites => {
-                return Err((
-                    NotInForce::OpenInvitesDisabled,
-                    "spec.policy.invites.allowOpenInvites is false".into(),
-                ));
+            Some(_) => {}
+            None => {
+                if let Some(refusal) = open_invites::refusal(&inv.spec, &policy.invites) {
+                    let reason = match refusal {
+                        open_invites::Refusal::Disabled => NotInForce::OpenInvitesDisabled,
+                        open_invites::Refusal::Admin => NotInForce::OpenAdminInvite,
+                    };
+                    return Err((reason, format!("Invite {}: {}", r.name, refusal.message())));
+                }
             }
-            _ => {}
         }
         // The webhook refuses this too; the controller holds it even when admission was bypassed.
         if m.spec.role != inv.spec.role {

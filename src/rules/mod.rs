@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod effective;
 pub mod index;
 pub mod invite_code;
+pub mod open_invites;
 pub mod ttl;
 
 pub use actor::{Actor, Config};
