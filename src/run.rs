@@ -229,6 +229,7 @@ async fn start_webhook(
                         &webhook::tls::shared_secret_name(name),
                         &dns,
                         &ips,
+                        webhook::tls::FOLLOW_SHARED_SECRET,
                     )
                     .await?
                 }

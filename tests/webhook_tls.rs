@@ -14,6 +14,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
+/// How often the tests' replicas check the shared Secret (30 s in production).
+const FOLLOW: Duration = Duration::from_secs(1);
+
 /// A CA and a serving certificate for 127.0.0.1, written as cert-manager writes a Secret's keys.
 fn write_certificate(dir: &Path) -> String {
     let ca_key = KeyPair::generate().unwrap();
@@ -137,14 +140,26 @@ async fn replicas_share_one_self_managed_certificate() {
     let ns = support::namespace(&client, "tls-shared").await;
     let names = ["localhost".to_string()];
     let ips = ["127.0.0.1".parse().unwrap()];
-    let a =
-        roster::webhook::tls::shared_self_signed(&client, &ns, "roster-webhook-tls", &names, &ips)
-            .await
-            .unwrap();
-    let b =
-        roster::webhook::tls::shared_self_signed(&client, &ns, "roster-webhook-tls", &names, &ips)
-            .await
-            .unwrap();
+    let a = roster::webhook::tls::shared_self_signed(
+        &client,
+        &ns,
+        "roster-webhook-tls",
+        &names,
+        &ips,
+        FOLLOW,
+    )
+    .await
+    .unwrap();
+    let b = roster::webhook::tls::shared_self_signed(
+        &client,
+        &ns,
+        "roster-webhook-tls",
+        &names,
+        &ips,
+        FOLLOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         a.ca_bundle, b.ca_bundle,
         "the second replica serves the first one's certificate"
@@ -256,4 +271,53 @@ async fn replicas_share_the_removal_budget() {
     .await;
     let message = refused["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("[rule RemovalBudget]"), "{refused}");
+}
+
+/// A replica serves the certificate in the shared Secret even when another replica replaced it
+/// after it started (the Secret was emptied, say, and refilled with a new CA that the other replica
+/// then wrote into the webhook configuration).
+#[tokio::test]
+async fn replicas_follow_the_shared_certificate_when_it_is_replaced() {
+    let client = support::admin_client().await;
+    let ns = support::namespace(&client, "tls-follow").await;
+    let names = ["localhost".to_string()];
+    let ips = ["127.0.0.1".parse().unwrap()];
+    let tls =
+        roster::webhook::tls::shared_self_signed(&client, &ns, "shared", &names, &ips, FOLLOW)
+            .await
+            .unwrap();
+    let first_ca = String::from_utf8(tls.ca_bundle.clone().unwrap()).unwrap();
+    let listener = roster::webhook::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(roster::webhook::serve(
+        listener,
+        tls.config.clone(),
+        axum::Router::new(),
+        std::future::pending(),
+    ));
+    assert!(trusted_by(port, &first_ca).await);
+
+    // Another replica refills the Secret with a certificate of its own.
+    let scratch = tempfile::tempdir().unwrap();
+    let second_ca = write_certificate(scratch.path());
+    let pem = |name: &str| std::fs::read(scratch.path().join(name)).unwrap();
+    let secrets = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, &ns);
+    let mut secret = secrets.get("shared").await.unwrap();
+    secret.data = Some(
+        ["ca.crt", "tls.crt", "tls.key"]
+            .into_iter()
+            .map(|k| (k.to_string(), k8s_openapi::ByteString(pem(k))))
+            .collect(),
+    );
+    secrets
+        .replace("shared", &Default::default(), &secret)
+        .await
+        .unwrap();
+    support::eventually(
+        "the replica to serve the replacing certificate",
+        Duration::from_secs(20),
+        || async { trusted_by(port, &second_ca).await.then_some(()) },
+    )
+    .await;
+    assert!(!trusted_by(port, &first_ca).await);
 }

@@ -131,61 +131,118 @@ pub async fn shared_self_signed(
     secret: &str,
     dns_names: &[String],
     ips: &[std::net::IpAddr],
+    follow_every: Duration,
 ) -> anyhow::Result<Tls> {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::{Api, PostParams};
     install_crypto_provider();
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let read = |s: &Secret| -> Option<Generated> {
-        let data = s.data.as_ref()?;
-        let field = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
-        Some(Generated {
-            ca: field("ca.crt")?,
-            cert: field("tls.crt")?,
-            key: field("tls.key")?,
-        })
-    };
     let existing = api.get_opt(secret).await?;
-    if let Some(shared) = existing.as_ref().and_then(read) {
-        return serving(shared).await;
-    }
-    let g = generate(dns_names, ips)?;
-    let data = [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
-        .collect();
-    let written = match existing {
-        // Rendered empty by the chart: fill it, unless another replica filled it meanwhile (the
-        // resourceVersion makes the replace fail then).
-        Some(mut empty) => {
-            empty.data = Some(data);
-            api.replace(secret, &PostParams::default(), &empty).await
-        }
+    let shared = match existing.as_ref().and_then(shared_pems) {
+        Some(shared) => shared,
         None => {
-            let object = Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(secret.into()),
-                    labels: Some(
-                        [("app.kubernetes.io/name".to_string(), "roster".to_string())].into(),
-                    ),
-                    ..Default::default()
-                },
-                type_: Some("Opaque".into()),
-                data: Some(data),
-                ..Default::default()
+            let g = generate(dns_names, ips)?;
+            let data = [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                .collect();
+            let written = match existing {
+                // Rendered empty by the chart: fill it, unless another replica filled it meanwhile
+                // (the resourceVersion makes the replace fail then).
+                Some(mut empty) => {
+                    empty.data = Some(data);
+                    api.replace(secret, &PostParams::default(), &empty).await
+                }
+                None => {
+                    let object = Secret {
+                        metadata: kube::api::ObjectMeta {
+                            name: Some(secret.into()),
+                            labels: Some(
+                                [("app.kubernetes.io/name".to_string(), "roster".to_string())]
+                                    .into(),
+                            ),
+                            ..Default::default()
+                        },
+                        type_: Some("Opaque".into()),
+                        data: Some(data),
+                        ..Default::default()
+                    };
+                    api.create(&PostParams::default(), &object).await
+                }
             };
-            api.create(&PostParams::default(), &object).await
+            match written {
+                Ok(_) => g,
+                // Another replica was first: use its certificate.
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    shared_pems(&api.get(secret).await?)
+                        .context("the shared webhook certificate Secret is incomplete")?
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
-    match written {
-        Ok(_) => serving(g).await,
-        // Another replica was first: use its certificate.
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let theirs = api.get(secret).await?;
-            serving(read(&theirs).context("the shared webhook certificate Secret is incomplete")?)
+    let serving_cert = shared.cert.clone();
+    let tls = serving(shared).await?;
+    follow_shared_secret(
+        api,
+        secret.to_string(),
+        tls.config.clone(),
+        serving_cert,
+        follow_every,
+    );
+    Ok(tls)
+}
+
+/// The CA, certificate and key in a shared Secret, when all three are there.
+fn shared_pems(s: &k8s_openapi::api::core::v1::Secret) -> Option<Generated> {
+    let data = s.data.as_ref()?;
+    let field = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+    Some(Generated {
+        ca: field("ca.crt")?,
+        cert: field("tls.crt")?,
+        key: field("tls.key")?,
+    })
+}
+
+/// How often replicas check the shared Secret for a certificate that replaced theirs.
+pub const FOLLOW_SHARED_SECRET: Duration = Duration::from_secs(30);
+
+/// Serves whatever certificate the shared Secret holds, checked every `every`: when a replica
+/// started later had to fill it again (it was emptied by a forced `helm upgrade`, say) and wrote
+/// its CA into the webhook configuration, the replicas already running follow instead of serving a
+/// certificate nothing trusts any more.
+fn follow_shared_secret(
+    api: kube::Api<k8s_openapi::api::core::v1::Secret>,
+    secret: String,
+    config: RustlsConfig,
+    mut serving_cert: String,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Ok(Some(now)) = api.get_opt(&secret).await else {
+                continue;
+            };
+            let Some(shared) = shared_pems(&now) else {
+                continue;
+            };
+            if shared.cert == serving_cert {
+                continue;
+            }
+            match config
+                .reload_from_pem(shared.cert.clone().into_bytes(), shared.key.into_bytes())
                 .await
+            {
+                Ok(()) => {
+                    tracing::info!(%secret, "serving the shared webhook certificate that replaced ours");
+                    serving_cert = shared.cert;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %secret, "could not load the shared webhook certificate")
+                }
+            }
         }
-        Err(e) => Err(e.into()),
-    }
+    });
 }
