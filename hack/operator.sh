@@ -106,23 +106,27 @@ current-context: $sa
 EOF
   )
 
-  local args=()
+  local args=() words=$dir/$release-args
   # The arguments after `run` as NUL-separated words; --metrics-addr, --webhook-addr and --webhook-service take
   # the in-cluster values that start() replaces with loopback ones.
-  mapfile -d '' args < <(python3 -c '
+  python3 -c '
 import json, sys
+replaced = ("--metrics-addr", "--webhook-addr", "--webhook-service")
 args, out, skip = json.loads(sys.argv[1]), [], False
 if args[:1] == ["run"]:
     args = args[1:]
 for a in args:
+    if a.split("=")[0] in ("--webhook-cert-dir",) or a == "--webhook-addr=":
+        sys.exit("hack/operator.sh chart runs the default webhook mode of the chart (self-managed certificates); this release sets " + a)
     if skip:
         skip = False
-    elif a in ("--metrics-addr", "--webhook-addr", "--webhook-service"):
+    elif a in replaced:
         skip = True
-    else:
+    elif a.split("=")[0] not in replaced:
         out.append(a)
 sys.stdout.write("".join(a + "\0" for a in out))
-' "$args_json")
+' "$args_json" >"$words" || die "cannot run Deployment $ns/$release here"
+  mapfile -d '' args <"$words"
 
   log "running Deployment $ns/$release as system:serviceaccount:$ns:$sa"
   start POD_NAME="$release-local" POD_NAMESPACE="$ns" -- "${args[@]}" --kubeconfig "$kubeconfig"

@@ -234,13 +234,20 @@ impl Caches {
         )
     }
 
-    /// Every namespace that holds a roster object.
+    /// Every namespace that holds a roster object, and every org namespace that roster's
+    /// RoleBindings name (an org whose objects are all gone may still have bindings to remove).
     fn namespaces(&self) -> std::collections::BTreeSet<String> {
         let s = &self.stores;
+        let bindings = s.role_bindings.state();
         (s.organizations.state().iter().filter_map(|o| o.namespace()))
             .chain(s.memberships.state().iter().filter_map(|o| o.namespace()))
             .chain(s.invites.state().iter().filter_map(|o| o.namespace()))
             .chain(s.teams.state().iter().filter_map(|o| o.namespace()))
+            .chain(
+                bindings
+                    .iter()
+                    .filter_map(|b| b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()),
+            )
             .collect()
     }
 
