@@ -486,18 +486,14 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             InvitePhase::Pending
         };
         let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
-        let ready = match phase {
-            InvitePhase::Pending
-                if let Some(refusal) = open_invites::refusal(&inv.spec, &policy.invites) =>
-            {
-                Want::new(
-                    READY,
-                    false,
-                    refusal.reason(),
-                    format!("{}; this invite cannot be redeemed", refusal.message()),
-                )
-            }
-            InvitePhase::Pending if capped => Want::new(
+        let ready = match (phase, open_invites::refusal(&inv.spec, &policy.invites)) {
+            (InvitePhase::Pending, Some(refusal)) => Want::new(
+                READY,
+                false,
+                refusal.reason(),
+                format!("{}; this invite cannot be redeemed", refusal.message()),
+            ),
+            (InvitePhase::Pending, None) if capped => Want::new(
                 READY,
                 true,
                 "TTLCapped",
@@ -506,7 +502,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     policy.invites.max_ttl
                 ),
             ),
-            InvitePhase::Pending => Want::new(
+            (InvitePhase::Pending, None) => Want::new(
                 READY,
                 true,
                 "Usable",
@@ -516,14 +512,16 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     inv.spec.max_uses
                 ),
             ),
-            InvitePhase::Accepted => Want::new(READY, false, "Accepted", "all uses are taken"),
-            InvitePhase::Expired => Want::new(
+            (InvitePhase::Accepted, _) => Want::new(READY, false, "Accepted", "all uses are taken"),
+            (InvitePhase::Expired, _) => Want::new(
                 READY,
                 false,
                 "Expired",
                 "the invite expired; create a new one",
             ),
-            InvitePhase::Revoked => Want::new(READY, false, "Revoked", "the invite was revoked"),
+            (InvitePhase::Revoked, _) => {
+                Want::new(READY, false, "Revoked", "the invite was revoked")
+            }
         };
         if phase == InvitePhase::Pending {
             if ready.status {
