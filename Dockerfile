@@ -5,9 +5,11 @@
 #   helm install roster charts/roster -n roster-system --create-namespace \
 #     --set image.repository=REGISTRY/roster
 #
-# NOTE: this file is not built by the repository's tests. The development machine has no container
-# engine and no registry, so the chart is tested by installing it into the local control plane and
-# running the operator binary outside the cluster as the chart's ServiceAccount (tests/chart.rs).
+# NOTE: no test builds this image: the development machine has no container engine and no registry.
+# The chart is tested by installing it into the local control plane and running the operator binary
+# outside the cluster as the chart's ServiceAccount (tests/chart.rs), which also checks that this file
+# agrees with the chart (rust-version, user, ports, entrypoint); `make msrv` checks the crate builds
+# with the Rust version of the build stage.
 
 # --- build: a release binary from the locked dependencies --------------------------------------------
 FROM docker.io/library/rust:1.89-bookworm AS build

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CONTROL_PLANE_DIR ?= $(or $(ROSTER_CONTROL_PLANE_DIR),$(or $(TMPDIR),/tmp)/roster-control-plane)
 export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
 
-.PHONY: dev test tour crds tools up down lint bench
+.PHONY: dev test tour crds tools up down lint msrv bench
 
 ## Build the control plane binaries into the cache (once; minutes when cold).
 tools:
@@ -36,6 +36,12 @@ down:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
+
+## Check that the crate builds with its rust-version (Cargo.toml), which the Dockerfile's image uses.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv:
+	rustup toolchain install $(MSRV) --profile minimal
+	cargo +$(MSRV) check --all-targets --locked
 
 ## Every benchmark: decisions (criterion), the webhook over TLS, convergence on a real control plane.
 bench:

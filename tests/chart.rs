@@ -765,6 +765,61 @@ fn wrong_values_are_refused_with_the_reason() {
     }
 }
 
+/// The image the Dockerfile builds is the one the chart runs: built with the crate's rust-version,
+/// as the user and on the ports the chart expects, with `roster` as its entrypoint. (No container
+/// engine here builds it; this keeps the two from drifting apart.)
+#[test]
+fn the_dockerfile_builds_what_the_chart_runs() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("Cargo.toml names its rust-version");
+    let lines: Vec<&str> = dockerfile.lines().map(str::trim).collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .copied()
+        .collect();
+    assert_eq!(
+        froms.len(),
+        2,
+        "a build stage and a runtime stage: {froms:?}"
+    );
+    assert!(
+        froms[0].starts_with(&format!("FROM docker.io/library/rust:{msrv}-")),
+        "the build stage uses rust {msrv}: {}",
+        froms[0]
+    );
+    assert!(dockerfile.contains("cargo build --release --locked --bin roster"));
+    let docs = render(&[]);
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    let uid = pod["securityContext"]["runAsUser"].as_i64().unwrap();
+    assert!(
+        lines.contains(&format!("USER {uid}:{uid}").as_str()),
+        "USER {uid}"
+    );
+    let c = container(&docs);
+    assert!(
+        c.get("command").is_none(),
+        "the chart keeps the image's entrypoint"
+    );
+    assert_eq!(container_args(&docs)[0], "run");
+    assert!(lines.contains(&r#"ENTRYPOINT ["/usr/local/bin/roster"]"#));
+    let ports: Vec<String> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].to_string())
+        .collect();
+    assert!(
+        lines.contains(&format!("EXPOSE {}", ports.join(" ")).as_str()),
+        "EXPOSE {ports:?}"
+    );
+}
+
 #[test]
 fn chart_crds_are_the_repository_crds() {
     let list = |dir: PathBuf| -> BTreeSet<String> {
