@@ -276,7 +276,9 @@ pub fn bindings(
         }
         for ns in &claims.granted {
             out.push(binding(
-                format!("roster-{org_ns}-{name}"),
+                // `member-` and `team-` keep a Membership's name from ever spelling a team
+                // binding's (one org's bindings share a workload namespace).
+                format!("roster-{org_ns}-member-{name}"),
                 ns,
                 labels((MEMBERSHIP_LABEL, name.clone())),
                 None,
@@ -334,5 +336,73 @@ fn team_cluster_role(access: &crate::api::TeamAccess, role: TeamRole) -> &str {
         TeamRole::Moderator => &m.moderator,
         TeamRole::Member => &m.member,
         TeamRole::Viewer => &m.viewer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{MembershipStatus, Team};
+
+    fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A Membership named like a team binding's suffix gets bindings of its own, never the team's.
+    #[test]
+    fn membership_and_team_bindings_never_share_a_name() {
+        let org: Organization = from_json(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+            "metadata": { "name": "org", "namespace": "acme" },
+            "spec": { "access": { "namespaces": ["work"] } }
+        }));
+        let alice = Subject::User("alice@example.com".into());
+        let team: Team = from_json(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Team",
+            "metadata": { "name": "dev", "namespace": "acme" },
+            "spec": { "members": [{ "user": "alice@example.com", "role": "owner" }],
+                      "access": { "namespaces": ["work"] } }
+        }));
+        let membership = |name: String, user: &str| -> Membership {
+            from_json(serde_json::json!({
+                "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+                "metadata": { "name": name, "namespace": "acme" },
+                "spec": { "user": user, "role": "member" }
+            }))
+        };
+        let active = MembershipStatus {
+            phase: Some(MembershipPhase::Active),
+            effective_role: Some(OrgRole::Member),
+            ..Default::default()
+        };
+        let members = [
+            membership("alice".into(), "alice@example.com"),
+            membership(
+                format!("team-dev-{}", subject_key(&alice)),
+                "mallory@example.com",
+            ),
+        ];
+        let pairs: Vec<(&Membership, &MembershipStatus)> =
+            members.iter().map(|m| (m, &active)).collect();
+        let claims = Claims {
+            granted: vec!["work".into()],
+            refused: vec![],
+        };
+        let allowed = ["admin", "edit", "view"].map(String::from).into();
+        let all = bindings(&org, &claims, &pairs, &[team], &allowed);
+        let keys: BTreeSet<(String, String)> = all
+            .iter()
+            .map(|b| (b.namespace().unwrap(), b.name_any()))
+            .collect();
+        assert_eq!(
+            keys.len(),
+            all.len(),
+            "every binding has a name of its own: {keys:?}"
+        );
+        assert_eq!(
+            all.len(),
+            5,
+            "two per member, one for the team member: {keys:?}"
+        );
     }
 }

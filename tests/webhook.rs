@@ -1045,6 +1045,102 @@ async fn the_third_removal_in_an_hour_is_denied_by_the_removal_budget() {
     assert!(ms.get_opt("m3").await.unwrap().is_some());
 }
 
+/// Owner references decide what the garbage collector deletes, and finalizers what may go: an org
+/// admin who could point the Organization at an Invite they then delete would have the whole org
+/// collected. Only platform principals change them.
+#[tokio::test]
+async fn only_platform_principals_change_owner_references_and_finalizers() {
+    let (admin, ns, _operator) = setup(
+        "webhook-reserved-metadata",
+        org(json!({ "minOwners": 1 }), json!({})),
+        &[
+            membership("owner", OWNER, "owner"),
+            membership("admin", ADMIN, "admin"),
+        ],
+    )
+    .await;
+    apply_all(
+        &admin,
+        &ns,
+        &[invite("bait", Some("b@example.com"), "member")],
+    )
+    .await;
+    let bait_uid = Api::<Invite>::namespaced(admin.clone(), &ns)
+        .get("bait")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let owned_by_bait = json!({ "metadata": { "ownerReferences": [{
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Invite", "name": "bait", "uid": bait_uid
+    }] } });
+    let foreign_finalizer = json!({ "metadata": { "finalizers": ["example.com/hold"] } });
+    let as_admin = support::client_as(ADMIN, &[]).await;
+    let orgs: Api<Organization> = Api::namespaced(as_admin.clone(), &ns);
+    let memberships: Api<Membership> = Api::namespaced(as_admin, &ns);
+    for (what, result) in [
+        (
+            "an Organization owned by an Invite",
+            orgs.patch(
+                "org",
+                &PatchParams::default(),
+                &Patch::Merge(&owned_by_bait),
+            )
+            .await
+            .map(drop),
+        ),
+        (
+            "a finalizer on a Membership",
+            memberships
+                .patch(
+                    "admin",
+                    &PatchParams::default(),
+                    &Patch::Merge(&foreign_finalizer),
+                )
+                .await
+                .map(drop),
+        ),
+    ] {
+        let e = result.expect_err(what);
+        let m = webhook_denial(&e).unwrap_or_else(|| panic!("{what}: denied by roster: {e}"));
+        assert!(
+            m.contains("[rule PlatformOnly]") && m.contains("only platform principals"),
+            "{m}"
+        );
+    }
+    let org_now = Api::<Organization>::namespaced(admin.clone(), &ns)
+        .get("org")
+        .await
+        .unwrap();
+    assert!(
+        !org_now.owner_references().iter().any(|r| r.uid == bait_uid),
+        "nothing changed"
+    );
+    // Labels and annotations stay free, and a platform principal may change the reserved fields.
+    let labelled = json!({ "metadata": { "labels": { "team": "red" } } });
+    Api::<Membership>::namespaced(support::client_as(ADMIN, &[]).await, &ns)
+        .patch("admin", &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .expect("labels are anyone's who may patch");
+    Api::<Membership>::namespaced(admin.clone(), &ns)
+        .patch(
+            "admin",
+            &PatchParams::default(),
+            &Patch::Merge(&foreign_finalizer),
+        )
+        .await
+        .expect("a platform principal may");
+    Api::<Membership>::namespaced(admin, &ns)
+        .patch(
+            "admin",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .expect("and take it away again");
+}
+
 #[tokio::test]
 async fn deletion_protection_refuses_to_delete_the_organization_even_for_platform_admins() {
     let (admin, ns, _operator) = setup(

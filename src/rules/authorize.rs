@@ -1,6 +1,7 @@
 //! Who may change what (DESIGN.md section 2) and which changes can never become valid (section 3),
 //! decided from the org index. Platform principals skip the role checks, never the invariants.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
@@ -142,6 +143,40 @@ fn deny<T>(reason: Reason, message: impl Into<String>) -> Result<T, Denial> {
         reason,
         message: message.into(),
     })
+}
+
+/// The metadata roster and Kubernetes' controllers keep on roster objects: owner references (which
+/// decide what the garbage collector deletes) and finalizers (which decide what may go). Anyone
+/// else changing them could have an Organization collected through an owner they delete, or hold
+/// an org namespace's deletion forever, whatever their org role; so only platform principals may.
+/// `old` is `None` for a create.
+pub fn reserved_metadata(
+    actor: &Actor,
+    old: Option<&ObjectMeta>,
+    new: &ObjectMeta,
+) -> Result<(), Denial> {
+    if actor.platform {
+        return Ok(());
+    }
+    let owners = |m: Option<&ObjectMeta>| {
+        m.and_then(|m| m.owner_references.clone())
+            .unwrap_or_default()
+    };
+    let finalizers =
+        |m: Option<&ObjectMeta>| m.and_then(|m| m.finalizers.clone()).unwrap_or_default();
+    if owners(old) != owners(Some(new)) {
+        return deny(
+            Reason::PlatformOnly,
+            "metadata.ownerReferences of roster objects are kept by roster; only platform principals may change them",
+        );
+    }
+    if finalizers(old) != finalizers(Some(new)) {
+        return deny(
+            Reason::PlatformOnly,
+            "metadata.finalizers of roster objects are kept by roster; only platform principals may change them",
+        );
+    }
+    Ok(())
 }
 
 /// Decides one request.

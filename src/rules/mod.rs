@@ -12,6 +12,8 @@ pub mod open_invites;
 pub mod ttl;
 
 pub use actor::{Actor, Config};
-pub use authorize::{Context, Decision, Denial, Operation, Reason, Redemption, authorize};
+pub use authorize::{
+    Context, Decision, Denial, Operation, Reason, Redemption, authorize, reserved_metadata,
+};
 pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
 pub use index::OrgIndex;

@@ -103,6 +103,17 @@ impl Decider {
         let now = Timestamp::now();
         let mut index = self.caches.index(&namespace);
 
+        if let (Verb::Create | Verb::Update, Some(new)) = (&req.operation, &req.object)
+            && matches!(kind, "Membership" | "Invite" | "Team" | "Organization")
+            && let Err(denial) = rules::reserved_metadata(
+                &actor,
+                req.old_object.as_ref().map(|o| &o.metadata),
+                &new.metadata,
+            )
+        {
+            return deny(req, denial);
+        }
+
         macro_rules! objects {
             ($t:ty) => {{
                 let new: Option<$t> = typed(&req.object);
@@ -272,21 +283,11 @@ impl Decider {
         }
         match decision.denial {
             Some(denial) => {
-                let mut response = AdmissionResponse::from(req).deny(format!(
-                    "roster: {} [rule {}]",
-                    denial.message,
-                    denial.reason.as_str()
-                ));
-                // A refusal of who may do what, answered as the API server's own RBAC would.
-                response.result.code = 403;
-                response.result.reason = "Forbidden".into();
+                let mut answer = deny(req, denial);
                 if !decision.warnings.is_empty() {
-                    response.warnings = Some(decision.warnings);
+                    answer.response.warnings = Some(decision.warnings);
                 }
-                Answer {
-                    response,
-                    reason: denial.reason.as_str(),
-                }
+                answer
             }
             None => allow(decision.warnings),
         }
@@ -331,6 +332,21 @@ impl Decider {
             &members.items,
             invites.iter().map(|i| i.as_ref()),
         ))
+    }
+}
+
+/// A refusal of who may do what, answered as the API server's own RBAC would: 403, naming the rule.
+fn deny(req: &AdmissionRequest<DynamicObject>, denial: rules::Denial) -> Answer {
+    let mut response = AdmissionResponse::from(req).deny(format!(
+        "roster: {} [rule {}]",
+        denial.message,
+        denial.reason.as_str()
+    ));
+    response.result.code = 403;
+    response.result.reason = "Forbidden".into();
+    Answer {
+        response,
+        reason: denial.reason.as_str(),
     }
 }
 
