@@ -770,3 +770,93 @@ fn an_open_admin_invite_is_never_redeemed() {
         .unwrap();
     assert_eq!(invite.reason, "OpenAdminInvite", "{invite:?}");
 }
+
+fn redeeming(name: &str, user: &str, invite: &str, created: i64) -> Membership {
+    let mut m = membership(name, &Subject::User(user.into()), OrgRole::Member, created);
+    m.spec.invite = Some(roster::api::InviteRef {
+        name: invite.into(),
+        code: "ABCD-EFGH-JKLM-NPQR".into(),
+    });
+    m
+}
+
+fn lab(memberships: Vec<Membership>, invites: Vec<Invite>, now: i64) -> World {
+    let mut all = vec![membership(
+        "owner",
+        &Subject::User("owner@acme.example".into()),
+        OrgRole::Owner,
+        0,
+    )];
+    all.extend(memberships);
+    World {
+        organization: Some(org(1, None, None, true)),
+        memberships: all,
+        codes: invites
+            .iter()
+            .map(|i| {
+                (
+                    i.metadata.name.clone().unwrap(),
+                    "ABCD-EFGH-JKLM-NPQR".to_string(),
+                )
+            })
+            .collect(),
+        invites,
+        now: at(now),
+    }
+}
+
+fn uses(eff: &Effective, invite: &str) -> (i32, Option<InvitePhase>) {
+    let s = &eff.invites[invite];
+    (s.uses, s.phase)
+}
+
+/// A use is never given back: not while its Membership is Terminating (held by the owner
+/// protection, say), and not when a Membership of the same name is created again.
+#[test]
+fn an_invite_use_outlives_its_membership_and_its_name() {
+    let mut w = lab(
+        vec![redeeming("bea", "bea@acme.example", "once", 2)],
+        vec![invite("once", None, 1, 600, false, 1)],
+        3,
+    );
+    let eff = w.compute(w.now);
+    w.apply(&eff);
+    assert_eq!(uses(&eff, "once"), (1, Some(InvitePhase::Accepted)));
+
+    // Bea's Membership is being deleted but still there.
+    w.memberships[1].metadata.deletion_timestamp = Some(Time(at(4)));
+    let eff = w.compute(at(4));
+    w.apply(&eff);
+    assert_eq!(uses(&eff, "once"), (1, Some(InvitePhase::Accepted)));
+
+    // It is gone, and someone creates a Membership of the same name with the same code.
+    w.memberships.remove(1);
+    w.memberships
+        .push(redeeming("bea", "eve@acme.example", "once", 5));
+    let eff = w.compute(at(5));
+    assert_eq!(uses(&eff, "once"), (1, Some(InvitePhase::Accepted)));
+    assert_eq!(
+        eff.memberships["bea"].status.phase,
+        Some(MembershipPhase::Denied),
+        "the code was used up by the first bea"
+    );
+}
+
+/// Expired is final: a longer ttl after the fact never revives a code.
+#[test]
+fn an_expired_invite_stays_expired_when_its_ttl_grows() {
+    let mut w = lab(vec![], vec![invite("short", None, 5, 1, false, 0)], 120);
+    let eff = w.compute(w.now);
+    w.apply(&eff);
+    assert_eq!(uses(&eff, "short").1, Some(InvitePhase::Expired));
+    w.invites[0].spec.ttl = Some("720h".into());
+    let eff = w.compute(at(180));
+    assert_eq!(uses(&eff, "short").1, Some(InvitePhase::Expired));
+    w.memberships
+        .push(redeeming("late", "late@acme.example", "short", 170));
+    let eff = w.compute(at(180));
+    assert_eq!(
+        eff.memberships["late"].status.phase,
+        Some(MembershipPhase::Denied)
+    );
+}

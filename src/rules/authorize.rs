@@ -579,10 +579,13 @@ fn check_redemption(
         .creation_timestamp
         .as_ref()
         .map_or(ctx.now, |t| t.0);
-    if ctx.now >= ttl::expires_at(created, &invite.spec, &policy.invites) {
+    let status = invite.status.clone().unwrap_or_default();
+    // Expired is final, even if a longer ttl would give it time again.
+    if ctx.now >= ttl::expires_at(created, &invite.spec, &policy.invites)
+        || status.phase == Some(InvitePhase::Expired)
+    {
         return invalid("the invite expired; ask for a new one".into());
     }
-    let status = invite.status.clone().unwrap_or_default();
     if status.uses >= invite.spec.max_uses || status.phase == Some(InvitePhase::Accepted) {
         return invalid("all its uses are taken; ask for a new one".into());
     }

@@ -177,32 +177,55 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     let mut memberships: Vec<&Membership> = objs.memberships.to_vec();
     memberships.sort_by_key(|m| age_key(*m));
 
-    let present: HashSet<&str> = memberships
+    // Memberships that are redeemed afresh below: the live ones that are not being deleted, by name
+    // and creation time (a recorded use names both, so a Membership re-created under the same
+    // name is another redemption).
+    let redeemed_afresh: HashMap<&str, Option<Timestamp>> = memberships
         .iter()
-        .map(|m| m.meta().name.as_deref().unwrap_or(""))
+        .filter(|m| m.meta().deletion_timestamp.is_none())
+        .map(|m| {
+            (
+                m.meta().name.as_deref().unwrap_or(""),
+                m.meta().creation_timestamp.as_ref().map(|t| t.0),
+            )
+        })
         .collect();
     let mut invites: BTreeMap<String, InviteUse> = objs
         .invites
         .iter()
         .map(|inv| {
             let created = inv.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
-            // Redemptions of Memberships that no longer exist still count: a use is never given back.
+            // Redemptions of Memberships that are gone or going still count: a use is never given
+            // back.
             let carried = inv
                 .status
                 .as_ref()
                 .map(|s| {
                     s.accepted_by
                         .iter()
-                        .filter(|a| !present.contains(a.membership.as_str()))
+                        .filter(|a| {
+                            redeemed_afresh
+                                .get(a.membership.as_str())
+                                .is_none_or(|created| {
+                                    a.at.as_ref().is_some_and(|at| Some(at.0) != *created)
+                                })
+                        })
                         .cloned()
                         .collect()
                 })
                 .unwrap_or_default();
+            let mut expires_at = ttl::expires_at(created, &inv.spec, &policy.invites);
+            // Expired is final: a longer spec.ttl or defaultTTL never revives a code.
+            if let Some(s) = inv.status.as_ref()
+                && s.phase == Some(InvitePhase::Expired)
+            {
+                expires_at = expires_at.min(s.expires_at.as_ref().map_or(now, |t| t.0));
+            }
             (
                 inv.name_any(),
                 InviteUse {
                     invite: inv,
-                    expires_at: ttl::expires_at(created, &inv.spec, &policy.invites),
+                    expires_at,
                     accepted: carried,
                 },
             )
