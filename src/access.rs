@@ -287,6 +287,7 @@ pub fn bindings(
             ));
         }
     }
+    let org_mapped = OrgRole::ALL.map(|r| org.spec.access.cluster_roles.for_role(r));
     for team in teams
         .iter()
         .filter(|t| t.spec.active && t.meta().deletion_timestamp.is_none())
@@ -302,7 +303,9 @@ pub fn bindings(
                 continue; // unresolved: no org membership, no team access
             }
             let cluster_role = team_cluster_role(access, member.role);
-            if !allowed.contains(cluster_role) {
+            // Only what the installer allows and the platform mapped for this org (the webhook
+            // keeps teams within that; this holds even if it was bypassed).
+            if !allowed.contains(cluster_role) || !org_mapped.contains(&cluster_role) {
                 continue;
             }
             for ns in access
@@ -404,5 +407,27 @@ mod tests {
             5,
             "two per member, one for the team member: {keys:?}"
         );
+
+        // A team that names a ClusterRole the platform allows but did not map for this org grants
+        // nothing with it (the webhook refuses such a team; this holds if it was bypassed).
+        let mut beyond = team_with_owner_role("monitoring-edit");
+        beyond.metadata.name = Some("ops".into());
+        let allowed = ["admin", "edit", "view", "monitoring-edit"]
+            .map(String::from)
+            .into();
+        let all = bindings(&org, &claims, &pairs, &[beyond], &allowed);
+        assert!(
+            all.iter().all(|b| b.role_ref.name != "monitoring-edit"),
+            "{all:?}"
+        );
+    }
+
+    fn team_with_owner_role(cluster_role: &str) -> Team {
+        from_json(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Team",
+            "metadata": { "name": "dev", "namespace": "acme" },
+            "spec": { "members": [{ "user": "alice@example.com", "role": "owner" }],
+                      "access": { "namespaces": ["work"], "clusterRoles": { "owner": cluster_role } } }
+        }))
     }
 }

@@ -2057,6 +2057,63 @@ fn team_access_stays_within_the_organization() {
         ),
         outside,
     );
+    // Where the platform maps org admins to `edit`, an admin's team cannot hand out `admin`; an
+    // owner's (mapped to `admin`) can, and an admin may then change the team's other fields.
+    let mut edit_admins = w.clone();
+    edit_admins
+        .org
+        .as_mut()
+        .unwrap()
+        .spec
+        .access
+        .cluster_roles
+        .admin = "edit".into();
+    let owner_grant = || with_access(|a| a.cluster_roles.owner = "admin".into());
+    let edit_only = || {
+        with_access(|a| {
+            a.cluster_roles.owner = "edit".into();
+            a.cluster_roles.admin = "edit".into();
+        })
+    };
+    t.case(
+        "create Team granting admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::CreateTeam(owner_grant()),
+        Expect::Deny(Reason::AdminLimit, "does not give your role (admin)"),
+    );
+    t.case(
+        "create Team granting edit, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::CreateTeam(edit_only()),
+        ALLOW,
+    );
+    t.case(
+        "create Team granting admin, as an owner mapped to admin",
+        &edit_admins,
+        Who::Owner,
+        Op::CreateTeam(owner_grant()),
+        ALLOW,
+    );
+    t.case(
+        "change Team to grant admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(edit_only(), owner_grant()),
+        Expect::Deny(Reason::AdminLimit, "does not give your role (admin)"),
+    );
+    t.case(
+        "rename a Team an owner gave admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(owner_grant(), {
+            let mut t = owner_grant();
+            t.display_name = Some("Renamed".into());
+            t
+        }),
+        ALLOW,
+    );
     t.run();
 }
 

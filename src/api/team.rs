@@ -133,6 +133,19 @@ pub struct TeamClusterRoleMap {
     pub viewer: String,
 }
 
+impl TeamClusterRoleMap {
+    /// Every ClusterRole the map names, owner's first.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.owner,
+            &self.admin,
+            &self.moderator,
+            &self.member,
+            &self.viewer,
+        ]
+    }
+}
+
 fn admin() -> String {
     "admin".into()
 }

@@ -206,7 +206,7 @@ pub fn authorize(
         let roles = if actor.platform {
             Ok(())
         } else {
-            permission(index, actor, op)
+            permission(index, config, actor, op)
         };
         roles.and_then(|()| invariants(index, config, op, ctx, &mut warnings))
     };
@@ -254,7 +254,12 @@ fn system_group(group: &str) -> bool {
 }
 
 /// Section 2: the role checks.
-fn permission(index: &OrgIndex, actor: &Actor, op: &Operation<'_>) -> Result<(), Denial> {
+fn permission(
+    index: &OrgIndex,
+    config: &Config,
+    actor: &Actor,
+    op: &Operation<'_>,
+) -> Result<(), Denial> {
     match *op {
         Operation::CreateMembership { spec, .. } => {
             if spec.group.as_deref().is_some_and(system_group) {
@@ -374,7 +379,8 @@ fn permission(index: &OrgIndex, actor: &Actor, op: &Operation<'_>) -> Result<(),
         Operation::CreateTeam(spec) => {
             check_team_system_groups(None, spec)?;
             let have = role(index, actor, "creating a Team")?;
-            at_least(have, OrgRole::Admin, "creating a Team")
+            at_least(have, OrgRole::Admin, "creating a Team")?;
+            team_access_within(index, config, have, None, spec)
         }
         Operation::DeleteTeam(_) => {
             // Deleting names no group, so a Team a platform principal gave a system: group can go.
@@ -384,8 +390,9 @@ fn permission(index: &OrgIndex, actor: &Actor, op: &Operation<'_>) -> Result<(),
         Operation::UpdateTeam { old, new } => {
             check_team_system_groups(Some(old), new)?;
             // Team roles count for effective org members only, like everything a team grants.
-            if role(index, actor, "changing a Team")? >= OrgRole::Admin {
-                return Ok(());
+            let have = role(index, actor, "changing a Team")?;
+            if have >= OrgRole::Admin {
+                return team_access_within(index, config, have, Some(old), new);
             }
             team_permission(actor, old, new)
         }
@@ -420,6 +427,52 @@ fn permission(index: &OrgIndex, actor: &Actor, op: &Operation<'_>) -> Result<(),
             let have = role(index, actor, "deleting the Organization")?;
             at_least(have, OrgRole::Owner, "deleting the Organization")
         }
+    }
+}
+
+/// A Team hands out in workload namespaces only what the Organization's platform-set mapping gives
+/// the actor's own org role or a lower one: an admin whose role maps to `edit` cannot make a team
+/// that grants `admin`. Mappings the Team already had stay (an owner may have set them).
+fn team_access_within(
+    index: &OrgIndex,
+    config: &Config,
+    have: OrgRole,
+    old: Option<&TeamSpec>,
+    new: &TeamSpec,
+) -> Result<(), Denial> {
+    let Some(access) = &new.access else {
+        return Ok(());
+    };
+    let org_map = index
+        .organization
+        .as_ref()
+        .map(|o| o.spec.access.cluster_roles.clone())
+        .unwrap_or_default();
+    let mut yours: Vec<&str> = OrgRole::ALL
+        .iter()
+        .filter(|r| **r <= have)
+        .map(|r| org_map.for_role(*r))
+        .collect();
+    yours.dedup();
+    let had = |cr: &str| {
+        old.and_then(|o| o.access.as_ref())
+            .is_some_and(|a| a.cluster_roles.all().contains(&cr))
+    };
+    match access
+        .cluster_roles
+        .all()
+        .into_iter()
+        // Beyond the installer's allow-list is refused by the invariants, with that reason.
+        .find(|cr| config.allowed_cluster_roles.contains(*cr) && !yours.contains(cr) && !had(cr))
+    {
+        Some(cr) => deny(
+            Reason::AdminLimit,
+            format!(
+                "spec.access.clusterRoles names {cr}, which the Organization's spec.access.clusterRoles does not give your role ({have}) or a lower one; name only {} (or ask an owner)",
+                yours.join(", ")
+            ),
+        ),
+        None => Ok(()),
     }
 }
 
