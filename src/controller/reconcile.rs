@@ -299,11 +299,17 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     // Clients (the webhook's caches among them) see every state between two status writes: write
     // in ranks (see `write_rank`), each rank finished before the next, so that those states keep
     // the invariants too.
+    // Owners who stay owners keep the org owned in every state between writes, so owners who leave
+    // then may free their seats first, like anyone else.
+    let owners_kept = memberships.iter().any(|m| {
+        is_active_owner(m.status.as_ref())
+            && is_active_owner(Some(&effective.memberships[&m.name_any()].status))
+    });
     let mut ranked: Vec<(u8, &Membership)> = memberships
         .iter()
         .map(|&m| {
             let after = &effective.memberships[&m.name_any()].status;
-            (write_rank(m.status.as_ref(), after), m)
+            (write_rank(m.status.as_ref(), after, owners_kept), m)
         })
         .collect();
     ranked.sort_by_key(|(rank, _)| *rank);
@@ -393,15 +399,16 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
 /// The rank in which a Membership's status is written within one reconcile (lower first): seats
 /// are freed before they are taken, and ownership is gained before it is lost, so no state in
 /// between has Active members without an Active owner, or more Active members than seats.
-fn write_rank(before: Option<&MembershipStatus>, after: &MembershipStatus) -> u8 {
+fn write_rank(
+    before: Option<&MembershipStatus>,
+    after: &MembershipStatus,
+    owners_kept: bool,
+) -> u8 {
     let active =
         |s: Option<&MembershipStatus>| s.is_some_and(|s| s.phase == Some(MembershipPhase::Active));
-    let owner = |s: Option<&MembershipStatus>| {
-        active(s) && s.and_then(|s| s.effective_role) == Some(OrgRole::Owner)
-    };
-    let (was_owner, is_owner) = (owner(before), owner(Some(after)));
-    if active(before) && !active(Some(after)) && !was_owner {
-        0 // leaves a seat, and no owner goes with it
+    let (was_owner, is_owner) = (is_active_owner(before), is_active_owner(Some(after)));
+    if active(before) && !active(Some(after)) && (!was_owner || owners_kept) {
+        0 // leaves a seat, and the org stays owned without it
     } else if is_owner && !was_owner {
         1
     } else if was_owner && !is_owner {
@@ -409,6 +416,12 @@ fn write_rank(before: Option<&MembershipStatus>, after: &MembershipStatus) -> u8
     } else {
         2
     }
+}
+
+fn is_active_owner(s: Option<&MembershipStatus>) -> bool {
+    s.is_some_and(|s| {
+        s.phase == Some(MembershipPhase::Active) && s.effective_role == Some(OrgRole::Owner)
+    })
 }
 
 fn duplicate_org_status(
@@ -467,5 +480,37 @@ async fn publish_notices(
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, reason = n.reason, "could not publish event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(phase: MembershipPhase, role: OrgRole) -> MembershipStatus {
+        MembershipStatus {
+            phase: Some(phase),
+            effective_role: Some(role),
+            ..Default::default()
+        }
+    }
+
+    /// Seats are freed before they are taken, and ownership is gained before it is lost: with
+    /// `maxMembers: 3`, owners Alice and Bob, member Carol and Dave waiting, Bob leaving lets Dave in
+    /// only after Bob's seat is free, since Alice keeps the org owned meanwhile.
+    #[test]
+    fn a_leaving_owner_frees_the_seat_first_when_other_owners_stay() {
+        use MembershipPhase::{Active, Pending};
+        let owner = status(Active, OrgRole::Owner);
+        let gone = status(Pending, OrgRole::Owner);
+        let member = status(Active, OrgRole::Member);
+        let waiting = status(Pending, OrgRole::Member);
+        let bob = write_rank(Some(&owner), &gone, true);
+        let dave = write_rank(Some(&waiting), &member, true);
+        assert!(bob < dave, "bob {bob} before dave {dave}");
+        // Without another owner staying, the last owner's departure waits for the new owner.
+        let carol_promoted = write_rank(Some(&member), &owner, false);
+        let bob_alone = write_rank(Some(&owner), &gone, false);
+        assert!(carol_promoted < bob_alone);
     }
 }
