@@ -201,6 +201,15 @@ pub fn claims(
                 ns.clone(),
                 "the org namespace is not a workload namespace".into(),
             ));
+        } else if all_orgs
+            .iter()
+            .any(|o| o.namespace().as_deref() == Some(ns.as_str()))
+        {
+            // Its Secrets are another org's invite codes, its roster objects another org's.
+            out.refused.push((
+                ns.clone(),
+                format!("{ns} is another organization's org namespace"),
+            ));
         } else if let Some(first) = all_orgs
             .iter()
             .filter(|o| {
@@ -419,6 +428,25 @@ mod tests {
         assert!(
             all.iter().all(|b| b.role_ref.name != "monitoring-edit"),
             "{all:?}"
+        );
+    }
+
+    #[test]
+    fn another_organizations_namespace_is_never_a_workload_namespace() {
+        let org = |ns: &str, access: &[&str]| -> Organization {
+            from_json(serde_json::json!({
+                "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+                "metadata": { "name": ns, "namespace": ns },
+                "spec": { "access": { "namespaces": access } }
+            }))
+        };
+        let (a, b) = (org("a", &["b", "work"]), org("b", &[]));
+        let claims = claims(&a, &[&a, &b], &BTreeSet::new());
+        assert_eq!(claims.granted, ["work"]);
+        assert_eq!(claims.refused.len(), 1);
+        assert!(
+            claims.refused[0].1.contains("another organization"),
+            "{claims:?}"
         );
     }
 

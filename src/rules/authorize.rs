@@ -714,9 +714,16 @@ fn invariants(
             if let Some(limit) = policy.max_members
                 && index.effective_members() >= limit as usize
             {
-                warnings.push(format!(
-                    "all {limit} seats (spec.policy.maxMembers) are taken: the Membership stays Pending until a seat frees up"
-                ));
+                // Seats go to owners first (so that a transfer works in a full org).
+                warnings.push(if spec.role == OrgRole::Owner {
+                    format!(
+                        "all {limit} seats (spec.policy.maxMembers) are taken: this owner takes the seat of the newest non-owner member, who waits until a seat frees up"
+                    )
+                } else {
+                    format!(
+                        "all {limit} seats (spec.policy.maxMembers) are taken: the Membership stays Pending until a seat frees up"
+                    )
+                });
             }
             if spec.role == OrgRole::Owner {
                 owner_target_warning(warnings);
