@@ -9,8 +9,8 @@ for cmd in cc:gcc make:make openssl:openssl curl:curl python3:python3 setsid:uti
 done
 # gcc alone does not bring the C library's headers and start files that linking needs.
 [[ -e /usr/include/stdio.h ]] || need+=(libc6-dev)
-for cmd in go cargo; do
-  command -v "$cmd" >/dev/null 2>&1 || { echo "install-deps: $cmd is required (Go 1.26+, Rust 1.89+)" >&2; exit 1; }
+for cmd in go cargo rustup; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "install-deps: $cmd is required (Go 1.26+; Rust 1.89+ through rustup, which make msrv uses)" >&2; exit 1; }
 done
 ((${#need[@]} == 0)) && exit 0
 echo "install-deps: installing ${need[*]}" >&2

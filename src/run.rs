@@ -123,13 +123,31 @@ pub struct RunArgs {
     pub excluded_namespaces: Vec<String>,
 }
 
-/// Who roster itself is, so that its own writes count as a platform principal's.
-async fn own_username(client: &Client) -> Option<String> {
+/// Who roster itself is, so that its own writes (owner references, finalizers) count as a
+/// platform principal's. Asked a few times: without it, the webhook would refuse roster's own
+/// writes (the chart also names its ServiceAccount in `--platform-users`).
+async fn own_username(client: &Client) -> anyhow::Result<String> {
     use k8s_openapi::api::authentication::v1::SelfSubjectReview;
     let api: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
-    let review: SelfSubjectReview = serde_json::from_value(serde_json::json!({})).ok()?;
-    let r = api.create(&Default::default(), &review).await.ok()?;
-    r.status?.user_info?.username
+    let review: SelfSubjectReview = serde_json::from_value(serde_json::json!({}))?;
+    let mut last = None;
+    for attempt in 0..5u32 {
+        match api.create(&Default::default(), &review).await {
+            Ok(r) => {
+                return r
+                    .status
+                    .and_then(|s| s.user_info?.username)
+                    .context("the SelfSubjectReview names no user");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "could not ask who roster is yet");
+                last = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+            }
+        }
+    }
+    Err(last.expect("an error after failed attempts"))
+        .context("asking the API server who roster is (SelfSubjectReview)")
 }
 
 fn endpoint(args: &RunArgs) -> anyhow::Result<Option<webhook::config::Endpoint>> {
@@ -193,8 +211,14 @@ async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
             .iter()
             .map(|u| u.to_string()),
     );
-    if let Some(me) = own_username(client).await {
-        config.platform_users.insert(me);
+    match own_username(client).await {
+        Ok(me) => {
+            config.platform_users.insert(me);
+        }
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "roster does not know its own username: unless --platform-users names it, its webhook refuses roster's own owner references and finalizers"
+        ),
     }
     if let Ok(ns) = std::env::var("POD_NAMESPACE") {
         config.excluded_namespaces.insert(ns);

@@ -328,7 +328,12 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
     assert_eq!(deployment["spec"]["replicas"], 1);
     let args = container_args(&docs);
     assert_eq!(args[0], "run");
-    assert!(!args.contains(&"--leader-elect".into()), "{args:?}");
+    assert!(
+        args.contains(&"--leader-elect".into()),
+        "a rolling update never runs two controllers: {args:?}"
+    );
+    let without = container_args(&render(&["leaderElection.enabled=false"]));
+    assert!(!without.contains(&"--leader-elect".into()), "{without:?}");
     assert_eq!(
         flag(&args, "--webhook-service"),
         Some("roster-system/roster:443")
@@ -345,6 +350,11 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
         Some("kube-system,kube-public,kube-node-lease")
     );
     assert_eq!(flag(&args, "--platform-groups"), Some("system:masters"));
+    assert_eq!(
+        flag(&args, "--platform-users"),
+        Some("system:serviceaccount:roster-system:roster"),
+        "roster's own ServiceAccount, whatever it learns at start"
+    );
     // An empty list is passed as such, not left to roster's default (system:masters).
     let no_groups = container_args(&render(&["platform.groups=null"]));
     assert_eq!(flag(&no_groups, "--platform-groups"), Some(""));
@@ -622,7 +632,7 @@ fn other_values_bind_self_service_name_platform_principals_and_more_cluster_role
     assert_eq!(
         flag(&args, "--platform-users"),
         Some(
-            "system:serviceaccount:argocd:argocd-application-controller,system:serviceaccount:flux-system:kustomize-controller"
+            "system:serviceaccount:roster-system:roster,system:serviceaccount:argocd:argocd-application-controller,system:serviceaccount:flux-system:kustomize-controller"
         )
     );
     assert_eq!(

@@ -230,11 +230,24 @@ pub fn org_condition(
 /// The `AccessSynced` condition of a Team with `spec.access`.
 pub fn team_condition(
     team: &Team,
+    org: Option<&Organization>,
     previous: &[Condition],
     synced: &Synced,
     now: Timestamp,
 ) -> Option<Condition> {
     let access = team.spec.access.as_ref()?;
+    // Team roles bind only ClusterRoles the Organization's platform-set mapping uses.
+    let unmapped: Vec<&str> = org.map_or_else(Vec::new, |o| {
+        let mapped = crate::api::OrgRole::ALL.map(|r| o.spec.access.cluster_roles.for_role(r));
+        let mut unmapped: Vec<&str> = access
+            .cluster_roles
+            .all()
+            .into_iter()
+            .filter(|cr| !mapped.contains(cr))
+            .collect();
+        unmapped.dedup();
+        unmapped
+    });
     let missing: Vec<&String> = access
         .namespaces
         .iter()
@@ -261,6 +274,16 @@ pub fn team_condition(
                     .join(", ")
             ),
         )
+    } else if !unmapped.is_empty() {
+        Want::new(
+            ACCESS_SYNCED,
+            false,
+            "ClusterRoleNotMapped",
+            format!(
+                "spec.access.clusterRoles names {}, which the Organization's spec.access.clusterRoles does not use: team roles mapped to it grant nothing (ask a platform principal to map it, or name one the Organization uses)",
+                unmapped.join(", ")
+            ),
+        )
     } else if !synced.failures.is_empty() {
         Want::new(
             ACCESS_SYNCED,
@@ -277,4 +300,50 @@ pub fn team_condition(
         )
     };
     Some(conditions::merge(previous, vec![want], team.meta().generation, now).remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_team_naming_a_cluster_role_the_organization_does_not_map_says_so() {
+        let org: Organization = serde_json::from_value(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+            "metadata": { "name": "org", "namespace": "acme" },
+            "spec": { "access": { "namespaces": ["work"] } }
+        }))
+        .unwrap();
+        let team = |owner_role: &str| -> Team {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "roster.dev/v1alpha1", "kind": "Team",
+                "metadata": { "name": "ops", "namespace": "acme", "generation": 1 },
+                "spec": { "members": [{ "user": "a@example.com", "role": "owner" }],
+                          "access": { "namespaces": ["work"], "clusterRoles": { "owner": owner_role } } }
+            }))
+            .unwrap()
+        };
+        let synced = Synced {
+            claims: Claims {
+                granted: vec!["work".into()],
+                refused: vec![],
+            },
+            failures: vec![],
+        };
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let unmapped =
+            team_condition(&team("monitoring-edit"), Some(&org), &[], &synced, now).unwrap();
+        assert_eq!(unmapped.status, "False");
+        assert_eq!(unmapped.reason, "ClusterRoleNotMapped");
+        assert!(
+            unmapped.message.contains("monitoring-edit"),
+            "{}",
+            unmapped.message
+        );
+        let mapped = team_condition(&team("admin"), Some(&org), &[], &synced, now).unwrap();
+        assert_eq!(
+            (mapped.status.as_str(), mapped.reason.as_str()),
+            ("True", "Synced")
+        );
+    }
 }

@@ -299,12 +299,17 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     // Clients (the webhook's caches among them) see every state between two status writes: write
     // in ranks (see `write_rank`), each rank finished before the next, so that those states keep
     // the invariants too.
-    // Owners who stay owners keep the org owned in every state between writes, so owners who leave
-    // then may free their seats first, like anyone else.
-    let owners_kept = memberships.iter().any(|m| {
-        is_active_owner(m.status.as_ref())
-            && is_active_owner(Some(&effective.memberships[&m.name_any()].status))
-    });
+    // Owners who stay owners, at least minOwners of them, keep the org owned in every state
+    // between writes, so owners who leave then may free their seats first, like anyone else.
+    let min_owners = org.map_or(1, |o| o.spec.policy.min_owners.max(1)) as usize;
+    let owners_kept = memberships
+        .iter()
+        .filter(|m| {
+            is_active_owner(m.status.as_ref())
+                && is_active_owner(Some(&effective.memberships[&m.name_any()].status))
+        })
+        .count()
+        >= min_owners;
     let mut ranked: Vec<(u8, &Membership)> = memberships
         .iter()
         .map(|&m| {
@@ -358,7 +363,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
             .unwrap_or_default();
         status
             .conditions
-            .extend(access::team_condition(team, previous, &synced, now));
+            .extend(access::team_condition(team, org, previous, &synced, now));
         first_error(
             writes
                 .push(write_object(&ctx, team, status, false, org_ref))

@@ -215,9 +215,11 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 })
                 .unwrap_or_default();
             let mut expires_at = ttl::expires_at(created, &inv.spec, &policy.invites);
-            // Expired is final: a longer spec.ttl or defaultTTL never revives a code.
+            // Expired is final: a longer spec.ttl or defaultTTL never revives a code. (Without an
+            // Organization the default policy stands in, so an expiry seen then is not final.)
             if let Some(s) = inv.status.as_ref()
                 && s.phase == Some(InvitePhase::Expired)
+                && org.is_some()
             {
                 expires_at = expires_at.min(s.expires_at.as_ref().map_or(now, |t| t.0));
             }
