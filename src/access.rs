@@ -296,7 +296,7 @@ pub fn bindings(
             ));
         }
     }
-    let org_mapped = OrgRole::ALL.map(|r| org.spec.access.cluster_roles.for_role(r));
+    let org_mapped = org.spec.access.cluster_roles.all();
     for team in teams
         .iter()
         .filter(|t| t.spec.active && t.meta().deletion_timestamp.is_none())

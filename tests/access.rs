@@ -64,14 +64,17 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
 
     support::apply(&client, &ns, &org(&[&work], "  dataRegion: EU\n")).await;
     support::apply(&client, &other, &org(&[], "")).await;
-    for (name, user, role) in [
-        ("owner", "owner@example.com", "owner"),
-        ("admin", "admin@example.com", "admin"),
-        ("member", "member@example.com", "member"),
-        ("viewer", "viewer@example.com", "viewer"),
-    ] {
-        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
-    }
+    support::apply_memberships(
+        &client,
+        &ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            ("admin", "admin@example.com", "admin"),
+            ("member", "member@example.com", "member"),
+            ("viewer", "viewer@example.com", "viewer"),
+        ],
+    )
+    .await;
     support::apply(
         &client,
         &other,
@@ -263,16 +266,13 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     let _operator = support::Operator::start(&[&ns], &[]);
 
     support::apply(&client, &ns, &org(&[&work], "")).await;
-    support::apply(
+    support::apply_memberships(
         &client,
         &ns,
-        &support::membership_yaml("alice", "alice@example.com", "owner"),
-    )
-    .await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("bob", "bob@example.com", "viewer"),
+        &[
+            ("alice", "alice@example.com", "owner"),
+            ("bob", "bob@example.com", "viewer"),
+        ],
     )
     .await;
     wait_active(&client, &ns, "bob").await;

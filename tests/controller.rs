@@ -58,14 +58,17 @@ async fn wait_phase(client: &Client, ns: &str, name: &str, phase: MembershipPhas
 async fn an_org_with_every_role_becomes_ready_with_true_counts() {
     let (client, ns, _operator) = setup("ready").await;
     support::apply(&client, &ns, &org_yaml("    maxMembers: 10\n")).await;
-    for (name, user, role) in [
-        ("owner", "owner@example.com", "owner"),
-        ("admin", "admin@example.com", "admin"),
-        ("member", "member@example.com", "member"),
-        ("viewer", "viewer@example.com", "viewer"),
-    ] {
-        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
-    }
+    support::apply_memberships(
+        &client,
+        &ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            ("admin", "admin@example.com", "admin"),
+            ("member", "member@example.com", "member"),
+            ("viewer", "viewer@example.com", "viewer"),
+        ],
+    )
+    .await;
     let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
     let org = eventually("the Organization to be Ready", WAIT, || async {
         let o = orgs.get("org").await.unwrap();
@@ -348,16 +351,13 @@ async fn the_fourth_member_waits_for_a_seat_and_gets_it_when_one_frees_up() {
 async fn the_last_owner_stays_terminating_and_effective_until_another_owner_exists() {
     let (client, ns, _operator) = setup("last-owner").await;
     support::apply(&client, &ns, &org_yaml("")).await;
-    support::apply(
+    support::apply_memberships(
         &client,
         &ns,
-        &support::membership_yaml("alice", "alice@example.com", "owner"),
-    )
-    .await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("bob", "bob@example.com", "member"),
+        &[
+            ("alice", "alice@example.com", "owner"),
+            ("bob", "bob@example.com", "member"),
+        ],
     )
     .await;
     let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
@@ -415,16 +415,13 @@ async fn the_last_owner_stays_terminating_and_effective_until_another_owner_exis
 async fn deleting_the_organization_removes_everything_in_it() {
     let (client, ns, _operator) = setup("org-delete").await;
     support::apply(&client, &ns, &org_yaml("")).await;
-    support::apply(
+    support::apply_memberships(
         &client,
         &ns,
-        &support::membership_yaml("alice", "alice@example.com", "owner"),
-    )
-    .await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("bob", "bob@example.com", "member"),
+        &[
+            ("alice", "alice@example.com", "owner"),
+            ("bob", "bob@example.com", "member"),
+        ],
     )
     .await;
     support::apply(
@@ -516,16 +513,13 @@ async fn delete_org_namespace(test: &str, protected: bool) {
             "protected: {err}"
         );
     }
-    support::apply(
+    support::apply_memberships(
         &client,
         &ns,
-        &support::membership_yaml("alice", "alice@example.com", "owner"),
-    )
-    .await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("bob", "bob@example.com", "member"),
+        &[
+            ("alice", "alice@example.com", "owner"),
+            ("bob", "bob@example.com", "member"),
+        ],
     )
     .await;
     wait_phase(&client, &ns, "alice", MembershipPhase::Active).await;

@@ -112,16 +112,13 @@ async fn setup(test: &str, rbac: Rbac) -> (Client, String, support::Operator) {
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Plugin Org\n  policy:\n    minOwners: 1\n    maxOwners: 1\n    maxMembers: 10\n",
     )
     .await;
-    support::apply(
+    support::apply_memberships(
         &client,
         &ns,
-        &support::membership_yaml("alice", "alice@example.com", "owner"),
-    )
-    .await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("bob", "bob@example.com", "member"),
+        &[
+            ("alice", "alice@example.com", "owner"),
+            ("bob", "bob@example.com", "member"),
+        ],
     )
     .await;
     // Active, and (with the shipped RBAC) bound: both read the members list.

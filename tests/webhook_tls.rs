@@ -215,22 +215,25 @@ async fn replicas_share_the_removal_budget() {
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  policy:\n    minOwners: 1\n    maxRemovalsPerHour: 2\n",
     )
     .await;
-    for (name, user, role) in [
-        ("owner", "owner@example.com", "owner"),
-        ("m1", "m1@example.com", "member"),
-        ("m2", "m2@example.com", "member"),
-        ("m3", "m3@example.com", "member"),
-    ] {
-        support::apply(&client, &ns, &support::membership_yaml(name, user, role)).await;
-    }
+    support::apply_memberships(
+        &client,
+        &ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            ("m1", "m1@example.com", "member"),
+            ("m2", "m2@example.com", "member"),
+            ("m3", "m3@example.com", "member"),
+        ],
+    )
+    .await;
     let memberships: kube::Api<Membership> = kube::Api::namespaced(client.clone(), &ns);
     let m3 = support::eventually("m3 to be Active", Duration::from_secs(30), || async {
         let m = memberships.get("m3").await.ok()?;
         (m.status.as_ref()?.phase == Some(MembershipPhase::Active)).then_some(m)
     })
     .await;
-    // What B answers when the owner asks to remove m3 (a dry run: asking spends nothing).
-    let ask_b = || {
+    // What B answers when the owner asks to remove a Membership (a dry run: asking spends nothing).
+    let ask_b = |m: &Membership| {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -239,15 +242,27 @@ async fn replicas_share_the_removal_budget() {
                 "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
                 "requestKind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
                 "requestResource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
-                "name": "m3", "namespace": ns,
+                "name": m.metadata.name, "namespace": ns,
                 "userInfo": { "username": "owner@example.com", "groups": ["system:authenticated"] },
-                "oldObject": serde_json::to_value(&m3).unwrap(),
+                "oldObject": serde_json::to_value(m).unwrap(),
             }
         });
         let ca = ca.clone();
         async move { post_review(b_port, &ca, &review).await["response"].clone() }
     };
-    let before = ask_b().await;
+    // B knows the organization (it refuses removing its only owner), and m3 is within the budget.
+    let owner_membership = memberships.get("owner").await.unwrap();
+    support::eventually(
+        "replica B to know the organization",
+        Duration::from_secs(10),
+        || async {
+            let answer = ask_b(&owner_membership).await;
+            let message = answer["status"]["message"].as_str().unwrap_or_default();
+            message.contains("[rule LastOwner]").then_some(())
+        },
+    )
+    .await;
+    let before = ask_b(&m3).await;
     assert_eq!(before["allowed"], true, "within the budget: {before}");
 
     // A admits two removals through the API server.
@@ -264,7 +279,7 @@ async fn replicas_share_the_removal_budget() {
         "replica B to count the removals replica A admitted",
         Duration::from_secs(10),
         || async {
-            let answer = ask_b().await;
+            let answer = ask_b(&m3).await;
             (answer["allowed"] == false).then_some(answer)
         },
     )

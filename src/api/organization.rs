@@ -308,6 +308,11 @@ impl Default for ClusterRoleMap {
 
 impl ClusterRoleMap {
     /// The ClusterRole for an org role.
+    /// Every ClusterRole the map names, owner's first.
+    pub fn all(&self) -> [&str; 4] {
+        OrgRole::ALL.map(|r| self.for_role(r))
+    }
+
     pub fn for_role(&self, role: OrgRole) -> &str {
         match role {
             OrgRole::Owner => &self.owner,

@@ -238,7 +238,7 @@ pub fn team_condition(
     let access = team.spec.access.as_ref()?;
     // Team roles bind only ClusterRoles the Organization's platform-set mapping uses.
     let unmapped: Vec<&str> = org.map_or_else(Vec::new, |o| {
-        let mapped = crate::api::OrgRole::ALL.map(|r| o.spec.access.cluster_roles.for_role(r));
+        let mapped = o.spec.access.cluster_roles.all();
         let mut unmapped: Vec<&str> = access
             .cluster_roles
             .all()

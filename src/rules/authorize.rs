@@ -1,7 +1,7 @@
 //! Who may change what (DESIGN.md section 2) and which changes can never become valid (section 3),
 //! decided from the org index. Platform principals skip the role checks, never the invariants.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
@@ -158,12 +158,14 @@ pub fn reserved_metadata(
     if actor.platform {
         return Ok(());
     }
-    let owners = |m: Option<&ObjectMeta>| {
-        m.and_then(|m| m.owner_references.clone())
+    // Compared in place: this runs for every create and update the webhook sees.
+    fn owners(m: Option<&ObjectMeta>) -> &[OwnerReference] {
+        m.and_then(|m| m.owner_references.as_deref())
             .unwrap_or_default()
-    };
-    let finalizers =
-        |m: Option<&ObjectMeta>| m.and_then(|m| m.finalizers.clone()).unwrap_or_default();
+    }
+    fn finalizers(m: Option<&ObjectMeta>) -> &[String] {
+        m.and_then(|m| m.finalizers.as_deref()).unwrap_or_default()
+    }
     if owners(old) != owners(Some(new)) {
         return deny(
             Reason::PlatformOnly,

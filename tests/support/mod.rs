@@ -520,6 +520,13 @@ pub async fn install_cluster_roles(client: &Client) {
     }
 }
 
+/// Applies user Memberships given as (name, user, role).
+pub async fn apply_memberships(client: &Client, ns: &str, memberships: &[(&str, &str, &str)]) {
+    for (name, user, role) in memberships {
+        apply(client, ns, &membership_yaml(name, user, role)).await;
+    }
+}
+
 /// A user Membership as YAML, for `apply`.
 pub fn membership_yaml(name: &str, user: &str, role: &str) -> String {
     format!(
