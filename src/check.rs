@@ -33,7 +33,9 @@ use serde_json::Value;
 
 use crate::api::{Invite, Membership, MembershipPhase, Organization, Team};
 use crate::rules::effective::condition;
-use crate::rules::{self, Actor, Config, Decision, Operation, OrgIndex, OrgObjects, Redemption};
+use crate::rules::{
+    self, Actor, Config, Decision, Operation, OrgIndex, OrgObjects, Redemption, invite_code,
+};
 
 /// How bad a finding is: errors fail the check, warnings are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -915,6 +917,24 @@ fn push_decision<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// The code `roster check` assumes every redemption proves: the real one exists only in the cluster.
+const UNVERIFIED_CODE: &str = "UNVERIFIED";
+
+/// `m` with a proof of [`UNVERIFIED_CODE`] for its own username, so that the rules judge everything
+/// about the redemption but the code.
+fn with_right_proof(m: &Membership, invites: &[Invite]) -> Membership {
+    let mut m = m.clone();
+    if let (Some(r), Some(user)) = (m.spec.invite.as_mut(), m.spec.user.as_deref()) {
+        let namespace = invites
+            .iter()
+            .find(|i| i.name_any() == r.name)
+            .and_then(|i| i.namespace())
+            .unwrap_or_default();
+        r.proof = invite_code::proof(UNVERIFIED_CODE, &namespace, &r.name, user);
+    }
+    m
+}
+
 fn check_namespace(
     ns: &str,
     group: &mut Namespace,
@@ -1024,18 +1044,17 @@ fn check_namespace(
     }
 
     // Invite codes exist only once the operator generates them: assume each redemption carries the
-    // right one, and say that this could not be checked.
-    let mut codes = BTreeMap::new();
-    for c in &group.invites {
-        let name = c.object.name_any();
-        let code = group
-            .memberships
-            .iter()
-            .filter_map(|m| m.object.spec.invite.as_ref())
-            .find(|r| r.name == name)
-            .map_or_else(|| "UNKNOWN".to_string(), |r| r.code.clone());
-        codes.insert(name, code);
-    }
+    // right proof (of a stand-in code), and say that this could not be checked.
+    let invites: Vec<Invite> = group.invites.iter().map(|c| c.object.clone()).collect();
+    let codes: BTreeMap<String, String> = invites
+        .iter()
+        .map(|i| (i.name_any(), UNVERIFIED_CODE.to_string()))
+        .collect();
+    let assumed: Vec<Membership> = group
+        .memberships
+        .iter()
+        .map(|c| with_right_proof(&c.object, &invites))
+        .collect();
     for c in &group.memberships {
         if let Some(r) = &c.object.spec.invite {
             findings.on(
@@ -1043,15 +1062,14 @@ fn check_namespace(
                 c,
                 "InviteCodeUnverified",
                 format!(
-                    "redeems Invite {} with a code that exists only once the operator generates it, so it cannot be checked offline (and a code in Git is a leaked secret: people redeem invites with `kubectl roster join`)",
+                    "redeems Invite {} with a proof of a code that exists only once the operator generates it, so it cannot be checked offline (people redeem invites with `kubectl roster join`)",
                     r.name
                 ),
             );
         }
     }
 
-    let memberships: Vec<&Membership> = group.memberships.iter().map(|c| &c.object).collect();
-    let invites: Vec<Invite> = group.invites.iter().map(|c| c.object.clone()).collect();
+    let memberships: Vec<&Membership> = assumed.iter().collect();
     let teams: Vec<Team> = group.teams.iter().map(|c| c.object.clone()).collect();
     let effective = rules::compute(
         OrgObjects {
@@ -1206,10 +1224,10 @@ fn check_namespace(
         });
         let index = OrgIndex::new(org.as_ref(), before, &invites_with_status);
         let op = Operation::CreateMembership {
-            spec: &c.object.spec,
-            redemption: c.object.spec.invite.as_ref().map(|r| Redemption {
+            spec: &assumed[i].spec,
+            redemption: c.object.spec.invite.as_ref().map(|_| Redemption {
                 invite: invite_before.as_ref(),
-                code: Some(r.code.as_str()),
+                code: Some(UNVERIFIED_CODE),
             }),
         };
         push_decision(

@@ -25,8 +25,8 @@ use crate::api::{
     Invite, InvitePhase, InviteRef, InviteSpec, Membership, MembershipPhase, MembershipSpec,
     OrgRole, Organization,
 };
-use crate::rules::conditions;
 use crate::rules::effective::condition;
+use crate::rules::{conditions, invite_code};
 
 /// kubectl roster: members, invites, joining and leaving an organization.
 #[derive(Parser, Debug)]
@@ -150,6 +150,18 @@ pub enum InviteCommand {
         /// The Invite's name.
         name: String,
     },
+    /// Print the `spec.invite.proof` a Membership of USER needs to redeem an invite, for writing
+    /// the Membership yourself (`join` does this for you). Works offline; the code stays here.
+    Proof {
+        /// The Invite's name.
+        name: String,
+        /// The code, like ABCD-EFGH-JKLM-NPQR.
+        #[arg(long)]
+        code: String,
+        /// The username that redeems it (the Membership's spec.user).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 fn parse_role(s: &str) -> Result<OrgRole, String> {
@@ -228,6 +240,13 @@ async fn connect(global: &Global) -> anyhow::Result<Session> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Invite(InviteCommand::Proof { name, code, user }) = &cli.command {
+        let namespace = cli.global.namespace.as_deref().ok_or_else(|| {
+            anyhow!("-n/--namespace is required: the proof is for the org namespace's Invite")
+        })?;
+        println!("{}", invite_code::proof(code, namespace, name, user));
+        return Ok(());
+    }
     let mut s = connect(&cli.global).await?;
     match cli.command {
         Command::Members => members(&s).await,
@@ -250,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Invite(InviteCommand::List) => invite_list(&s).await,
         Command::Invite(InviteCommand::Revoke { name }) => invite_revoke(&s, &name).await,
+        Command::Invite(InviteCommand::Proof { .. }) => unreachable!("answered offline above"),
         Command::Join {
             org_namespace,
             invite,
@@ -748,9 +768,11 @@ async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Result<()> {
             role,
             display_name: j.display_name.clone(),
             email: None,
+            // The code itself never leaves this process: the Membership carries a proof that
+            // only works for this username (members and viewers read Memberships).
             invite: Some(InviteRef {
                 name: j.invite.clone(),
-                code: j.code.clone(),
+                proof: invite_code::proof(&j.code, &s.namespace, &j.invite, &me.username),
             }),
         },
     );

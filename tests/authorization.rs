@@ -352,7 +352,9 @@ const NOT_A_MEMBER: Expect = Expect::Deny(Reason::NotAMember, "ask an owner or a
 const TOO_LOW: Expect = Expect::Deny(Reason::RoleTooLow, "needs org role");
 const NEEDS_OWNER: Expect = Expect::Deny(Reason::AdminLimit, "owner");
 const PLATFORM_ONLY: Expect = Expect::Deny(Reason::PlatformOnly, "platform");
-const SYSTEM_GROUP: Expect = Expect::Deny(Reason::SystemGroup, "platform principals");
+const SYSTEM_GROUP: Expect = Expect::Deny(Reason::SystemSubject, "platform principals");
+/// A team change that would give someone a ClusterRole beyond the changer's own org mapping.
+const BEYOND_YOUR_MAPPING: Expect = Expect::Deny(Reason::AdminLimit, "does not give your role");
 const TEAM_TOO_LOW: Expect = Expect::Deny(Reason::TeamRoleTooLow, "owner");
 
 /// One expectation per actor for a row of section 2; the group admin is held to `admin`.
@@ -427,12 +429,13 @@ impl Op {
     }
 }
 
-/// A Membership spec that redeems an invite.
+/// A Membership spec that redeems an invite with `code`: the proof for its own user, as
+/// `kubectl roster join` makes it.
 fn redeeming(name: &str, role: OrgRole, invite: &str, code: &str) -> MembershipSpec {
     MembershipSpec {
         invite: Some(InviteRef {
             name: invite.into(),
-            code: code.into(),
+            proof: roster::rules::invite_code::proof(code, NS, invite, name),
         }),
         ..user(name, role)
     }
@@ -659,7 +662,7 @@ fn create_a_membership_for_yourself_with_an_invite() {
         &w,
         bea,
         redeem(&for_bea, OrgRole::Member, "ABCD-EFGH-JKLM-NPQS"),
-        invalid("spec.invite.code"),
+        invalid("spec.invite.proof"),
     );
     // An open admin invite (from before admin invites had to name someone) is never redeemed.
     let open_admin = invite("welcome-bea", invite_spec(None, OrgRole::Admin));
@@ -807,12 +810,13 @@ fn create_a_membership_for_yourself_with_an_invite() {
         "welcome-bea",
         invite_spec(Some("Bea@Acme.Example"), OrgRole::Member),
     );
+    // Kubernetes usernames are case-sensitive: Bea@Acme.Example is another user.
     t.case(
         "redeem: invite e-mail differs only in case",
         &World::acme().invite(mixed_case.clone()),
         bea,
         redeem(&mixed_case, OrgRole::Member, CODE),
-        ALLOW,
+        invalid("it is for Bea@Acme.Example"),
     );
     for r in [OrgRole::Owner, OrgRole::Admin, OrgRole::Viewer] {
         t.case(
@@ -873,7 +877,7 @@ fn create_a_membership_for_yourself_with_an_invite() {
         &w,
         Who::Platform,
         redeem(&for_bea, OrgRole::Member, "ABCD-EFGH-JKLM-NPQS"),
-        invalid("spec.invite.code"),
+        invalid("spec.invite.proof"),
     );
     t.case(
         "redeem for bea: exhausted",
@@ -956,12 +960,17 @@ fn create_a_membership_for_yourself_by_email_domain() {
         own(SAM, OrgRole::Member),
         not_allowed("set spec.role to viewer"),
     );
+    // Only a well-formed address has a domain: nothing before or after the one `@` is smuggled in.
     for name in [
         "sam@elsewhere.example",
         "sam@eng.acme.example",
         "sam@acme.example.evil.example",
         "sam@notacme.example",
         "sam",
+        "x@evil.example@acme.example",
+        "@acme.example",
+        "sam @acme.example",
+        "sam@acme..example",
     ] {
         t.case(
             "self-join: domain not listed",
@@ -1211,7 +1220,48 @@ fn create_an_invite() {
             Op::CreateInvite(invite_spec(Some(CARL), OrgRole::Member)),
             ALLOW,
         );
+        // Turning a member invite into an admin invite makes a second pending one, too.
+        t.case(
+            "change member Invite to admin while an admin invite is pending",
+            &pending,
+            who,
+            Op::UpdateInvite(
+                invite_spec(Some(CARL), OrgRole::Member),
+                invite_spec(Some(CARL), OrgRole::Admin),
+            ),
+            Expect::Deny(Reason::PendingAdminInvite, "revoke it"),
+        );
+        t.case(
+            "change the pending admin Invite's e-mail",
+            &pending,
+            who,
+            Op::UpdateInvite(
+                invite_spec(Some(BEA), OrgRole::Admin),
+                invite_spec(Some(CARL), OrgRole::Admin),
+            ),
+            ALLOW,
+        );
     }
+    t.case(
+        "change member Invite to admin while none is pending",
+        &World::acme(),
+        Who::Owner,
+        Op::UpdateInvite(
+            invite_spec(Some(CARL), OrgRole::Member),
+            invite_spec(Some(CARL), OrgRole::Admin),
+        ),
+        ALLOW,
+    );
+    t.case(
+        "change an Invite to an open admin invite",
+        &World::acme(),
+        Who::Owner,
+        Op::UpdateInvite(
+            invite_spec(None, OrgRole::Member),
+            invite_spec(None, OrgRole::Admin),
+        ),
+        Expect::Deny(Reason::OpenAdminInvite, "spec.email is required"),
+    );
     let revoked = invite(
         "admin-bea",
         InviteSpec {
@@ -1345,10 +1395,11 @@ fn change_a_team() {
             ALLOW,
             ALLOW,
         ),
+        // Team admins map to `admin`, more than tess's org role (member) maps to.
         (
             "add mia as admin",
             |s| s.members.push(tm_user(MIA, TeamRole::Admin)),
-            ALLOW,
+            BEYOND_YOUR_MAPPING,
             TEAM_TOO_LOW,
         ),
         (
@@ -1360,7 +1411,7 @@ fn change_a_team() {
         (
             "promote tom to admin",
             |s| s.members[3].role = TeamRole::Admin,
-            ALLOW,
+            BEYOND_YOUR_MAPPING,
             TEAM_TOO_LOW,
         ),
         (
@@ -1622,6 +1673,39 @@ fn name_a_system_group() {
             everyone_but_platform(),
         );
     }
+    for (u, r) in [
+        ("system:anonymous", OrgRole::Viewer),
+        ("system:serviceaccount:kube-system:default", OrgRole::Member),
+        ("system:kube-controller-manager", OrgRole::Owner),
+    ] {
+        t.row(
+            &format!("create Membership for user {u} as {r}"),
+            &w,
+            || Op::CreateMembership(user(u, r), None),
+            everyone_but_platform(),
+        );
+    }
+    // A system: user creating its own Membership (a service account with an invite code).
+    let sa = "system:serviceaccount:acme:joiner";
+    t.case(
+        "create own Membership as a service account",
+        &w,
+        Who::User(sa),
+        Op::CreateMembership(user(sa, OrgRole::Viewer), None),
+        SYSTEM_GROUP,
+    );
+    let with_system_user = changed(&team(), |s| {
+        s.members.push(tm_user(
+            "system:serviceaccount:kube-system:default",
+            TeamRole::Viewer,
+        ))
+    });
+    t.row(
+        "create Team naming user system:serviceaccount:kube-system:default",
+        &w,
+        || Op::CreateTeam(with_system_user.clone()),
+        everyone_but_platform(),
+    );
     let with_system = changed(&team(), |s| {
         s.members
             .push(tm_group("system:authenticated", TeamRole::Viewer))
@@ -2110,6 +2194,58 @@ fn team_access_stays_within_the_organization() {
         Op::UpdateTeam(owner_grant(), {
             let mut t = owner_grant();
             t.display_name = Some("Renamed".into());
+            t
+        }),
+        ALLOW,
+    );
+    // Grants, not only names: moving someone (yourself included) into a team role that already
+    // maps to admin gives admin just the same.
+    t.case(
+        "make yourself owner of a Team that grants its owner admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(owner_grant(), {
+            let mut t = owner_grant();
+            t.members[0].user = Some(ADAM.into());
+            t
+        }),
+        Expect::Deny(
+            Reason::AdminLimit,
+            "give user adam@acme.example ClusterRole admin",
+        ),
+    );
+    t.case(
+        "move admin into the member slot, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(owner_grant(), {
+            let mut t = owner_grant();
+            t.access.as_mut().unwrap().cluster_roles.member = "admin".into();
+            t
+        }),
+        Expect::Deny(Reason::AdminLimit, "ClusterRole admin"),
+    );
+    t.case(
+        "reactivate a Team that grants admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(
+            {
+                let mut t = owner_grant();
+                t.active = false;
+                t
+            },
+            owner_grant(),
+        ),
+        Expect::Deny(Reason::AdminLimit, "ClusterRole admin"),
+    );
+    t.case(
+        "deactivate a Team that grants admin, as an admin mapped to edit",
+        &edit_admins,
+        Who::Admin,
+        Op::UpdateTeam(owner_grant(), {
+            let mut t = owner_grant();
+            t.active = false;
             t
         }),
         ALLOW,

@@ -329,7 +329,7 @@ fn bad_objects() -> Vec<Bad> {
         cel(
             "invite on a group membership",
             mem(
-                json!({ "group": "eng", "role": "member", "invite": { "name": "i", "code": "ABCD-EFGH" } }),
+                json!({ "group": "eng", "role": "member", "invite": { "name": "i", "proof": format!("hmac-sha256:{}", "0".repeat(64)) } }),
             ),
             "spec.invite: only a user Membership can redeem an invite",
         ),
@@ -358,17 +358,29 @@ fn bad_objects() -> Vec<Bad> {
             mem(json!({ "group": long(254), "role": "member" })),
             "spec.group: Too long",
         ),
-        schema(
-            "membership invite without code",
-            mem(json!({ "user": "ada", "role": "member", "invite": { "name": "i" } })),
-            "spec.invite.code: Required value",
-        ),
-        schema(
-            "membership invite code too long",
+        cel(
+            "membership invite carrying the code itself",
             mem(
-                json!({ "user": "ada", "role": "member", "invite": { "name": "i", "code": long(65) } }),
+                json!({ "user": "ada", "role": "member", "invite": { "name": "i", "proof": "ABCD-EFGH-JKLM-NPQR" } }),
             ),
-            "spec.invite.code: Too long",
+            "spec.invite.proof must be the proof",
+        ),
+        cel(
+            "membership invite proof in upper case",
+            mem(
+                json!({ "user": "ada", "role": "member", "invite": { "name": "i", "proof": format!("hmac-sha256:{}", "A".repeat(64)) } }),
+            ),
+            "spec.invite.proof must be the proof",
+        ),
+        cel(
+            "membership for system:anonymous",
+            mem(json!({ "user": "system:anonymous", "role": "viewer" })),
+            "spec.user: system:anonymous is every unauthenticated request",
+        ),
+        cel(
+            "membership for group system:unauthenticated",
+            mem(json!({ "group": "system:unauthenticated", "role": "viewer" })),
+            "spec.group: system:unauthenticated is every unauthenticated request",
         ),
         // ---- Invite ----
         cel(

@@ -1330,14 +1330,16 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         .await
         .expect("the code Secret exists");
     let code = String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap();
+    let proof = support::proof(&code, &org_ns, "welcome", "new@example.com");
 
-    // The invited person redeems the code with kubectl (roster-self-service, bound by the chart);
-    // the webhook checks the code from roster's Secret cache.
+    // The invited person redeems the code with kubectl (roster-self-service, bound by the chart),
+    // carrying the proof `kubectl roster invite proof` prints; the webhook checks it against the
+    // code in roster's Secret.
     let redemption = dir.join("redeem.yaml");
     std::fs::write(
         &redemption,
         format!(
-            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: newbie\n  namespace: {org_ns}\nspec:\n  user: new@example.com\n  role: member\n  invite:\n    name: welcome\n    code: {code}\n"
+            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: newbie\n  namespace: {org_ns}\nspec:\n  user: new@example.com\n  role: member\n  invite:\n    name: welcome\n    proof: {proof}\n"
         ),
     )
     .unwrap();

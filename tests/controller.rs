@@ -198,23 +198,8 @@ async fn invite_expires_within_a_second_of_its_expiry() {
     );
 }
 
-async fn invite_code(client: &Client, ns: &str, invite: &str) -> String {
-    let invites: Api<Invite> = Api::namespaced(client.clone(), ns);
-    let secret_name = eventually("the invite's code Secret", WAIT, || async {
-        invites.get(invite).await.unwrap().status?.code_secret_name
-    })
-    .await;
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get(&secret_name)
-        .await
-        .unwrap();
-    String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap()
-}
-
-fn redemption_yaml(name: &str, user: &str, invite: &str, code: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: member\n  invite:\n    name: {invite}\n    code: {code}\n"
-    )
+fn redemption_yaml(name: &str, ns: &str, user: &str, invite: &str, code: &str) -> String {
+    support::redemption_yaml(name, ns, user, "member", invite, code)
 }
 
 #[tokio::test]
@@ -233,7 +218,7 @@ async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third()
         "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: link\nspec:\n  role: member\n  maxUses: 2\n",
     )
     .await;
-    let code = invite_code(&client, &ns, "link").await;
+    let code = support::invite_code(&client, &ns, "link").await;
     assert_eq!(code.len(), 19, "ABCD-EFGH-JKLM-NPQR: {code}");
     let status_json = serde_json::to_string(
         &Api::<Invite>::namespaced(client.clone(), &ns)
@@ -251,7 +236,7 @@ async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third()
         support::apply(
             &client,
             &ns,
-            &redemption_yaml(&format!("r{i}"), user, "link", &code),
+            &redemption_yaml(&format!("r{i}"), &ns, user, "link", &code),
         )
         .await;
         let m = wait_phase(&client, &ns, &format!("r{i}"), MembershipPhase::Active).await;
@@ -280,7 +265,7 @@ async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third()
     support::apply(
         &client,
         &ns,
-        &redemption_yaml("r2", "c@example.com", "link", &code),
+        &redemption_yaml("r2", &ns, "c@example.com", "link", &code),
     )
     .await;
     let third = wait_phase(&client, &ns, "r2", MembershipPhase::Denied).await;
@@ -294,7 +279,7 @@ async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third()
     support::apply(
         &client,
         &ns,
-        &redemption_yaml("wrong", "d@example.com", "link", "AAAA-AAAA-AAAA-AAAA"),
+        &redemption_yaml("wrong", &ns, "d@example.com", "link", "AAAA-AAAA-AAAA-AAAA"),
     )
     .await;
     let wrong = wait_phase(&client, &ns, "wrong", MembershipPhase::Denied).await;
@@ -430,7 +415,7 @@ async fn deleting_the_organization_removes_everything_in_it() {
         "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: inv\nspec:\n  role: member\n",
     )
     .await;
-    invite_code(&client, &ns, "inv").await;
+    support::invite_code(&client, &ns, "inv").await;
     wait_phase(&client, &ns, "alice", MembershipPhase::Active).await;
     eventually("bob to be owned by the org", WAIT, || async {
         membership(&client, &ns, "bob")

@@ -79,6 +79,12 @@ fn invite(
     .unwrap()
 }
 
+/// An invite that makes admins: at most one may be pending, whatever races let in.
+fn admin_invite(mut i: Invite) -> Invite {
+    i.spec.role = OrgRole::Admin;
+    i
+}
+
 fn subject_strategy() -> impl Strategy<Value = Subject> {
     prop_oneof![
         4 => (0..6u8).prop_map(|i| Subject::User(format!("u{i}@acme.example"))),
@@ -162,14 +168,16 @@ prop_compose! {
              prop::option::of(role_strategy()), prop::option::of((0..3usize, any::<bool>()))),
             0..14),
         raw_invites in prop::collection::vec(
-            (prop::option::of(0..6u8), 1..=3i32, 10..=240i64, prop::bool::weighted(0.2)), 0..3),
+            (prop::option::of(0..6u8), 1..=3i32, 10..=240i64, prop::bool::weighted(0.2),
+             prop::bool::weighted(0.4)), 0..4),
         now in 0..20_000i64,
     ) -> World {
         let max_owners = max_owners.map(|m| m.max(min_owners));
         let max_members = max_members.map(|m| m.max(min_owners));
-        let invites: Vec<Invite> = raw_invites.iter().enumerate().map(|(i, (email, uses, ttl, revoked))| {
+        let invites: Vec<Invite> = raw_invites.iter().enumerate().map(|(i, (email, uses, ttl, revoked, admin))| {
             let email = email.map(|e| format!("u{e}@acme.example"));
-            invite(&format!("inv{i}"), email.as_deref(), *uses, *ttl, *revoked, i as i64 * 600)
+            let inv = invite(&format!("inv{i}"), email.as_deref(), *uses, *ttl, *revoked, i as i64 * 600);
+            if *admin { admin_invite(inv) } else { inv }
         }).collect();
         let codes = (0..invites.len()).map(|i| (format!("inv{i}"), format!("CODE-{i}"))).collect();
         let memberships = raw_members.iter().enumerate().map(|(i, (subject, role, deleting, phase, prev_role, redeem))| {
@@ -178,13 +186,11 @@ prop_compose! {
                 m.metadata.deletion_timestamp = Some(Time(at(i as i64 * 300 + 1)));
                 m.metadata.finalizers = Some(vec!["roster.dev/owner-protection".into()]);
             }
-            if let (Some((inv, right_code)), Subject::User(_)) = (redeem, subject)
+            if let (Some((inv, right_code)), Subject::User(user)) = (redeem, subject)
                 && *inv < invites.len()
             {
-                m.spec.invite = Some(roster::api::InviteRef {
-                    name: format!("inv{inv}"),
-                    code: if *right_code { format!("CODE-{inv}") } else { "WRONG".into() },
-                });
+                let code = if *right_code { format!("CODE-{inv}") } else { "WRONG".into() };
+                m.spec.invite = Some(proven(&format!("inv{inv}"), &code, user));
             }
             if phase.is_some() {
                 let active = *phase == Some(MembershipPhase::Active);
@@ -266,8 +272,24 @@ fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError>
             active.len()
         );
     }
-    // 4. Invites: never beyond maxUses; a new redemption only with the right code, before expiry,
-    //    not revoked, for the right e-mail.
+    // 4. Invites: at most one usable admin invite; never beyond maxUses; a new redemption only
+    //    with the right code, before expiry, not revoked, for the right e-mail.
+    let usable_admin_invites = world
+        .invites
+        .iter()
+        .filter(|i| i.spec.role == OrgRole::Admin)
+        .filter(|i| {
+            let s = &eff.invites[i.metadata.name.as_ref().unwrap()];
+            s.phase == Some(InvitePhase::Pending)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+        .count();
+    prop_assert!(
+        usable_admin_invites <= 1,
+        "{usable_admin_invites} usable admin invites"
+    );
     for inv in &world.invites {
         let name = inv.metadata.name.as_ref().unwrap();
         let s = &eff.invites[name];
@@ -290,9 +312,13 @@ fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError>
             .iter()
             .find(|i| i.metadata.name.as_deref() == Some(r.name.as_str()));
         let inv = inv.expect("an unrecorded redemption needs its Invite");
+        let user = m.spec.user.as_deref().unwrap_or_default();
         prop_assert_eq!(
-            world.codes.get(&r.name),
-            Some(&r.code),
+            world
+                .codes
+                .get(&r.name)
+                .map(|code| proven(&r.name, code, user).proof),
+            Some(r.proof.clone()),
             "wrong code admitted"
         );
         prop_assert!(!inv.spec.revoked, "revoked invite admitted");
@@ -739,10 +765,7 @@ fn an_open_admin_invite_is_never_redeemed() {
         OrgRole::Admin,
         2,
     );
-    joiner.spec.invite = Some(roster::api::InviteRef {
-        name: "staff".into(),
-        code: "ABCD-EFGH-JKLM-NPQR".into(),
-    });
+    joiner.spec.invite = Some(proven("staff", "ABCD-EFGH-JKLM-NPQR", "bea@acme.example"));
     let w = World {
         organization: Some(org(1, None, None, true)),
         memberships: vec![
@@ -773,11 +796,17 @@ fn an_open_admin_invite_is_never_redeemed() {
 
 fn redeeming(name: &str, user: &str, invite: &str, created: i64) -> Membership {
     let mut m = membership(name, &Subject::User(user.into()), OrgRole::Member, created);
-    m.spec.invite = Some(roster::api::InviteRef {
-        name: invite.into(),
-        code: "ABCD-EFGH-JKLM-NPQR".into(),
-    });
+    m.spec.invite = Some(proven(invite, "ABCD-EFGH-JKLM-NPQR", user));
     m
+}
+
+/// A redemption of `invite` (in namespace acme) by `user` with `code`, as `kubectl roster join`
+/// writes it.
+fn proven(invite: &str, code: &str, user: &str) -> roster::api::InviteRef {
+    roster::api::InviteRef {
+        name: invite.into(),
+        proof: roster::rules::invite_code::proof(code, "acme", invite, user),
+    }
 }
 
 fn lab(memberships: Vec<Membership>, invites: Vec<Invite>, now: i64) -> World {

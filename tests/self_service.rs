@@ -107,9 +107,10 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// A user Membership; `invite` is the Invite's name and the proof the redemption carries.
 fn membership(name: &str, user: &str, role: &str, invite: Option<(&str, &str)>) -> String {
-    let invite = invite.map_or(String::new(), |(n, c)| {
-        format!("  invite:\n    name: {n}\n    code: {c}\n")
+    let invite = invite.map_or(String::new(), |(n, p)| {
+        format!("  invite:\n    name: {n}\n    proof: {p}\n")
     });
     format!(
         "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n{invite}"
@@ -189,9 +190,10 @@ async fn a_new_org_runs_itself_through_kubectl() {
     let (ok, out) = story.apply_as(olivia, &invite("adam", adam, "admin"));
     assert!(ok, "{out}");
     let code = story.code("adam", olivia).await;
+    let adams_proof = support::proof(&code, &ns, "adam", adam);
     let (ok, out) = story.create_as(
         adam,
-        &membership("adam", adam, "member", Some(("adam", &code))),
+        &membership("adam", adam, "member", Some(("adam", &adams_proof))),
     );
     assert!(
         !ok && out.contains("grants role admin"),
@@ -199,7 +201,12 @@ async fn a_new_org_runs_itself_through_kubectl() {
     );
     let (ok, out) = story.create_as(
         mia,
-        &membership("mia-early", mia, "admin", Some(("adam", &code))),
+        &membership(
+            "mia-early",
+            mia,
+            "admin",
+            Some(("adam", &support::proof(&code, &ns, "adam", mia))),
+        ),
     );
     assert!(
         !ok && out.contains("[rule InvalidInvite]"),
@@ -207,7 +214,7 @@ async fn a_new_org_runs_itself_through_kubectl() {
     );
     let (ok, out) = story.create_as(
         adam,
-        &membership("adam", adam, "admin", Some(("adam", &code))),
+        &membership("adam", adam, "admin", Some(("adam", &adams_proof))),
     );
     assert!(ok, "adam joins with the code: {out}");
     story.active("adam", OrgRole::Admin).await;
@@ -227,7 +234,11 @@ async fn a_new_org_runs_itself_through_kubectl() {
     let (ok, out) = story.apply_as(adam, &invite("mia", mia, "member"));
     assert!(ok, "{out}");
     let code = story.code("mia", adam).await;
-    let (ok, out) = story.create_as(mia, &membership("mia", mia, "member", Some(("mia", &code))));
+    let mias_proof = support::proof(&code, &ns, "mia", mia);
+    let (ok, out) = story.create_as(
+        mia,
+        &membership("mia", mia, "member", Some(("mia", &mias_proof))),
+    );
     assert!(ok, "mia joins: {out}");
     let (ok, out) = story.create_as(sam, &membership("sam", sam, "admin", None));
     assert!(
@@ -275,7 +286,7 @@ async fn a_new_org_runs_itself_through_kubectl() {
             "adam",
             adam,
             "owner",
-            Some(("adam", &code_of(&client, &ns, "adam").await)),
+            Some(("adam", &proof_of(&client, &ns, "adam").await)),
         ),
     );
     assert!(
@@ -306,7 +317,7 @@ async fn a_new_org_runs_itself_through_kubectl() {
             "mia",
             mia,
             "admin",
-            Some(("mia", &code_of(&client, &ns, "mia").await)),
+            Some(("mia", &proof_of(&client, &ns, "mia").await)),
         ),
     );
     assert!(
@@ -315,11 +326,11 @@ async fn a_new_org_runs_itself_through_kubectl() {
     );
 }
 
-/// The invite code a Membership was created with (its spec is immutable, so updates repeat it).
-async fn code_of(client: &Client, ns: &str, membership: &str) -> String {
+/// The proof a Membership was created with (its spec is immutable, so updates repeat it).
+async fn proof_of(client: &Client, ns: &str, membership: &str) -> String {
     let m = Api::<Membership>::namespaced(client.clone(), ns)
         .get(membership)
         .await
         .unwrap();
-    m.spec.invite.unwrap().code
+    m.spec.invite.unwrap().proof
 }

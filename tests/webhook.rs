@@ -11,7 +11,7 @@ use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -75,11 +75,12 @@ fn group_membership(name: &str, group: &str, role: &str) -> Value {
     object("Membership", name, json!({ "group": group, "role": role }))
 }
 
-fn redemption(name: &str, user: &str, role: &str, invite: &str, code: &str) -> Value {
+fn redemption(ns: &str, name: &str, user: &str, role: &str, invite: &str, code: &str) -> Value {
+    let proof = support::proof(code, ns, invite, user);
     object(
         "Membership",
         name,
-        json!({ "user": user, "role": role, "invite": { "name": invite, "code": code } }),
+        json!({ "user": user, "role": role, "invite": { "name": invite, "proof": proof } }),
     )
 }
 
@@ -167,20 +168,6 @@ async fn wait_owners(client: &Client, ns: &str, owners: &[&str]) -> Organization
         },
     )
     .await
-}
-
-/// The code of an Invite, read as the platform admin from the Secret named in its status.
-async fn invite_code(client: &Client, ns: &str, invite: &str) -> String {
-    let invites: Api<Invite> = Api::namespaced(client.clone(), ns);
-    let secret_name = eventually(&format!("invite {invite}'s code Secret"), WAIT, || async {
-        invites.get(invite).await.unwrap().status?.code_secret_name
-    })
-    .await;
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get(&secret_name)
-        .await
-        .unwrap();
-    String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap()
 }
 
 /// The webhook's message in an API error, if the webhook refused.
@@ -363,8 +350,9 @@ impl Row {
 
 use Who::{InGroup, Platform, User};
 
-/// Codes of the setup's invites.
+/// Codes of the setup's invites, and their org namespace (redemptions prove a code for it).
 struct Codes {
+    ns: String,
     bea: String,
     late: String,
     open: String,
@@ -428,7 +416,7 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         denied("admin adds an owner", User(ADMIN), Op::Create(membership("new3", "new3@example.com", "owner")), "AdminLimit"),
         denied("member adds a viewer", User(MEMBER), Op::Create(membership("new4", "new4@example.com", "viewer")), "RoleTooLow"),
         denied("non-member adds someone", User(NOBODY), Op::Create(membership("new5", "new5@example.com", "viewer")), "NotAMember"),
-        denied("admin grants a role to system:masters", User(ADMIN), Op::Create(group_membership("masters", "system:masters", "viewer")), "SystemGroup"),
+        denied("admin grants a role to system:masters", User(ADMIN), Op::Create(group_membership("masters", "system:masters", "viewer")), "SystemSubject"),
         denied("admin adds a second Membership for a member", User(ADMIN), Op::Create(membership("member-again", MEMBER, "viewer")), "Duplicate"),
         allowed_dry("owner adds an owner", User(OWNER), Op::Create(membership("new6", "new6@example.com", "owner"))),
         allowed_dry("platform admin adds an owner", Platform, Op::Create(membership("new7", "new7@example.com", "owner"))),
@@ -444,24 +432,24 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         allowed("a member leaves", User(LEAVER), delete("Membership", "leaver")),
         // Joining.
         denied("joining without a code", User(BEA), Op::Create(membership("bea", BEA, "member")), "SelfJoinNotAllowed"),
-        denied("joining with a wrong code", User(BEA), Op::Create(redemption("bea", BEA, "member", "for-bea", &wrong_code)), "InvalidInvite")
+        denied("joining with a wrong code", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &wrong_code)), "InvalidInvite")
             .saying("spec.invite.code is wrong"),
-        denied("joining with an expired code", User(LATE), Op::Create(redemption("late", LATE, "member", "short", &codes.late)), "InvalidInvite")
+        denied("joining with an expired code", User(LATE), Op::Create(redemption(&codes.ns, "late", LATE, "member", "short", &codes.late)), "InvalidInvite")
             .saying("expired"),
-        denied("joining with someone else's e-mail invite", User(CARL), Op::Create(redemption("carl", CARL, "member", "for-bea", &codes.bea)), "InvalidInvite")
+        denied("joining with someone else's e-mail invite", User(CARL), Op::Create(redemption(&codes.ns, "carl", CARL, "member", "for-bea", &codes.bea)), "InvalidInvite")
             .saying("it is for bea@example.com"),
-        denied("joining with an invite that does not exist", User(CARL), Op::Create(redemption("carl", CARL, "member", "no-such", &codes.bea)), "InvalidInvite")
+        denied("joining with an invite that does not exist", User(CARL), Op::Create(redemption(&codes.ns, "carl", CARL, "member", "no-such", &codes.bea)), "InvalidInvite")
             .saying("no such Invite"),
-        denied("joining with a valid code for a higher role", User(BEA), Op::Create(redemption("bea", BEA, "admin", "for-bea", &codes.bea)), "InvalidInvite")
+        denied("joining with a valid code for a higher role", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "admin", "for-bea", &codes.bea)), "InvalidInvite")
             .saying("grants role member"),
-        denied("redeeming a code for someone else", User(ADMIN), Op::Create(redemption("bea", BEA, "member", "for-bea", &codes.bea)), "InvalidInvite"),
+        denied("redeeming a code for someone else", User(ADMIN), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &codes.bea)), "InvalidInvite"),
         denied("joining by e-mail domain with a higher role", User(SAM), Op::Create(membership("sam", SAM, "member")), "SelfJoinNotAllowed"),
         denied("joining by another e-mail domain", User(CARL), Op::Create(membership("carl", CARL, "viewer")), "SelfJoinNotAllowed"),
         allowed_dry("joining by e-mail domain", User(SAM), Op::Create(membership("sam", SAM, "viewer"))),
-        allowed("joining with a valid code", User(BEA), Op::Create(redemption("bea", BEA, "member", "for-bea", &codes.bea))),
+        allowed("joining with a valid code", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &codes.bea))),
         denied("the new member creates an invite", User(BEA), Op::Create(invite("i7", None, "viewer")), "RoleTooLow")
             .saying("you are member"),
-        allowed("joining with the open invite", User(DAN), Op::Create(redemption("dan", DAN, "viewer", "open", &codes.open))),
+        allowed("joining with the open invite", User(DAN), Op::Create(redemption(&codes.ns, "dan", DAN, "viewer", "open", &codes.open))),
         // The Organization.
         denied("admin edits the org policy", User(ADMIN), patch("Organization", "org", json!({ "policy": { "maxMembers": 100 } })), "AdminLimit"),
         denied("admin turns on deletion protection", User(ADMIN), patch("Organization", "org", json!({ "deletionProtection": true })), "AdminLimit"),
@@ -493,7 +481,7 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         allowed_dry("org admin outside the team edits it", User(ADMIN), patch("Team", "platform", json!({ "active": false }))),
         denied("admin adds system:masters to a team", User(ADMIN), patch("Team", "platform", json!({ "members": [
             { "user": MEMBER, "role": "owner" }, { "group": "system:masters", "role": "member" },
-        ] })), "SystemGroup"),
+        ] })), "SystemSubject"),
         denied("admin gives a team a namespace outside the org", User(ADMIN), patch("Team", "platform", json!({ "access": { "namespaces": ["elsewhere"] } })), "NamespaceNotInOrganization"),
         denied("admin gives a team cluster-admin", User(ADMIN), patch("Team", "platform", json!({ "access": { "clusterRoles": { "owner": "cluster-admin" } } })), "ClusterRoleNotAllowed"),
         denied("member creates a team", User(MEMBER), Op::Create(team("t1", json!([{ "user": MEMBER, "role": "owner" }]))), "RoleTooLow"),
@@ -551,9 +539,10 @@ async fn attack_matrix_every_forbidden_request_is_denied_with_its_rule() {
     )
     .await;
     let codes = Codes {
-        bea: invite_code(&admin, &ns, "for-bea").await,
-        late: invite_code(&admin, &ns, "short").await,
-        open: invite_code(&admin, &ns, "open").await,
+        ns: ns.clone(),
+        bea: support::invite_code(&admin, &ns, "for-bea").await,
+        late: support::invite_code(&admin, &ns, "short").await,
+        open: support::invite_code(&admin, &ns, "open").await,
     };
     let invites: Api<Invite> = Api::namespaced(admin.clone(), &ns);
     eventually("invite short to expire", WAIT, || async {
@@ -600,7 +589,9 @@ async fn attack_matrix_every_forbidden_request_is_denied_with_its_rule() {
     probe(User(VIEWER), admin_invite(), Some("you are viewer")).await;
     probe(
         User(BEA),
-        Op::Create(redemption("bea", BEA, "member", "for-bea", &codes.bea)),
+        Op::Create(redemption(
+            &codes.ns, "bea", BEA, "member", "for-bea", &codes.bea,
+        )),
         None,
     )
     .await;

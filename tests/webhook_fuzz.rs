@@ -216,7 +216,7 @@ fn bases(ns: &str, code: &str) -> Vec<Value> {
             Some(o(
                 "Membership",
                 "bea",
-                json!({ "user": BEA, "role": "member", "invite": { "name": "inv", "code": code } }),
+                json!({ "user": BEA, "role": "member", "invite": { "name": "inv", "proof": support::proof(code, ns, "inv", BEA) } }),
             )),
             None,
         ),

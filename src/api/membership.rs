@@ -39,6 +39,10 @@ use super::{Condition, OrgRole, Subject};
     validation = Rule::new("has(self.group) == has(oldSelf.group) && (!has(self.group) || self.group == oldSelf.group)").field_path(".group").message("spec.group is immutable: delete this Membership and create a new one"),
     validation = Rule::new("has(self.invite) == has(oldSelf.invite) && (!has(self.invite) || self.invite == oldSelf.invite)").field_path(".invite").message("spec.invite is immutable: it records how the member joined"),
     validation = Rule::new("!has(self.invite) || has(self.user)").message("spec.invite: only a user Membership can redeem an invite; remove spec.invite or set spec.user"),
+    // Every unauthenticated request is system:anonymous in group system:unauthenticated: a role for
+    // either is a role for the whole network. Refused here so it holds even without the webhook.
+    validation = Rule::new("!has(self.user) || self.user != 'system:anonymous'").field_path(".user").message("spec.user: system:anonymous is every unauthenticated request; roster never gives it a role"),
+    validation = Rule::new("!has(self.group) || self.group != 'system:unauthenticated'").field_path(".group").message("spec.group: system:unauthenticated is every unauthenticated request; roster never gives it a role"),
 )]
 pub struct MembershipSpec {
     /// The Kubernetes username (usually an OIDC e-mail). Exactly one of `user` and `group`. Immutable.
@@ -85,9 +89,13 @@ pub struct InviteRef {
     /// The Invite's name in this namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// The code shown once when the invite was created, like `ABCD-EFGH-JKLM-NPQR`.
-    #[schemars(length(min = 1, max = 64))]
-    pub code: String,
+    /// Proof that this user holds the invite's code: `hmac-sha256:` and 64 hex digits, the
+    /// HMAC-SHA256 of `roster.dev/invite-proof/v1\n<namespace>\n<invite name>\n<username>` keyed
+    /// with the code (upper case, without dashes). `kubectl roster join` computes it. Never the code
+    /// itself: org members and viewers read Memberships.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.matches('^hmac-sha256:[0-9a-f]{64}$')").message("spec.invite.proof must be the proof that `kubectl roster join` computes (hmac-sha256: and 64 hex digits), never the invite code itself: org members and viewers can read Memberships"))]
+    pub proof: String,
 }
 
 /// Whether a Membership is in force.

@@ -134,6 +134,17 @@ pub struct TeamClusterRoleMap {
 }
 
 impl TeamClusterRoleMap {
+    /// The ClusterRole a team role gets.
+    pub fn for_role(&self, role: TeamRole) -> &str {
+        match role {
+            TeamRole::Owner => &self.owner,
+            TeamRole::Admin => &self.admin,
+            TeamRole::Moderator => &self.moderator,
+            TeamRole::Member => &self.member,
+            TeamRole::Viewer => &self.viewer,
+        }
+    }
+
     /// Every ClusterRole the map names, owner's first.
     pub fn all(&self) -> [&str; 5] {
         [

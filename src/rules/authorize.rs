@@ -1,13 +1,15 @@
 //! Who may change what (DESIGN.md section 2) and which changes can never become valid (section 3),
 //! decided from the org index. Platform principals skip the role checks, never the invariants.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use super::actor::{Actor, Config};
 use super::index::OrgIndex;
-use super::{invite_code, open_invites, ttl};
+use super::{identity, invite_code, open_invites, ttl};
 use crate::api::{
     Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, Subject,
     TeamAccess, TeamRole, TeamSpec,
@@ -73,7 +75,7 @@ pub enum Reason {
     RoleTooLow,
     AdminLimit,
     PlatformOnly,
-    SystemGroup,
+    SystemSubject,
     TeamRoleTooLow,
     InvalidInvite,
     SelfJoinNotAllowed,
@@ -98,7 +100,7 @@ impl Reason {
             Reason::RoleTooLow => "RoleTooLow",
             Reason::AdminLimit => "AdminLimit",
             Reason::PlatformOnly => "PlatformOnly",
-            Reason::SystemGroup => "SystemGroup",
+            Reason::SystemSubject => "SystemSubject",
             Reason::TeamRoleTooLow => "TeamRoleTooLow",
             Reason::InvalidInvite => "InvalidInvite",
             Reason::SelfJoinNotAllowed => "SelfJoinNotAllowed",
@@ -251,10 +253,6 @@ fn target_rank(index: &OrgIndex, spec: &MembershipSpec) -> OrgRole {
     effective.map_or(spec.role, |e| e.max(spec.role))
 }
 
-fn system_group(group: &str) -> bool {
-    group.starts_with("system:")
-}
-
 /// Section 2: the role checks.
 fn permission(
     index: &OrgIndex,
@@ -264,10 +262,12 @@ fn permission(
 ) -> Result<(), Denial> {
     match *op {
         Operation::CreateMembership { spec, .. } => {
-            if spec.group.as_deref().is_some_and(system_group) {
+            if let Some(subject) = spec.subject().filter(|s| identity::is_system(s.name())) {
                 return deny(
-                    Reason::SystemGroup,
-                    "spec.group names a system: group; only platform principals may grant roles to Kubernetes system groups",
+                    Reason::SystemSubject,
+                    format!(
+                        "spec names {subject}, a Kubernetes system identity; only platform principals may give system: users and groups a role"
+                    ),
                 );
             }
             let own = spec.user.as_deref() == Some(actor.username.as_str());
@@ -379,10 +379,10 @@ fn permission(
             invite_role_allowed(have, spec.role, "deleting an invite")
         }
         Operation::CreateTeam(spec) => {
-            check_team_system_groups(None, spec)?;
+            check_team_system_subjects(None, spec)?;
             let have = role(index, actor, "creating a Team")?;
             at_least(have, OrgRole::Admin, "creating a Team")?;
-            team_access_within(index, config, have, None, spec)
+            team_grants_within(index, config, have, None, spec)
         }
         Operation::DeleteTeam(_) => {
             // Deleting names no group, so a Team a platform principal gave a system: group can go.
@@ -390,13 +390,13 @@ fn permission(
             at_least(have, OrgRole::Admin, "creating or deleting a Team")
         }
         Operation::UpdateTeam { old, new } => {
-            check_team_system_groups(Some(old), new)?;
+            check_team_system_subjects(Some(old), new)?;
             // Team roles count for effective org members only, like everything a team grants.
             let have = role(index, actor, "changing a Team")?;
-            if have >= OrgRole::Admin {
-                return team_access_within(index, config, have, Some(old), new);
+            if have < OrgRole::Admin {
+                team_permission(actor, old, new)?;
             }
-            team_permission(actor, old, new)
+            team_grants_within(index, config, have, Some(old), new)
         }
         Operation::CreateOrganization(_) => deny(
             Reason::PlatformOnly,
@@ -432,19 +432,36 @@ fn permission(
     }
 }
 
-/// A Team hands out in workload namespaces only what the Organization's platform-set mapping gives
-/// the actor's own org role or a lower one: an admin whose role maps to `edit` cannot make a team
-/// that grants `admin`. Mappings the Team already had stay (an owner may have set them).
-fn team_access_within(
+/// What a Team hands out in workload namespaces: a ClusterRole for a subject in a namespace, for
+/// every entry of an active team with access.
+fn team_grants(team: &TeamSpec) -> BTreeSet<(Subject, &str, &str)> {
+    let Some(access) = team.access.as_ref().filter(|_| team.active) else {
+        return BTreeSet::new();
+    };
+    team.members
+        .iter()
+        .filter_map(|m| Some((m.subject()?, access.cluster_roles.for_role(m.role))))
+        .flat_map(|(subject, cluster_role)| {
+            access
+                .namespaces
+                .iter()
+                .map(move |ns| (subject.clone(), ns.as_str(), cluster_role))
+        })
+        .collect()
+}
+
+/// A Team change never gives anyone, the changer included, a ClusterRole beyond what the
+/// Organization's platform-set mapping gives the changer's own org role or a lower one: an admin
+/// whose role maps to `edit` can neither name `admin` for a team role nor move someone (himself
+/// included) into a team role that already maps to `admin`. Grants the Team already made stay (an
+/// owner may have made them).
+fn team_grants_within(
     index: &OrgIndex,
     config: &Config,
     have: OrgRole,
     old: Option<&TeamSpec>,
     new: &TeamSpec,
 ) -> Result<(), Denial> {
-    let Some(access) = &new.access else {
-        return Ok(());
-    };
     let org_map = index
         .organization
         .as_ref()
@@ -456,21 +473,19 @@ fn team_access_within(
         .map(|r| org_map.for_role(*r))
         .collect();
     yours.dedup();
-    let had = |cr: &str| {
-        old.and_then(|o| o.access.as_ref())
-            .is_some_and(|a| a.cluster_roles.all().contains(&cr))
-    };
-    match access
-        .cluster_roles
-        .all()
-        .into_iter()
-        // Beyond the installer's allow-list is refused by the invariants, with that reason.
-        .find(|cr| config.allowed_cluster_roles.contains(*cr) && !yours.contains(cr) && !had(cr))
-    {
-        Some(cr) => deny(
+    let before = old.map(team_grants).unwrap_or_default();
+    // Beyond the installer's allow-list is refused by the invariants, with that reason.
+    let beyond = team_grants(new).into_iter().find(|grant| {
+        let cluster_role = grant.2;
+        config.allowed_cluster_roles.contains(cluster_role)
+            && !yours.contains(&cluster_role)
+            && !before.contains(grant)
+    });
+    match beyond {
+        Some((subject, ns, cluster_role)) => deny(
             Reason::AdminLimit,
             format!(
-                "spec.access.clusterRoles names {cr}, which the Organization's spec.access.clusterRoles does not give your role ({have}) or a lower one; name only {} (or ask an owner)",
+                "this change would give {subject} ClusterRole {cluster_role} in {ns}, which the Organization's spec.access.clusterRoles does not give your role ({have}) or a lower one; team roles you hand out may map only to {} (or ask an owner)",
                 yours.join(", ")
             ),
         ),
@@ -502,18 +517,21 @@ fn only_profile_changed(old: &OrganizationSpec, new: &OrganizationSpec) -> bool 
     &rest == old
 }
 
-fn check_team_system_groups(old: Option<&TeamSpec>, new: &TeamSpec) -> Result<(), Denial> {
-    let had =
-        |g: &str| old.is_some_and(|o| o.members.iter().any(|m| m.group.as_deref() == Some(g)));
+fn check_team_system_subjects(old: Option<&TeamSpec>, new: &TeamSpec) -> Result<(), Denial> {
+    let had = |s: &Subject| {
+        old.is_some_and(|o| o.members.iter().any(|m| m.subject().as_ref() == Some(s)))
+    };
     match new
         .members
         .iter()
-        .filter_map(|m| m.group.as_deref())
-        .find(|g| system_group(g) && !had(g))
+        .filter_map(|m| m.subject())
+        .find(|s| identity::is_system(s.name()) && !had(s))
     {
-        Some(g) => deny(
-            Reason::SystemGroup,
-            format!("spec.members names the system group {g}; only platform principals may"),
+        Some(s) => deny(
+            Reason::SystemSubject,
+            format!(
+                "spec.members names {s}, a Kubernetes system identity; only platform principals may"
+            ),
         ),
         None => Ok(()),
     }
@@ -590,11 +608,7 @@ fn self_join_match<'a>(index: &'a OrgIndex, username: &str) -> Option<&'a crate:
         .policy
         .self_join
         .as_ref()?;
-    let (_, domain) = username.rsplit_once('@')?;
-    join.email_domains
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(domain))
-        .then_some(join)
+    identity::in_domains(username, &join.email_domains).then_some(join)
 }
 
 /// Invariant 4 at admission: the code is right, and the invite is usable now.
@@ -618,8 +632,12 @@ fn check_redemption(
     let Some(code) = r.code else {
         return invalid("its code is not generated yet; try again in a moment".into());
     };
-    if !invite_code::matches(code, &wanted.code) {
-        return invalid("spec.invite.code is wrong; check the code you were given".into());
+    let user = spec.user.as_deref().unwrap_or_default();
+    let namespace = invite.meta().namespace.as_deref().unwrap_or_default();
+    if !invite_code::proof_matches(code, namespace, &wanted.name, user, &wanted.proof) {
+        return invalid(
+            "spec.invite.proof does not prove the code for your username; check the code you were given and let `kubectl roster join` compute the proof".into(),
+        );
     }
     if invite.spec.revoked {
         return invalid("the invite was revoked; ask for a new one".into());
@@ -644,9 +662,8 @@ fn check_redemption(
     if status.uses >= invite.spec.max_uses || status.phase == Some(InvitePhase::Accepted) {
         return invalid("all its uses are taken; ask for a new one".into());
     }
-    let user = spec.user.as_deref().unwrap_or_default();
     match &invite.spec.email {
-        Some(email) if !email.eq_ignore_ascii_case(user) => {
+        Some(email) if email != user => {
             return invalid(format!(
                 "it is for {email}, and you are {user}; ask for an invite of your own"
             ));
@@ -776,30 +793,9 @@ fn invariants(
             }
             Ok(())
         }
-        Operation::CreateInvite(spec) => {
-            if spec.role == OrgRole::Admin && index.pending_admin_invites() >= 1 {
-                return deny(
-                    Reason::PendingAdminInvite,
-                    "there is already a pending admin invite; revoke it or wait until it is used",
-                );
-            }
-            // A revoked invite cannot be redeemed, so it may be open (and an owner may revoke one).
-            if let Some(refusal) = open_invites::refusal(spec, &policy.invites)
-                && !spec.revoked
-            {
-                let reason = match refusal {
-                    open_invites::Refusal::Disabled => Reason::OpenInvitesDisabled,
-                    open_invites::Refusal::Admin => Reason::OpenAdminInvite,
-                };
-                return deny(reason, refusal.message());
-            }
-            if ttl::lifetime(spec, &policy.invites).1 {
-                warnings.push(format!(
-                    "spec.ttl exceeds spec.policy.invites.maxTTL ({}); the invite expires after {}",
-                    policy.invites.max_ttl, policy.invites.max_ttl
-                ));
-            }
-            Ok(())
+        Operation::CreateInvite(spec) => check_invite(index, &policy, None, spec, warnings),
+        Operation::UpdateInvite { old, new } => {
+            check_invite(index, &policy, Some(old), new, warnings)
         }
         Operation::CreateTeam(spec) | Operation::UpdateTeam { new: spec, .. } => match &spec.access
         {
@@ -855,10 +851,46 @@ fn invariants(
             }
             Ok(())
         }
-        Operation::UpdateInvite { .. } | Operation::DeleteInvite(_) | Operation::DeleteTeam(_) => {
-            Ok(())
-        }
+        Operation::DeleteInvite(_) | Operation::DeleteTeam(_) => Ok(()),
     }
+}
+
+/// An invite as created or changed: at most one pending admin invite (also when a member invite
+/// is turned into an admin one, or a revoked admin invite revived), no open invite where it may
+/// not be redeemed, and a warning when the ttl is capped.
+fn check_invite(
+    index: &OrgIndex,
+    policy: &crate::api::OrgPolicy,
+    old: Option<&InviteSpec>,
+    new: &InviteSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), Denial> {
+    let pending_admin = |i: &InviteSpec| i.role == OrgRole::Admin && !i.revoked;
+    if pending_admin(new) && !old.is_some_and(pending_admin) && index.pending_admin_invites() >= 1 {
+        return deny(
+            Reason::PendingAdminInvite,
+            "there is already a pending admin invite; revoke it or wait until it is used",
+        );
+    }
+    // A revoked invite cannot be redeemed, so it may be open (and an owner may revoke one).
+    let redeemable_open =
+        |i: &InviteSpec| open_invites::refusal(i, &policy.invites).filter(|_| !i.revoked);
+    if let Some(refusal) = redeemable_open(new)
+        && old.is_none_or(|o| redeemable_open(o).is_none())
+    {
+        let reason = match refusal {
+            open_invites::Refusal::Disabled => Reason::OpenInvitesDisabled,
+            open_invites::Refusal::Admin => Reason::OpenAdminInvite,
+        };
+        return deny(reason, refusal.message());
+    }
+    if ttl::lifetime(new, &policy.invites).1 {
+        warnings.push(format!(
+            "spec.ttl exceeds spec.policy.invites.maxTTL ({}); the invite expires after {}",
+            policy.invites.max_ttl, policy.invites.max_ttl
+        ));
+    }
+    Ok(())
 }
 
 fn check_cluster_roles<'a>(

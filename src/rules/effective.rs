@@ -92,6 +92,7 @@ enum NotInForce {
     OpenInvitesDisabled,
     OpenAdminInvite,
     InviteExhausted,
+    AnotherAdminInvitePending,
     SeatLimitReached,
     OwnerQuorumNotMet,
     WaitingForPreviousMembership,
@@ -114,6 +115,7 @@ impl NotInForce {
             NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
             NotInForce::OpenAdminInvite => "OpenAdminInvite",
             NotInForce::InviteExhausted => "InviteExhausted",
+            NotInForce::AnotherAdminInvitePending => "AnotherAdminInvitePending",
             NotInForce::SeatLimitReached => "SeatLimitReached",
             NotInForce::OwnerQuorumNotMet => "OwnerQuorumNotMet",
             NotInForce::WaitingForPreviousMembership => "WaitingForPreviousMembership",
@@ -126,6 +128,7 @@ impl NotInForce {
             NotInForce::OrganizationMissing
             | NotInForce::Deleting
             | NotInForce::InviteCodeUnavailable
+            | NotInForce::AnotherAdminInvitePending
             | NotInForce::SeatLimitReached
             | NotInForce::OwnerQuorumNotMet
             | NotInForce::WaitingForPreviousMembership => MembershipPhase::Pending,
@@ -149,6 +152,34 @@ struct InviteUse<'a> {
     invite: &'a Invite,
     expires_at: Timestamp,
     accepted: Vec<AcceptedBy>,
+    /// An older admin invite is pending: at most one may be (DESIGN.md section 2), whatever races
+    /// slipped past the webhook. This one waits until that one is used, expires or is revoked.
+    waits_for: Option<String>,
+}
+
+impl InviteUse<'_> {
+    /// A usable admin invite, as far as the uses already recorded go.
+    fn pending_admin(&self, now: Timestamp) -> bool {
+        let spec = &self.invite.spec;
+        spec.role == OrgRole::Admin
+            && !spec.revoked
+            && (self.accepted.len() as i32) < spec.max_uses
+            && now < self.expires_at
+    }
+}
+
+/// Marks every pending admin invite but the oldest as waiting for it.
+fn one_pending_admin_invite(invites: &mut BTreeMap<String, InviteUse<'_>>, now: Timestamp) {
+    let first = invites
+        .iter()
+        .filter(|(_, u)| u.pending_admin(now))
+        .min_by_key(|(_, u)| age_key(u.invite))
+        .map(|(name, _)| name.clone());
+    for (name, u) in invites.iter_mut() {
+        if u.pending_admin(now) && Some(name) != first.as_ref() {
+            u.waits_for = first.clone();
+        }
+    }
 }
 
 /// The sort key that breaks every tie: creation time, then name.
@@ -229,10 +260,12 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     invite: inv,
                     expires_at,
                     accepted: carried,
+                    waits_for: None,
                 },
             )
         })
         .collect();
+    one_pending_admin_invite(&mut invites, now);
 
     // 1. Validity of each Membership on its own and against the others, oldest first.
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(memberships.len());
@@ -259,9 +292,6 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 )
             } else {
                 claimed.insert(subject, i);
-                if m.spec.invite.is_some() {
-                    recorded_first.push(i);
-                }
                 Verdict::Candidate
             }
         } else {
@@ -270,6 +300,12 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 "set exactly one of spec.user or spec.group".into(),
             )
         };
+        // Every live Membership is redeemed afresh (see `redeemed_afresh`): a candidate to take a
+        // use, and one whose use was recorded to keep it, whatever else is wrong with it now.
+        let live = m.meta().deletion_timestamp.is_none();
+        if m.spec.invite.is_some() && live && (matches!(v, Verdict::Candidate) || is_recorded(m)) {
+            recorded_first.push(i);
+        }
         verdicts.push(v);
     }
     recorded_first.sort_by_key(|&i| !is_recorded(memberships[i]));
@@ -512,6 +548,15 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         };
         let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
         let ready = match (phase, open_invites::refusal(&inv.spec, &policy.invites)) {
+            (InvitePhase::Pending, _) if u.waits_for.is_some() => Want::new(
+                READY,
+                false,
+                "AnotherAdminInvitePending",
+                format!(
+                    "admin Invite {} is older and still pending; only one admin invite may be pending, so this one cannot be redeemed until that one is used, expires or is revoked",
+                    u.waits_for.as_deref().unwrap_or_default()
+                ),
+            ),
             (InvitePhase::Pending, Some(refusal)) => Want::new(
                 READY,
                 false,
@@ -820,10 +865,14 @@ fn redeem(
                 format!("the code of Invite {} is not generated yet", r.name),
             ));
         };
-        if !invite_code::matches(code, &r.code) {
+        let namespace = inv.meta().namespace.as_deref().unwrap_or_default();
+        if !invite_code::proof_matches(code, namespace, &r.name, user, &r.proof) {
             return Err((
                 NotInForce::InviteCodeMismatch,
-                format!("spec.invite.code does not match Invite {}", r.name),
+                format!(
+                    "spec.invite.proof does not prove the code of Invite {} for {user}",
+                    r.name
+                ),
             ));
         }
         if inv.spec.revoked {
@@ -843,7 +892,7 @@ fn redeem(
             ));
         }
         match &inv.spec.email {
-            Some(email) if !email.eq_ignore_ascii_case(user) => {
+            Some(email) if email != user => {
                 return Err((
                     NotInForce::InviteEmailMismatch,
                     format!("Invite {} is for {email}, not {user}", r.name),
@@ -874,6 +923,14 @@ fn redeem(
             return Err((
                 NotInForce::InviteExhausted,
                 format!("Invite {} has no uses left", r.name),
+            ));
+        }
+        if let Some(first) = &u.waits_for {
+            return Err((
+                NotInForce::AnotherAdminInvitePending,
+                format!(
+                    "admin Invite {first} is older and still pending (one admin invite at a time); this one becomes usable once that one is used, expires or is revoked"
+                ),
             ));
         }
     }

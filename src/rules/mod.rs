@@ -6,6 +6,7 @@ pub mod actor;
 pub mod authorize;
 pub mod conditions;
 pub mod effective;
+pub mod identity;
 pub mod index;
 pub mod invite_code;
 pub mod open_invites;

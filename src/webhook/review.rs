@@ -218,11 +218,15 @@ impl Decider {
             _ => return allow(vec![]),
         };
 
-        // Removing or demoting an owner is rare and dangerous: decide it from a fresh read.
-        if let Operation::UpdateMembership { old: target, .. } | Operation::DeleteMembership(target) =
-            op
-            && touches_an_owner(&index, target)
-        {
+        // Removing or demoting an owner is rare and dangerous, and a second Organization in a
+        // namespace must not slip in while the cache lags: decide both from a fresh read.
+        let fresh_read = match op {
+            Operation::UpdateMembership { old: target, .. }
+            | Operation::DeleteMembership(target) => touches_an_owner(&index, target),
+            Operation::CreateOrganization(_) => true,
+            _ => false,
+        };
+        if fresh_read {
             match self.fresh_index(&namespace).await {
                 Ok(fresh) => index = std::sync::Arc::new(fresh),
                 Err(e) => {

@@ -533,3 +533,40 @@ pub fn membership_yaml(name: &str, user: &str, role: &str) -> String {
         "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
     )
 }
+
+/// The code of an Invite, from the Secret roster generated for it (as an org admin reads it).
+pub async fn invite_code(client: &Client, ns: &str, invite: &str) -> String {
+    use k8s_openapi::api::core::v1::Secret;
+    let invites: Api<roster::api::Invite> = Api::namespaced(client.clone(), ns);
+    let secret_name = eventually(
+        "the invite's code Secret",
+        Duration::from_secs(30),
+        || async { invites.get(invite).await.ok()?.status?.code_secret_name },
+    )
+    .await;
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&secret_name)
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap()
+}
+
+/// What a redemption carries for `user`: the proof of `code`, as `kubectl roster join` makes it.
+pub fn proof(code: &str, ns: &str, invite: &str, user: &str) -> String {
+    roster::rules::invite_code::proof(code, ns, invite, user)
+}
+
+/// A Membership of `user` in `ns` that redeems `invite` with `code`, as YAML for `apply`.
+pub fn redemption_yaml(
+    name: &str,
+    ns: &str,
+    user: &str,
+    role: &str,
+    invite: &str,
+    code: &str,
+) -> String {
+    let proof = proof(code, ns, invite, user);
+    format!(
+        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n  invite:\n    name: {invite}\n    proof: {proof}\n"
+    )
+}

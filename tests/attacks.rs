@@ -1,0 +1,718 @@
+//! Attacks on a running roster, as attackers make them: org members, admins, owners and outsiders
+//! through the real API server, with only the RBAC roster grants (its `roster-org-*` roles and the
+//! self-service role for every authenticated user), impersonated like `kubectl --as`. Each test is
+//! one class of attack from the security review, with its neighbours (other kinds, other paths).
+//! `docs/security.md` says who the attackers are and what defends each path.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use roster::api::{Invite, Membership, MembershipPhase, OrgRole, Organization};
+use serde_json::{Value, json};
+use support::{Operator, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const OLIVE: &str = "olive@corp.example"; // owner
+const ADAM: &str = "adam@corp.example"; // admin
+const MIA: &str = "mia@corp.example"; // member
+const VIC: &str = "vic@corp.example"; // viewer
+const EVE: &str = "eve@elsewhere.example"; // outsider
+
+/// One organization under attack: an owner, an admin, a member and a viewer, a workload namespace
+/// where the org maps `admin` to `edit` (and `owner` to `admin`), and roster with its webhook.
+struct Org {
+    admin: Client,
+    ns: String,
+    work: String,
+    _operator: Operator,
+}
+
+/// Roster's RBAC and nothing else: its ClusterRoles, and the self-service role for every
+/// authenticated user in the org namespace (the chart's `selfService.bindAuthenticated`).
+async fn install_roster_rbac(admin: &Client, ns: &str) {
+    support::install_cluster_roles(admin).await;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "self-service", "namespace": ns },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-self-service" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .patch(
+            "self-service",
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap();
+}
+
+fn organization(work: &str, policy: Value) -> Value {
+    json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "corp" },
+        "spec": {
+            "policy": policy,
+            "access": { "namespaces": [work], "clusterRoles": { "owner": "admin", "admin": "edit", "member": "edit", "viewer": "view" } }
+        }
+    })
+}
+
+fn membership(name: &str, user: &str, role: &str) -> Value {
+    json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+        "metadata": { "name": name },
+        "spec": { "user": user, "role": role }
+    })
+}
+
+fn invite(name: &str, email: Option<&str>, role: &str, max_uses: i32) -> Value {
+    let mut spec = json!({ "role": role, "maxUses": max_uses });
+    if let Some(email) = email {
+        spec["email"] = json!(email);
+    }
+    json!({ "apiVersion": "roster.dev/v1alpha1", "kind": "Invite", "metadata": { "name": name }, "spec": spec })
+}
+
+fn redemption(ns: &str, name: &str, user: &str, role: &str, invite: &str, code: &str) -> Value {
+    let mut m = membership(name, user, role);
+    m["spec"]["invite"] =
+        json!({ "name": invite, "proof": support::proof(code, ns, invite, user) });
+    m
+}
+
+impl Org {
+    /// The org with its four people Active and their RBAC in place.
+    async fn new(test: &str, policy: Value) -> Org {
+        let (admin, ns, work) = Org::namespaces(test).await;
+        let operator = support::operator_with_webhook(&[&ns]);
+        support::wait_for_webhook(&admin, &ns).await;
+        let org = Org {
+            admin,
+            ns,
+            work,
+            _operator: operator,
+        };
+        org.platform_create(organization(&org.work, policy)).await;
+        for (name, user, role) in [
+            ("olive", OLIVE, "owner"),
+            ("adam", ADAM, "admin"),
+            ("mia", MIA, "member"),
+            ("vic", VIC, "viewer"),
+        ] {
+            org.platform_create(membership(name, user, role)).await;
+        }
+        for name in ["olive", "adam", "mia", "vic"] {
+            org.active(name).await;
+        }
+        // The webhook decides from its caches: wait until they know the admin.
+        eventually("the webhook to know adam as admin", WAIT, || async {
+            let probe = invite("probe", Some("p@corp.example"), "member", 1);
+            org.dry_run_as(ADAM, probe).await.ok()
+        })
+        .await;
+        org
+    }
+
+    /// An org namespace and a workload namespace with roster's RBAC, and nothing running.
+    async fn namespaces(test: &str) -> (Client, String, String) {
+        let admin = support::admin_client().await;
+        support::install_crds(&admin).await;
+        let ns = support::namespace(&admin, test).await;
+        let work = support::namespace(&admin, &format!("{test}-work")).await;
+        install_roster_rbac(&admin, &ns).await;
+        (admin, ns, work)
+    }
+
+    async fn api(&self, client: &Client, kind: &str) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("roster.dev", "v1alpha1", kind);
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+        Api::namespaced_with(client.clone(), &self.ns, &resource)
+    }
+
+    async fn create_as(&self, user: &str, object: Value) -> Result<(), String> {
+        let client = support::client_as(user, &[]).await;
+        support::create_raw(&client, &self.ns, object)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn dry_run_as(&self, user: &str, object: Value) -> Result<(), String> {
+        let client = support::client_as(user, &[]).await;
+        support::create_raw_dry_run(&client, &self.ns, object)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn platform_create(&self, object: Value) {
+        let what = object["metadata"]["name"].to_string();
+        support::create_raw(&self.admin, &self.ns, object)
+            .await
+            .unwrap_or_else(|e| panic!("the platform creates {what}: {e}"));
+    }
+
+    /// A JSON merge patch of `kind/name` as `user`.
+    async fn patch_as(
+        &self,
+        user: &str,
+        kind: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<(), String> {
+        let client = support::client_as(user, &[]).await;
+        self.api(&client, kind)
+            .await
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn active(&self, name: &str) -> Membership {
+        let api: Api<Membership> = Api::namespaced(self.admin.clone(), &self.ns);
+        eventually(&format!("Membership {name} to be Active"), WAIT, || async {
+            api.get(name).await.ok().filter(|m| {
+                m.status.as_ref().and_then(|s| s.phase) == Some(MembershipPhase::Active)
+            })
+        })
+        .await
+    }
+
+    async fn phase(&self, name: &str, phase: MembershipPhase) -> Membership {
+        let api: Api<Membership> = Api::namespaced(self.admin.clone(), &self.ns);
+        eventually(
+            &format!("Membership {name} to be {phase:?}"),
+            WAIT,
+            || async {
+                api.get(name)
+                    .await
+                    .ok()
+                    .filter(|m| m.status.as_ref().and_then(|s| s.phase) == Some(phase))
+            },
+        )
+        .await
+    }
+
+    /// What Kubernetes' RBAC lets `user` do, asked as the API server would.
+    async fn can(
+        &self,
+        user: &str,
+        groups: &[&str],
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: &str,
+    ) -> bool {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.into()),
+                groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(ns.into()),
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<SubjectAccessReview>::all(self.admin.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.allowed)
+    }
+
+    async fn code(&self, invite: &str) -> String {
+        support::invite_code(&self.admin, &self.ns, invite).await
+    }
+}
+
+fn refused(result: Result<(), String>, rule: &str) -> String {
+    match result {
+        Ok(()) => panic!("admitted, but should be refused with {rule}"),
+        Err(e) => {
+            assert!(e.contains(rule), "refused, but not with {rule}: {e}");
+            e
+        }
+    }
+}
+
+fn ready_reason<T: serde::Serialize>(object: &T) -> Option<String> {
+    let v = serde_json::to_value(object).ok()?;
+    let conditions = v["status"]["conditions"].as_array()?;
+    let ready = conditions.iter().find(|c| c["type"] == "Ready")?;
+    Some(format!(
+        "{}/{}",
+        ready["status"].as_str()?,
+        ready["reason"].as_str()?
+    ))
+}
+
+/// Finding 1: a redeemed code stayed in the Membership, which every member and viewer reads, and
+/// an outsider joined with it. Now a redemption carries a proof bound to the joiner's username.
+#[tokio::test]
+async fn what_a_viewer_reads_in_memberships_lets_nobody_else_join() {
+    let org = Org::new("attack-codes", json!({ "minOwners": 1 })).await;
+    org.create_as(ADAM, invite("link", None, "member", 5))
+        .await
+        .unwrap();
+    let code = org.code("link").await;
+    org.create_as(
+        "bea@corp.example",
+        redemption(&org.ns, "bea", "bea@corp.example", "member", "link", &code),
+    )
+    .await
+    .unwrap();
+    org.active("bea").await;
+
+    // The viewer reads every Membership, as roster's viewer role allows.
+    let viewer = support::client_as(VIC, &[]).await;
+    let seen = Api::<Membership>::namespaced(viewer, &org.ns)
+        .list(&Default::default())
+        .await
+        .expect("viewers read Memberships");
+    let text = serde_json::to_string(&seen).unwrap();
+    let bare = code.replace('-', "");
+    assert!(
+        !text.contains(&code) && !text.contains(&bare),
+        "no Membership shows the code"
+    );
+    let beas = seen.items.iter().find(|m| m.name_any() == "bea").unwrap();
+    let proof = beas.spec.invite.as_ref().unwrap().proof.clone();
+    assert!(
+        !org.can(VIC, &[], "get", "", "secrets", &org.ns).await,
+        "viewers do not read code Secrets"
+    );
+    assert!(
+        !org.can(MIA, &[], "get", "", "secrets", &org.ns).await,
+        "members do not read code Secrets"
+    );
+
+    // The outsider replays what the viewer read: bea's proof, on a Membership of her own.
+    let mut replay = membership("eve", EVE, "member");
+    replay["spec"]["invite"] = json!({ "name": "link", "proof": proof });
+    refused(org.create_as(EVE, replay).await, "[rule InvalidInvite]");
+    // ... or the code itself where the proof goes: the schema refuses it, webhook or not.
+    let mut raw = membership("eve", EVE, "member");
+    raw["spec"]["invite"] = json!({ "name": "link", "proof": code });
+    refused(
+        org.create_as(EVE, raw).await,
+        "spec.invite.proof must be the proof",
+    );
+    // ... or a Membership for bea's username carrying bea's proof: that is bea's to create.
+    let mut as_bea = membership("bea2", "bea@corp.example", "member");
+    as_bea["spec"]["invite"] = json!({ "name": "link", "proof": proof });
+    refused(org.create_as(EVE, as_bea).await, "[rule InvalidInvite]");
+
+    // The link still works for whoever holds the code, and its uses are counted.
+    org.create_as(
+        "carl@corp.example",
+        redemption(
+            &org.ns,
+            "carl",
+            "carl@corp.example",
+            "member",
+            "link",
+            &code,
+        ),
+    )
+    .await
+    .unwrap();
+    org.active("carl").await;
+    let invites: Api<Invite> = Api::namespaced(org.admin.clone(), &org.ns);
+    let status = eventually("two uses counted", WAIT, || async {
+        invites
+            .get("link")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.uses == 2)
+    })
+    .await;
+    assert_eq!(status.accepted_by.len(), 2);
+}
+
+/// Finding 2: an admin made `system:anonymous` a member, and every unauthenticated request then
+/// read the org. `system:` users and groups are platform-only wherever a subject is named.
+#[tokio::test]
+async fn system_identities_get_no_role_from_org_people() {
+    let org = Org::new("attack-system", json!({ "minOwners": 1 })).await;
+    refused(
+        org.create_as(ADAM, membership("anon", "system:anonymous", "viewer"))
+            .await,
+        "system:anonymous is every unauthenticated request",
+    );
+    refused(
+        org.create_as(
+            OLIVE,
+            membership("sa", "system:serviceaccount:kube-system:default", "member"),
+        )
+        .await,
+        "[rule SystemSubject]",
+    );
+    let mut group = membership("unauth", "x", "viewer");
+    group["spec"] = json!({ "group": "system:unauthenticated", "role": "viewer" });
+    refused(
+        org.create_as(OLIVE, group).await,
+        "system:unauthenticated is every unauthenticated request",
+    );
+    let mut nodes = membership("nodes", "x", "viewer");
+    nodes["spec"] = json!({ "group": "system:nodes", "role": "viewer" });
+    refused(org.create_as(OLIVE, nodes).await, "[rule SystemSubject]");
+
+    // In a Team, too.
+    let team = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Team", "metadata": { "name": "ops" },
+        "spec": { "members": [
+            { "user": ADAM, "role": "owner" },
+            { "user": "system:serviceaccount:kube-system:default", "role": "member" }
+        ] }
+    });
+    refused(org.create_as(ADAM, team).await, "[rule SystemSubject]");
+
+    // A service account redeeming an open invite for itself.
+    org.create_as(ADAM, invite("open", None, "viewer", 3))
+        .await
+        .unwrap();
+    let code = org.code("open").await;
+    let sa = format!("system:serviceaccount:{}:joiner", org.ns);
+    refused(
+        org.create_as(
+            &sa,
+            redemption(&org.ns, "joiner", &sa, "viewer", "open", &code),
+        )
+        .await,
+        "[rule SystemSubject]",
+    );
+
+    // And so nobody unauthenticated reads anything.
+    for resource in ["memberships", "organizations", "invites"] {
+        assert!(
+            !org.can(
+                "system:anonymous",
+                &["system:unauthenticated"],
+                "list",
+                "roster.dev",
+                resource,
+                &org.ns
+            )
+            .await,
+            "anonymous lists {resource}"
+        );
+    }
+    assert!(
+        !org.can(
+            "system:anonymous",
+            &["system:unauthenticated"],
+            "list",
+            "",
+            "secrets",
+            &org.work
+        )
+        .await
+    );
+}
+
+/// Finding 3: the org maps `admin` to `edit`, an owner's Team maps its owner role to `admin`; an
+/// org admin made himself the team's owner, or moved `admin` into the member slot, and so held
+/// (or handed) `admin` in the workload namespace.
+#[tokio::test]
+async fn teams_hand_out_nothing_above_the_changers_own_mapping() {
+    let org = Org::new("attack-teams", json!({ "minOwners": 1 })).await;
+    let team = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Team", "metadata": { "name": "ops" },
+        "spec": {
+            "members": [{ "user": OLIVE, "role": "owner" }, { "user": MIA, "role": "member" }],
+            "access": { "namespaces": [org.work], "clusterRoles": { "owner": "admin", "admin": "edit", "moderator": "edit", "member": "view", "viewer": "view" } }
+        }
+    });
+    org.create_as(OLIVE, team)
+        .await
+        .expect("the owner's mapping gives admin");
+
+    let made_owner = json!({ "spec": { "members": [{ "user": ADAM, "role": "owner" }, { "user": MIA, "role": "member" }] } });
+    refused(
+        org.patch_as(ADAM, "Team", "ops", made_owner).await,
+        "ClusterRole admin",
+    );
+    let with_admin_slot = json!({ "spec": { "access": { "namespaces": [org.work], "clusterRoles": { "owner": "admin", "admin": "edit", "moderator": "edit", "member": "admin", "viewer": "view" } } } });
+    refused(
+        org.patch_as(ADAM, "Team", "ops", with_admin_slot).await,
+        "ClusterRole admin",
+    );
+    // An admin may still hand out what his own role maps to.
+    let adam_joins = json!({ "spec": { "members": [{ "user": OLIVE, "role": "owner" }, { "user": MIA, "role": "member" }, { "user": ADAM, "role": "moderator" }] } });
+    org.patch_as(ADAM, "Team", "ops", adam_joins)
+        .await
+        .expect("edit is within admin's mapping");
+
+    // What RBAC says after all that: only the owner holds admin in the workload namespace.
+    eventually("adam's team binding (edit)", WAIT, || async {
+        org.can(ADAM, &[], "create", "", "configmaps", &org.work)
+            .await
+            .then_some(())
+    })
+    .await;
+    for user in [ADAM, MIA] {
+        assert!(
+            !org.can(
+                user,
+                &[],
+                "create",
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                &org.work
+            )
+            .await,
+            "{user} holds admin in the workload namespace"
+        );
+    }
+    assert!(
+        org.can(
+            OLIVE,
+            &[],
+            "create",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            &org.work
+        )
+        .await
+    );
+
+    // A team owner who is an org member hands out no more than a member's mapping either.
+    let dev = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Team", "metadata": { "name": "dev" },
+        "spec": {
+            "members": [{ "user": MIA, "role": "owner" }, { "user": OLIVE, "role": "admin" }],
+            "access": { "namespaces": [org.work], "clusterRoles": { "owner": "edit", "admin": "admin", "moderator": "edit", "member": "view", "viewer": "view" } }
+        }
+    });
+    org.create_as(OLIVE, dev).await.unwrap();
+    let vic_admin = json!({ "spec": { "members": [{ "user": MIA, "role": "owner" }, { "user": OLIVE, "role": "admin" }, { "user": VIC, "role": "admin" }] } });
+    refused(
+        org.patch_as(MIA, "Team", "dev", vic_admin).await,
+        "[rule AdminLimit]",
+    );
+    let vic_member = json!({ "spec": { "members": [{ "user": MIA, "role": "owner" }, { "user": OLIVE, "role": "admin" }, { "user": VIC, "role": "member" }] } });
+    org.patch_as(MIA, "Team", "dev", vic_member)
+        .await
+        .expect("view is within a member's mapping");
+}
+
+/// Finding 7: more than one pending admin invite. Turning a member invite into an admin one was
+/// admitted, and concurrent creates all succeeded; the controller now keeps one usable whatever
+/// the webhook missed.
+#[tokio::test]
+async fn only_one_admin_invite_is_ever_usable() {
+    // Three admin invites stored before roster runs (so no webhook saw them).
+    let (admin, ns, work) = Org::namespaces("attack-admin-invites").await;
+    for (i, email) in ["a1@corp.example", "a2@corp.example", "a3@corp.example"]
+        .iter()
+        .enumerate()
+    {
+        support::create_raw(
+            &admin,
+            &ns,
+            invite(&format!("admin-{i}"), Some(email), "admin", 1),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct creation times
+    }
+    let operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&admin, &ns).await;
+    let org = Org {
+        admin,
+        ns,
+        work,
+        _operator: operator,
+    };
+    org.platform_create(organization(&org.work, json!({ "minOwners": 1 })))
+        .await;
+    org.platform_create(membership("olive", OLIVE, "owner"))
+        .await;
+    org.active("olive").await;
+
+    let invites: Api<Invite> = Api::namespaced(org.admin.clone(), &org.ns);
+    let reasons = eventually(
+        "every admin invite to have a Ready condition",
+        WAIT,
+        || async {
+            let mut out = Vec::new();
+            for i in 0..3 {
+                out.push(ready_reason(
+                    &invites.get(&format!("admin-{i}")).await.ok()?,
+                )?);
+            }
+            Some(out)
+        },
+    )
+    .await;
+    assert_eq!(
+        reasons,
+        [
+            "True/Usable",
+            "False/AnotherAdminInvitePending",
+            "False/AnotherAdminInvitePending"
+        ]
+    );
+    // Redeeming a waiting one does not make an admin.
+    let code = org.code("admin-1").await;
+    org.create_as(
+        "a2@corp.example",
+        redemption(&org.ns, "a2", "a2@corp.example", "admin", "admin-1", &code),
+    )
+    .await
+    .unwrap();
+    let waiting = org.phase("a2", MembershipPhase::Pending).await;
+    assert_eq!(
+        ready_reason(&waiting).as_deref(),
+        Some("False/AnotherAdminInvitePending")
+    );
+    // Once the first is revoked, the next one is the pending admin invite, and its redemption counts.
+    org.patch_as(
+        OLIVE,
+        "Invite",
+        "admin-0",
+        json!({ "spec": { "revoked": true } }),
+    )
+    .await
+    .unwrap();
+    let joined = org.active("a2").await;
+    assert_eq!(joined.status.unwrap().effective_role, Some(OrgRole::Admin));
+
+    // Turning a member invite into an admin invite while one is pending is refused.
+    org.create_as(OLIVE, invite("m", Some("m@corp.example"), "member", 1))
+        .await
+        .unwrap();
+    eventually("admin-2 to be the pending admin invite", WAIT, || async {
+        let i = invites.get("admin-2").await.ok()?;
+        (ready_reason(&i)? == "True/Usable").then_some(())
+    })
+    .await;
+    refused(
+        org.patch_as(OLIVE, "Invite", "m", json!({ "spec": { "role": "admin" } }))
+            .await,
+        "[rule PendingAdminInvite]",
+    );
+}
+
+/// Finding 8: six concurrent creates put six Organizations in one namespace. The oldest is the
+/// organization; every other says so, gets no status of an org, and the webhook refuses more.
+#[tokio::test]
+async fn a_namespace_holds_one_organization() {
+    let (admin, ns, work) = Org::namespaces("attack-orgs").await;
+    for name in ["first", "second", "third"] {
+        let mut o = organization(&work, json!({ "minOwners": 1 }));
+        o["metadata"]["name"] = json!(name);
+        support::create_raw(&admin, &ns, o).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&admin, &ns).await;
+    let org = Org {
+        admin,
+        ns,
+        work,
+        _operator: operator,
+    };
+    org.platform_create(membership("olive", OLIVE, "owner"))
+        .await;
+    org.active("olive").await;
+    let orgs: Api<Organization> = Api::namespaced(org.admin.clone(), &org.ns);
+    for name in ["second", "third"] {
+        let o = eventually(
+            &format!("{name} to say it is a duplicate"),
+            WAIT,
+            || async {
+                let o = orgs.get(name).await.ok()?;
+                (ready_reason(&o)? == "False/DuplicateOrganization").then_some(o)
+            },
+        )
+        .await;
+        assert!(
+            o.status.unwrap().owners.is_empty(),
+            "{name} is no organization"
+        );
+    }
+    let first = eventually("first to be the organization", WAIT, || async {
+        let o = orgs.get("first").await.ok()?;
+        (ready_reason(&o)? == "True/Ready").then_some(o)
+    })
+    .await;
+    assert_eq!(first.status.unwrap().owners, [OLIVE]);
+    // With roster running, another is refused at once, however fresh the first.
+    let mut fourth = organization(&org.work, json!({}));
+    fourth["metadata"]["name"] = json!("fourth");
+    let err = support::create_raw(&org.admin, &org.ns, fourth)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("[rule OrganizationExists]"),
+        "{err}"
+    );
+}
+
+/// Finding 13: a personal invite for `bob@a.example` was redeemed by `BOB@A.EXAMPLE`, and selfJoin
+/// admitted `x@evil.example@a.example` and `@a.example`.
+#[tokio::test]
+async fn identities_match_exactly() {
+    let org = Org::new(
+        "attack-identity",
+        json!({ "minOwners": 1, "selfJoin": { "emailDomains": ["a.example"], "role": "viewer" } }),
+    )
+    .await;
+    org.create_as(ADAM, invite("for-bob", Some("bob@a.example"), "member", 1))
+        .await
+        .unwrap();
+    let code = org.code("for-bob").await;
+    refused(
+        org.create_as(
+            "BOB@A.EXAMPLE",
+            redemption(&org.ns, "bob", "BOB@A.EXAMPLE", "member", "for-bob", &code),
+        )
+        .await,
+        "[rule InvalidInvite]",
+    );
+    org.create_as(
+        "bob@a.example",
+        redemption(&org.ns, "bob", "bob@a.example", "member", "for-bob", &code),
+    )
+    .await
+    .expect("bob himself");
+
+    for user in [
+        "x@evil.example@a.example",
+        "@a.example",
+        "x@a.example.evil.example",
+        "x y@a.example",
+    ] {
+        refused(
+            org.create_as(user, membership("self", user, "viewer"))
+                .await,
+            "[rule SelfJoinNotAllowed]",
+        );
+    }
+    org.create_as(
+        "ann@A.Example",
+        membership("ann", "ann@A.Example", "viewer"),
+    )
+    .await
+    .expect("domains compare case-insensitively");
+    org.active("ann").await;
+}
