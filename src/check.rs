@@ -930,7 +930,12 @@ fn with_right_proof(m: &Membership, invites: &[Invite]) -> Membership {
             .find(|i| i.name_any() == r.name)
             .and_then(|i| i.namespace())
             .unwrap_or_default();
-        r.proof = invite_code::proof(UNVERIFIED_CODE, &namespace, &r.name, user);
+        r.proof = Some(invite_code::proof(
+            UNVERIFIED_CODE,
+            &namespace,
+            &r.name,
+            user,
+        ));
     }
     m
 }

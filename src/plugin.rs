@@ -772,7 +772,12 @@ async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Result<()> {
             // only works for this username (members and viewers read Memberships).
             invite: Some(InviteRef {
                 name: j.invite.clone(),
-                proof: invite_code::proof(&j.code, &s.namespace, &j.invite, &me.username),
+                proof: Some(invite_code::proof(
+                    &j.code,
+                    &s.namespace,
+                    &j.invite,
+                    &me.username,
+                )),
             }),
         },
     );

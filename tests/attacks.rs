@@ -293,7 +293,7 @@ async fn what_a_viewer_reads_in_memberships_lets_nobody_else_join() {
         "no Membership shows the code"
     );
     let beas = seen.items.iter().find(|m| m.name_any() == "bea").unwrap();
-    let proof = beas.spec.invite.as_ref().unwrap().proof.clone();
+    let proof = beas.spec.invite.as_ref().unwrap().proof.clone().unwrap();
     assert!(
         !org.can(VIC, &[], "get", "", "secrets", &org.ns).await,
         "viewers do not read code Secrets"

@@ -435,7 +435,7 @@ fn redeeming(name: &str, role: OrgRole, invite: &str, code: &str) -> MembershipS
     MembershipSpec {
         invite: Some(InviteRef {
             name: invite.into(),
-            proof: roster::rules::invite_code::proof(code, NS, invite, name),
+            proof: Some(roster::rules::invite_code::proof(code, NS, invite, name)),
         }),
         ..user(name, role)
     }

@@ -359,6 +359,11 @@ fn bad_objects() -> Vec<Bad> {
             "spec.group: Too long",
         ),
         cel(
+            "membership invite without a proof",
+            mem(json!({ "user": "ada", "role": "member", "invite": { "name": "i" } })),
+            "spec.invite.proof is required",
+        ),
+        cel(
             "membership invite carrying the code itself",
             mem(
                 json!({ "user": "ada", "role": "member", "invite": { "name": "i", "proof": "ABCD-EFGH-JKLM-NPQR" } }),
@@ -579,7 +584,7 @@ fn good_objects() -> Vec<(&'static str, Value)> {
             "user membership that redeems an invite",
             mem(
                 json!({ "user": "ada@acme.example", "role": "admin", "email": "ada@acme.example",
-                        "invite": { "name": "welcome", "code": "ABCD-EFGH-JKLM-NPQR" } }),
+                        "invite": { "name": "welcome", "proof": "hmac-sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" } }),
             ),
         ),
         (
@@ -800,7 +805,7 @@ fn transitions() -> Vec<Transition> {
         new,
         refused_with,
     };
-    let invite_ref = json!({ "name": "welcome", "code": "ABCD-EFGH-JKLM-NPQR" });
+    let invite_ref = json!({ "name": "welcome", "proof": "hmac-sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" });
     vec![
         t(
             "membership user changed",
@@ -849,7 +854,7 @@ fn transitions() -> Vec<Transition> {
             "Membership",
             json!({ "user": "ada@acme.example", "role": "member", "invite": invite_ref }),
             json!({ "user": "ada@acme.example", "role": "member",
-                    "invite": { "name": "welcome", "code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ" } }),
+                    "invite": { "name": "welcome", "proof": "hmac-sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" } }),
             Some("spec.invite is immutable"),
         ),
         t(

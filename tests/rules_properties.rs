@@ -317,8 +317,8 @@ fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError>
             world
                 .codes
                 .get(&r.name)
-                .map(|code| proven(&r.name, code, user).proof),
-            Some(r.proof.clone()),
+                .and_then(|code| proven(&r.name, code, user).proof),
+            r.proof.clone(),
             "wrong code admitted"
         );
         prop_assert!(!inv.spec.revoked, "revoked invite admitted");
@@ -805,7 +805,9 @@ fn redeeming(name: &str, user: &str, invite: &str, created: i64) -> Membership {
 fn proven(invite: &str, code: &str, user: &str) -> roster::api::InviteRef {
     roster::api::InviteRef {
         name: invite.into(),
-        proof: roster::rules::invite_code::proof(code, "acme", invite, user),
+        proof: Some(roster::rules::invite_code::proof(
+            code, "acme", invite, user,
+        )),
     }
 }
 

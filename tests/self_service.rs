@@ -332,5 +332,5 @@ async fn proof_of(client: &Client, ns: &str, membership: &str) -> String {
         .get(membership)
         .await
         .unwrap();
-    m.spec.invite.unwrap().proof
+    m.spec.invite.unwrap().proof.unwrap()
 }

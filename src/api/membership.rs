@@ -85,6 +85,9 @@ impl MembershipSpec {
 /// An invite being redeemed.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+// Optional in the schema only so that Memberships stored before proofs (with a code, which the API
+// server now prunes) still decode; every new redemption needs one.
+#[x_kube(validation = Rule::new("has(self.proof)").message("spec.invite.proof is required: the proof that `kubectl roster join` computes from the code (never the code itself)"))]
 pub struct InviteRef {
     /// The Invite's name in this namespace.
     #[schemars(length(min = 1, max = 253))]
@@ -93,9 +96,9 @@ pub struct InviteRef {
     /// HMAC-SHA256 of `roster.dev/invite-proof/v1\n<namespace>\n<invite name>\n<username>` keyed
     /// with the code (upper case, without dashes). `kubectl roster join` computes it. Never the code
     /// itself: org members and viewers read Memberships.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^hmac-sha256:[0-9a-f]{64}$')").message("spec.invite.proof must be the proof that `kubectl roster join` computes (hmac-sha256: and 64 hex digits), never the invite code itself: org members and viewers can read Memberships"))]
-    pub proof: String,
+    pub proof: Option<String>,
 }
 
 /// Whether a Membership is in force.

@@ -634,7 +634,13 @@ fn check_redemption(
     };
     let user = spec.user.as_deref().unwrap_or_default();
     let namespace = invite.meta().namespace.as_deref().unwrap_or_default();
-    if !invite_code::proof_matches(code, namespace, &wanted.name, user, &wanted.proof) {
+    if !invite_code::proof_matches(
+        code,
+        namespace,
+        &wanted.name,
+        user,
+        wanted.proof.as_deref().unwrap_or_default(),
+    ) {
         return invalid(
             "spec.invite.proof does not prove the code for your username; check the code you were given and let `kubectl roster join` compute the proof".into(),
         );

@@ -265,14 +265,13 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             )
         })
         .collect();
-    one_pending_admin_invite(&mut invites, now);
 
     // 1. Validity of each Membership on its own and against the others, oldest first.
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(memberships.len());
     let mut claimed: HashMap<Subject, usize> = HashMap::new();
     // Redemptions already recorded in status were valid when made; they are never undone, so they
     // take their uses before new ones.
-    let mut recorded_first: Vec<usize> = Vec::new();
+    let mut redemptions: Vec<usize> = Vec::new();
     for (i, m) in memberships.iter().enumerate() {
         let v = if org.is_none() {
             Verdict::Out(
@@ -304,21 +303,28 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         // use, and one whose use was recorded to keep it, whatever else is wrong with it now.
         let live = m.meta().deletion_timestamp.is_none();
         if m.spec.invite.is_some() && live && (matches!(v, Verdict::Candidate) || is_recorded(m)) {
-            recorded_first.push(i);
+            redemptions.push(i);
         }
         verdicts.push(v);
     }
-    recorded_first.sort_by_key(|&i| !is_recorded(memberships[i]));
+    let (recorded, fresh): (Vec<usize>, Vec<usize>) = redemptions
+        .into_iter()
+        .partition(|&i| is_recorded(memberships[i]));
     let mut redeemed: HashMap<usize, String> = HashMap::new();
-    for i in recorded_first {
-        let m = memberships[i];
-        match redeem(m, &mut invites, objs.invite_codes, policy) {
-            Ok(invite) => {
-                redeemed.insert(i, invite);
+    let mut redeem_each = |indexes: Vec<usize>, invites: &mut BTreeMap<String, InviteUse<'_>>| {
+        for i in indexes {
+            match redeem(memberships[i], invites, objs.invite_codes, policy) {
+                Ok(invite) => {
+                    redeemed.insert(i, invite);
+                }
+                Err((why, msg)) => verdicts[i] = Verdict::Out(why, msg),
             }
-            Err((why, msg)) => verdicts[i] = Verdict::Out(why, msg),
         }
-    }
+    };
+    redeem_each(recorded, &mut invites);
+    // Which admin invite is the pending one is decided once the uses already made are counted.
+    one_pending_admin_invite(&mut invites, now);
+    redeem_each(fresh, &mut invites);
 
     // 2. Owner quorum: hold back demotions and removals of effective owners that would leave fewer
     //    than minOwners while the organization has members.
@@ -866,7 +872,13 @@ fn redeem(
             ));
         };
         let namespace = inv.meta().namespace.as_deref().unwrap_or_default();
-        if !invite_code::proof_matches(code, namespace, &r.name, user, &r.proof) {
+        if !invite_code::proof_matches(
+            code,
+            namespace,
+            &r.name,
+            user,
+            r.proof.as_deref().unwrap_or_default(),
+        ) {
             return Err((
                 NotInForce::InviteCodeMismatch,
                 format!(
