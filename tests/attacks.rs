@@ -716,3 +716,444 @@ async fn identities_match_exactly() {
     .expect("domains compare case-insensitively");
     org.active("ann").await;
 }
+
+// ---- Property: no sequence of admitted operations gives anyone more than their roles ----------
+
+/// The people of the property test: an owner, an admin, a member, a viewer and two outsiders.
+const PEOPLE: [&str; 6] = [OLIVE, ADAM, MIA, VIC, EVE, "bea@corp.example"];
+
+/// Access in the workload namespace, lowest first: what `view`, `edit` and `admin` allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Nothing,
+    View,
+    Edit,
+    Admin,
+}
+
+/// What the org's mapping (see [`organization`]) gives an effective org role there.
+fn mapped(role: Option<OrgRole>) -> Level {
+    match role {
+        None => Level::Nothing,
+        Some(OrgRole::Viewer) => Level::View,
+        Some(OrgRole::Member | OrgRole::Admin) => Level::Edit,
+        Some(OrgRole::Owner) => Level::Admin,
+    }
+}
+
+/// One thing someone tries. People are indexes into [`PEOPLE`].
+#[derive(Clone, Debug)]
+enum Step {
+    Add {
+        actor: usize,
+        target: usize,
+        role: OrgRole,
+    },
+    ChangeRole {
+        actor: usize,
+        target: usize,
+        role: OrgRole,
+    },
+    Remove {
+        actor: usize,
+        target: usize,
+    },
+    Invite {
+        actor: usize,
+        role: OrgRole,
+        for_person: Option<usize>,
+        uses: i32,
+    },
+    /// The newest invite's code reaches `joiner`, who redeems it.
+    Redeem {
+        joiner: usize,
+        role: OrgRole,
+    },
+    Team {
+        actor: usize,
+        team: u8,
+        members: Vec<(usize, &'static str)>,
+        owner_cr: &'static str,
+        member_cr: &'static str,
+    },
+}
+
+fn step_strategy() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let person = || 0..PEOPLE.len();
+    let role = || {
+        prop_oneof![
+            Just(OrgRole::Owner),
+            Just(OrgRole::Admin),
+            Just(OrgRole::Member),
+            Just(OrgRole::Viewer)
+        ]
+    };
+    let invited = || {
+        prop_oneof![
+            Just(OrgRole::Admin),
+            Just(OrgRole::Member),
+            Just(OrgRole::Viewer)
+        ]
+    };
+    let cr = || prop_oneof![Just("admin"), Just("edit"), Just("view")];
+    let team_role = || {
+        prop_oneof![
+            Just("admin"),
+            Just("moderator"),
+            Just("member"),
+            Just("viewer")
+        ]
+    };
+    prop_oneof![
+        3 => (person(), person(), role()).prop_map(|(actor, target, role)| Step::Add { actor, target, role }),
+        3 => (person(), person(), role()).prop_map(|(actor, target, role)| Step::ChangeRole { actor, target, role }),
+        2 => (person(), person()).prop_map(|(actor, target)| Step::Remove { actor, target }),
+        2 => (person(), invited(), prop::option::of(person()), 1..3i32)
+            .prop_map(|(actor, role, for_person, uses)| Step::Invite { actor, role, for_person, uses }),
+        2 => (person(), invited()).prop_map(|(joiner, role)| Step::Redeem { joiner, role }),
+        3 => (person(), 0..2u8, person(), prop::collection::vec((person(), team_role()), 0..3), cr(), cr())
+            .prop_map(|(actor, team, owner, mut rest, owner_cr, member_cr)| {
+                rest.retain(|(p, _)| *p != owner);
+                rest.sort();
+                rest.dedup_by_key(|(p, _)| *p);
+                let mut members = vec![(owner, "owner")];
+                members.extend(rest);
+                Step::Team { actor, team, members, owner_cr, member_cr }
+            }),
+    ]
+}
+
+/// What the model remembers between steps: the highest workload access a team change made by
+/// someone could have handed to each person (the changer's own mapping), and the newest invite.
+#[derive(Default)]
+struct Model {
+    team_ceiling: [Option<Level>; PEOPLE.len()],
+    newest_invite: Option<(String, OrgRole)>,
+    invites: u32,
+}
+
+impl Org {
+    /// Effective org roles by person, from the statuses roster wrote.
+    async fn effective_roles(&self) -> [Option<OrgRole>; PEOPLE.len()] {
+        let mut roles = [None; PEOPLE.len()];
+        let all = Api::<Membership>::namespaced(self.admin.clone(), &self.ns)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        for m in all {
+            let Some(s) = m
+                .status
+                .filter(|s| s.phase == Some(MembershipPhase::Active))
+            else {
+                continue;
+            };
+            if let Some(i) = PEOPLE
+                .iter()
+                .position(|p| m.spec.user.as_deref() == Some(*p))
+            {
+                roles[i] = roles[i].max(s.effective_role);
+            }
+        }
+        roles
+    }
+
+    /// Waits until roster has caught up: every object's status is of its generation, and nothing
+    /// roster writes changes for half a second.
+    async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = None;
+        loop {
+            let snapshot = self.snapshot().await;
+            if snapshot.is_some() && snapshot == last {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "roster did not settle within {WAIT:?}"
+            );
+            last = snapshot;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Resource versions of everything roster reads and writes here, if every status is current.
+    async fn snapshot(&self) -> Option<String> {
+        let mut out = String::new();
+        for kind in ["Organization", "Membership", "Invite", "Team"] {
+            for o in self
+                .api(&self.admin, kind)
+                .await
+                .list(&Default::default())
+                .await
+                .ok()?
+            {
+                let generation = o.metadata.generation;
+                let observed = o.data["status"]["observedGeneration"].as_i64();
+                if o.metadata.deletion_timestamp.is_none() && observed != generation {
+                    return None;
+                }
+                out += &format!(
+                    "{kind}/{}@{};",
+                    o.name_any(),
+                    o.resource_version().unwrap_or_default()
+                );
+            }
+        }
+        for ns in [&self.ns, &self.work] {
+            for b in Api::<RoleBinding>::namespaced(self.admin.clone(), ns)
+                .list(&Default::default())
+                .await
+                .ok()?
+            {
+                out += &format!(
+                    "rb/{ns}/{}@{};",
+                    b.name_any(),
+                    b.resource_version().unwrap_or_default()
+                );
+            }
+        }
+        Some(out)
+    }
+
+    /// What `user` may do in the workload namespace, as RBAC answers.
+    async fn workload_level(&self, user: &str) -> Level {
+        let work = self.work.clone();
+        if self
+            .can(
+                user,
+                &[],
+                "create",
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                &work,
+            )
+            .await
+        {
+            Level::Admin
+        } else if self.can(user, &[], "create", "", "configmaps", &work).await {
+            Level::Edit
+        } else if self.can(user, &[], "list", "", "configmaps", &work).await {
+            Level::View
+        } else {
+            Level::Nothing
+        }
+    }
+
+    /// Runs one step as its actor; whether roster (or RBAC) admitted it.
+    async fn attempt(&self, step: &Step, model: &mut Model) -> bool {
+        let name = |p: usize| format!("m{p}");
+        match step {
+            Step::Add {
+                actor,
+                target,
+                role,
+            } => self
+                .create_as(
+                    PEOPLE[*actor],
+                    membership(&name(*target), PEOPLE[*target], role.as_str()),
+                )
+                .await
+                .is_ok(),
+            Step::ChangeRole {
+                actor,
+                target,
+                role,
+            } => self
+                .patch_as(
+                    PEOPLE[*actor],
+                    "Membership",
+                    &name(*target),
+                    json!({ "spec": { "role": role.as_str() } }),
+                )
+                .await
+                .is_ok(),
+            Step::Remove { actor, target } => {
+                let client = support::client_as(PEOPLE[*actor], &[]).await;
+                self.api(&client, "Membership")
+                    .await
+                    .delete(&name(*target), &Default::default())
+                    .await
+                    .is_ok()
+            }
+            Step::Invite {
+                actor,
+                role,
+                for_person,
+                uses,
+            } => {
+                model.invites += 1;
+                let invite_name = format!("inv{}", model.invites);
+                let email = for_person.map(|p| PEOPLE[p]);
+                let ok = self
+                    .create_as(
+                        PEOPLE[*actor],
+                        invite(&invite_name, email, role.as_str(), *uses),
+                    )
+                    .await
+                    .is_ok();
+                if ok {
+                    model.newest_invite = Some((invite_name, *role));
+                }
+                ok
+            }
+            Step::Redeem { joiner, role } => {
+                let Some((invite_name, _)) = model.newest_invite.clone() else {
+                    return false;
+                };
+                let code = self.code(&invite_name).await;
+                let user = PEOPLE[*joiner];
+                self.create_as(
+                    user,
+                    redemption(
+                        &self.ns,
+                        &format!("j{joiner}-{invite_name}"),
+                        user,
+                        role.as_str(),
+                        &invite_name,
+                        &code,
+                    ),
+                )
+                .await
+                .is_ok()
+            }
+            Step::Team {
+                actor,
+                team,
+                members,
+                owner_cr,
+                member_cr,
+            } => {
+                let members: Vec<Value> = members
+                    .iter()
+                    .map(|(p, r)| json!({ "user": PEOPLE[*p], "role": r }))
+                    .collect();
+                let body = json!({
+                    "apiVersion": "roster.dev/v1alpha1", "kind": "Team", "metadata": { "name": format!("team{team}") },
+                    "spec": { "members": members, "access": { "namespaces": [self.work],
+                        "clusterRoles": { "owner": owner_cr, "admin": member_cr, "moderator": member_cr, "member": member_cr, "viewer": "view" } } }
+                });
+                let client = support::client_as(PEOPLE[*actor], &[]).await;
+                self.api(&client, "Team")
+                    .await
+                    .patch(
+                        &format!("team{team}"),
+                        &PatchParams::apply("attacker").force(),
+                        &Patch::Apply(&body),
+                    )
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+
+    /// After a step: nobody can do more than their effective role maps to (or a team change by
+    /// someone whose role maps that high handed them), outsiders and members read no code, and
+    /// the invariants hold in status.
+    async fn check(&self, model: &Model, history: &[String]) {
+        let roles = self.effective_roles().await;
+        assert!(
+            roles[0..4].iter().flatten().any(|r| *r == OrgRole::Owner)
+                || roles.iter().all(Option::is_none),
+            "an org with members has an owner: {roles:?}\n{history:#?}"
+        );
+        for (i, user) in PEOPLE.iter().enumerate() {
+            let role = roles[i];
+            let team = role.and(model.team_ceiling[i]).unwrap_or(Level::Nothing);
+            let allowed = mapped(role).max(team);
+            let has = self.workload_level(user).await;
+            assert!(
+                has <= allowed,
+                "{user} (effective {role:?}) has {has:?} in the workload namespace, more than {allowed:?}\n{history:#?}"
+            );
+            let staff = role >= Some(OrgRole::Admin);
+            assert_eq!(
+                self.can(user, &[], "get", "", "secrets", &self.ns).await,
+                staff,
+                "{user} ({role:?}) and invite code Secrets\n{history:#?}"
+            );
+            assert_eq!(
+                self.can(user, &[], "create", "roster.dev", "invites", &self.ns)
+                    .await,
+                staff,
+                "{user} ({role:?}) creating invites\n{history:#?}"
+            );
+            assert_eq!(
+                self.can(user, &[], "list", "roster.dev", "memberships", &self.ns)
+                    .await,
+                role.is_some(),
+                "{user} ({role:?}) listing Memberships\n{history:#?}"
+            );
+        }
+        let memberships = serde_json::to_string(
+            &Api::<Membership>::namespaced(self.admin.clone(), &self.ns)
+                .list(&Default::default())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let invites = Api::<Invite>::namespaced(self.admin.clone(), &self.ns)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        for inv in &invites {
+            let status = inv.status.clone().unwrap_or_default();
+            assert!(
+                status.uses <= inv.spec.max_uses,
+                "invite {} over-used\n{history:#?}",
+                inv.name_any()
+            );
+            if let Some(secret) = status.code_secret_name {
+                let code = support::invite_code(&self.admin, &self.ns, &inv.name_any()).await;
+                assert!(
+                    !memberships.contains(&code),
+                    "code of {} readable in Memberships ({secret})",
+                    inv.name_any()
+                );
+            }
+        }
+    }
+}
+
+/// Random sequences of operations by random actors (owner, admin, member, viewer, outsiders)
+/// with only roster's RBAC: after every step, what each person can do through roster's bindings
+/// never exceeds what the org's mapping gives their effective role (or what a team change by
+/// someone mapped that high handed them), only admins and owners read codes, and the invariants
+/// hold. `ROSTER_ATTACK_SEQUENCES` sequences (default 2) of 12 steps each.
+#[tokio::test]
+async fn no_sequence_of_admitted_operations_gives_anyone_more_than_their_roles() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let sequences: u32 = std::env::var("ROSTER_ATTACK_SEQUENCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let mut runner = proptest::test_runner::TestRunner::default();
+    let steps = proptest::collection::vec(step_strategy(), 12);
+    for n in 0..sequences {
+        let sequence = steps.new_tree(&mut runner).unwrap().current();
+        let org = Org::new(
+            &format!("attack-prop-{n}"),
+            json!({ "minOwners": 1, "maxMembers": 5 }),
+        )
+        .await;
+        let mut model = Model::default();
+        let mut history = Vec::new();
+        for step in &sequence {
+            let roles = org.effective_roles().await;
+            let admitted = org.attempt(step, &mut model).await;
+            history.push(format!(
+                "{step:?} -> {}",
+                if admitted { "admitted" } else { "refused" }
+            ));
+            if let (true, Step::Team { actor, members, .. }) = (admitted, step) {
+                // The changer's own mapping bounds what this change may have handed anyone.
+                let ceiling = mapped(roles[*actor]);
+                for (p, _) in members {
+                    model.team_ceiling[*p] = model.team_ceiling[*p].max(Some(ceiling));
+                }
+            }
+            org.settled().await;
+            org.check(&model, &history).await;
+        }
+    }
+}

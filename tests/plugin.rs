@@ -202,6 +202,27 @@ async fn invite_join_transfer_leave_and_status() {
         effective(&client, &ns, "carol-example-com").await,
         Some(OrgRole::Member)
     );
+    // The code stayed on carol's machine: her Membership carries the proof for her username,
+    // which `invite proof` prints offline, the same.
+    let carols = Api::<Membership>::namespaced(client.clone(), &ns)
+        .get("carol-example-com")
+        .await
+        .unwrap();
+    let stored = serde_json::to_string(&carols).unwrap();
+    assert!(
+        !stored.contains(&code) && !stored.contains(&code.replace('-', "")),
+        "{stored}"
+    );
+    let printed = ok(
+        ALICE,
+        &[
+            "-n", &ns, "invite", "proof", "welcome", "--code", &code, "--user", CAROL,
+        ],
+    );
+    assert_eq!(
+        Some(printed.trim().to_string()),
+        carols.spec.invite.and_then(|i| i.proof)
+    );
 
     // Members lists everyone, leaders first.
     let table = ok(CAROL, &["-n", &ns, "members"]);
@@ -386,7 +407,10 @@ async fn the_webhook_decides_what_the_plugin_asks() {
             "AAAA-AAAA-AAAA-AAAA",
         ],
     );
-    assert!(err.contains("spec.invite.code is wrong"), "{err}");
+    assert!(
+        err.contains("spec.invite.proof does not prove the code"),
+        "{err}"
+    );
     let err = fails(
         "frank@example.com",
         &["join", &ns, "--invite", &invite, "--code", &code],

@@ -433,7 +433,7 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         // Joining.
         denied("joining without a code", User(BEA), Op::Create(membership("bea", BEA, "member")), "SelfJoinNotAllowed"),
         denied("joining with a wrong code", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &wrong_code)), "InvalidInvite")
-            .saying("spec.invite.code is wrong"),
+            .saying("spec.invite.proof does not prove the code"),
         denied("joining with an expired code", User(LATE), Op::Create(redemption(&codes.ns, "late", LATE, "member", "short", &codes.late)), "InvalidInvite")
             .saying("expired"),
         denied("joining with someone else's e-mail invite", User(CARL), Op::Create(redemption(&codes.ns, "carl", CARL, "member", "for-bea", &codes.bea)), "InvalidInvite")
