@@ -26,9 +26,11 @@ pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
 
 /// The name of the Secret holding an invite's code.
 pub fn code_secret_name(invite: &Invite) -> String {
-    let mut name = format!("{}-invite-code", invite.name_any());
-    name.truncate(253);
-    name
+    crate::names::bounded_name(
+        "",
+        &format!("{}-invite-code", invite.name_any()),
+        crate::names::NAME_MAX,
+    )
 }
 
 /// The code in an invite code Secret, only if that Secret belongs to this very Invite (not to an

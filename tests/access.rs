@@ -340,3 +340,88 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     .await;
     assert!(can("bob@example.com", "get", "pods", &work));
 }
+
+/// RoleBindings of `ns` carrying `label=value`, by name.
+async fn bindings_labelled(client: &Client, ns: &str, label: &str, value: &str) -> Vec<String> {
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{label}={value}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|b| b.metadata.name.clone().unwrap())
+        .collect()
+}
+
+/// Membership and Team names may be 253 characters long (label values only 63): they get their
+/// bindings, and two long names sharing a 240-character prefix get a binding each.
+#[tokio::test]
+async fn names_at_the_api_limits_get_their_role_bindings() {
+    use roster::access::{MEMBERSHIP_LABEL, TEAM_LABEL};
+    use roster::names::label_value;
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    support::install_cluster_roles(&client).await;
+    let ns = support::namespace(&client, "access-long-names").await;
+    let work = support::namespace(&client, "access-long-work").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    let prefix = "p".repeat(240);
+    let (longest, one, two) = (
+        format!("m{}", "x".repeat(252)),
+        format!("{prefix}-one"),
+        format!("{prefix}-two"),
+    );
+    let team = format!("t{}", "y".repeat(252));
+    support::apply(&client, &ns, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            (&longest, "longest@example.com", "member"),
+            (&one, "one@example.com", "viewer"),
+            (&two, "two@example.com", "viewer"),
+        ],
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: {team}\nspec:\n  members:\n  - user: owner@example.com\n    role: owner\n  - user: two@example.com\n    role: member\n  access:\n    namespaces: [{work}]\n"
+        ),
+    )
+    .await;
+    wait_active(&client, &ns, &longest).await;
+
+    eventually_can(
+        "longest@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        true,
+    )
+    .await;
+    assert!(can(
+        "longest@example.com",
+        "list",
+        "memberships.roster.dev",
+        &ns
+    ));
+    // Through the team only: two's org role (viewer) gives view.
+    eventually_can("two@example.com", "create", "deployments.apps", &work, true).await;
+    eventually_can("one@example.com", "get", "pods", &work, true).await;
+    assert!(!can("one@example.com", "create", "deployments.apps", &work));
+
+    for namespace in [&ns, &work] {
+        let (a, b) = (
+            bindings_labelled(&client, namespace, MEMBERSHIP_LABEL, &label_value(&one)).await,
+            bindings_labelled(&client, namespace, MEMBERSHIP_LABEL, &label_value(&two)).await,
+        );
+        assert_eq!((a.len(), b.len()), (1, 1), "{namespace}: {a:?} {b:?}");
+        assert_ne!(a, b, "two long names, two bindings");
+    }
+    let team_bindings = bindings_labelled(&client, &work, TEAM_LABEL, &label_value(&team)).await;
+    assert_eq!(team_bindings.len(), 2, "{team_bindings:?}");
+}
