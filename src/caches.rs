@@ -2,8 +2,8 @@
 //! namespace kept current from the watch events (so webhook decisions never scan), and a stream of
 //! "this org namespace changed" triggers for the controller.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -110,6 +110,10 @@ pub struct Caches {
     pub removals: Arc<RemovalLog>,
     indexes: Arc<RwLock<HashMap<String, Arc<OrgIndex>>>>,
     triggers: broadcast::Sender<ObjectRef<Namespace>>,
+    scope: Scope,
+    /// `spec.access.namespaces` of each Organization (by `namespace/name`) as last seen, so that a
+    /// change can wake the organizations whose claims depended on what it listed before.
+    access_seen: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl Caches {
@@ -143,6 +147,8 @@ impl Caches {
             removals: Arc::default(),
             indexes: Arc::default(),
             triggers,
+            scope: scope.clone(),
+            access_seen: Arc::default(),
         };
         caches.drive(org_events, scope, Caches::on_organization);
         caches.drive(membership_events, scope, Caches::on_membership);
@@ -185,6 +191,8 @@ impl Caches {
             removals: Arc::default(),
             indexes: Arc::default(),
             triggers: broadcast::channel(1).0,
+            scope: Scope::default(),
+            access_seen: Arc::default(),
         };
         caches.rebuild();
         caches
@@ -333,9 +341,56 @@ impl Caches {
                 });
                 let org = orgs.first().map(|x| (**x).clone());
                 self.edit(&ns, |index| index.organization = org);
+                let deleted = matches!(event, Event::Delete(_));
+                let before = self.remember_access(o, deleted);
+                // Status writes leave claims as they were; the first list reconciles every org.
+                let changed = deleted
+                    || o.meta().deletion_timestamp.is_some()
+                    || before.as_ref() != Some(&o.spec.access.namespaces);
+                if changed && !matches!(event, Event::InitApply(_)) {
+                    let before = before.unwrap_or_default();
+                    self.wake_claimants(&ns, before.iter().chain(&o.spec.access.namespaces));
+                }
             }
             Event::InitDone => self.rebuild(),
             Event::Init => {}
+        }
+    }
+
+    /// Records what `org` lists in `spec.access.namespaces` now (nothing once deleted) and returns
+    /// what it listed before (`None` when it is new).
+    fn remember_access(&self, org: &Organization, deleted: bool) -> Option<Vec<String>> {
+        let key = format!("{}/{}", org.namespace().unwrap_or_default(), org.name_any());
+        let mut seen = self.access_seen.lock().expect("access lock");
+        if deleted {
+            seen.remove(&key)
+        } else {
+            seen.insert(key, org.spec.access.namespaces.clone())
+        }
+    }
+
+    /// Claims on a workload namespace depend on every Organization (the oldest wins, and an org
+    /// namespace is nobody's workload namespace): a change to the Organization in `org_namespace`
+    /// reconciles every organization that lists that namespace or any of `listed`.
+    fn wake_claimants<'a>(&self, org_namespace: &'a str, listed: impl Iterator<Item = &'a String>) {
+        let affected: BTreeSet<&str> = listed.map(String::as_str).chain([org_namespace]).collect();
+        self.wake_listing(&affected, org_namespace);
+    }
+
+    /// Reconciles every organization in scope (but `except`) that lists one of `namespaces` in
+    /// `spec.access.namespaces`.
+    fn wake_listing(&self, namespaces: &BTreeSet<&str>, except: &str) {
+        let listing: BTreeSet<String> = self
+            .stores
+            .organizations
+            .state()
+            .iter()
+            .filter(|o| (o.spec.access.namespaces.iter()).any(|n| namespaces.contains(n.as_str())))
+            .filter_map(|o| o.namespace())
+            .filter(|ns| ns != except && self.scope.contains(ns))
+            .collect();
+        for ns in listing {
+            let _ = self.triggers.send(ObjectRef::new(&ns));
         }
     }
 

@@ -425,3 +425,99 @@ async fn names_at_the_api_limits_get_their_role_bindings() {
     let team_bindings = bindings_labelled(&client, &work, TEAM_LABEL, &label_value(&team)).await;
     assert_eq!(team_bindings.len(), 2, "{team_bindings:?}");
 }
+
+fn org_condition(org: &Organization, type_: &str) -> Option<(String, String)> {
+    let c = org
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Claims on a workload namespace depend on every Organization: when the older org lets `work` go,
+/// the younger one that listed it gets it, and when `work` becomes an org namespace, whoever held
+/// it loses it, each within seconds and without touching the org that gains or loses.
+#[tokio::test]
+async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_changes() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    support::install_cluster_roles(&client).await;
+    let a = support::namespace(&client, "access-claims-a").await;
+    let b = support::namespace(&client, "access-claims-b").await;
+    let work = support::namespace(&client, "access-claims-work").await;
+    let _operator = support::Operator::start(&[&a, &b, &work], &[]);
+    let seconds = Duration::from_secs(10);
+    let can_edit = |user: &'static str, expected: bool| {
+        let work = work.clone();
+        async move {
+            eventually(
+                &format!("{user} edit in work == {expected}"),
+                seconds,
+                || async {
+                    (can(user, "create", "deployments.apps", &work) == expected).then_some(())
+                },
+            )
+            .await
+        }
+    };
+
+    support::apply(&client, &a, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &a,
+        &[
+            ("owner", "owner-a@example.com", "owner"),
+            ("dev", "dev-a@example.com", "member"),
+        ],
+    )
+    .await;
+    eventually_can(
+        "dev-a@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        true,
+    )
+    .await;
+    // Created later, B is refused `work`: A has it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    support::apply(&client, &b, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &b,
+        &[
+            ("owner", "owner-b@example.com", "owner"),
+            ("dev", "dev-b@example.com", "member"),
+        ],
+    )
+    .await;
+    wait_active(&client, &b, "dev").await;
+    let orgs_b: Api<Organization> = Api::namespaced(client.clone(), &b);
+    eventually("B refused work", WAIT, || async {
+        let c = org_condition(&orgs_b.get("org").await.ok()?, "AccessSynced")?;
+        (c == ("False".into(), "NamespaceRefused".into())).then_some(())
+    })
+    .await;
+    assert!(!can(
+        "dev-b@example.com",
+        "create",
+        "deployments.apps",
+        &work
+    ));
+
+    // A lets `work` go: B gets it, though nothing of B changed.
+    support::apply(&client, &a, &org(&[], "")).await;
+    can_edit("dev-a@example.com", false).await;
+    can_edit("dev-b@example.com", true).await;
+
+    // `work` becomes an organization's own namespace: B, which held it, loses it.
+    support::apply(&client, &work, &org(&[], "")).await;
+    can_edit("dev-b@example.com", false).await;
+    let gone = Api::<RoleBinding>::namespaced(client.clone(), &work)
+        .list(&ListParams::default().labels(&format!("{}={b}", roster::access::ORGANIZATION_LABEL)))
+        .await
+        .unwrap();
+    assert!(gone.items.is_empty(), "{:?}", gone.items);
+}
