@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
@@ -75,6 +76,8 @@ pub struct Stores {
     pub invites: Store<Invite>,
     pub teams: Store<Team>,
     pub secrets: Store<Secret>,
+    /// Namespaces' metadata, for the data-region label of org and workload namespaces.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope).
     pub role_bindings: Store<RoleBinding>,
 }
@@ -98,6 +101,7 @@ impl Stores {
         let _ = self.invites.wait_until_ready().await;
         let _ = self.teams.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
         let _ = self.role_bindings.wait_until_ready().await;
     }
 }
@@ -131,6 +135,11 @@ impl Caches {
             scope.api::<Secret>(client),
             config.clone().labels(INVITE_CODE_LABEL),
         );
+        let (namespaces, namespace_events) = reflect_stripped(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            config.clone(),
+            |n| n.annotations_mut().clear(),
+        );
         let (role_bindings, binding_events) = reflect(
             Api::<RoleBinding>::all(client.clone()),
             config.labels(crate::access::ORGANIZATION_LABEL),
@@ -142,6 +151,7 @@ impl Caches {
                 invites,
                 teams,
                 secrets,
+                namespaces,
                 role_bindings,
             },
             removals: Arc::default(),
@@ -155,6 +165,8 @@ impl Caches {
         caches.drive(invite_events, scope, Caches::on_invite);
         caches.drive(team_events, scope, |_, _| {});
         caches.drive(secret_events, scope, |_, _| {});
+        // A workload namespace's label changed or removed by someone is repaired by its org.
+        caches.drive_with(namespace_events, scope, Caches::on_namespace, |_| None);
         // A binding changed or deleted by someone else is repaired by its organization's reconcile.
         caches.drive_mapped(binding_events, scope, |b: &RoleBinding| {
             b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()
@@ -186,6 +198,7 @@ impl Caches {
                 invites: filled(invites),
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),
+                namespaces: filled(Vec::new()),
                 role_bindings: filled(Vec::<RoleBinding>::new()),
             },
             removals: Arc::default(),
@@ -394,6 +407,13 @@ impl Caches {
         }
     }
 
+    fn on_namespace(&self, event: &Event<PartialObjectMeta<Namespace>>) {
+        if let Event::Apply(n) | Event::Delete(n) = event {
+            let name = n.name_any();
+            self.wake_listing(&BTreeSet::from([name.as_str()]), "");
+        }
+    }
+
     fn on_membership(&self, event: &Event<Membership>) {
         if let Event::Apply(m) | Event::InitApply(m) | Event::Delete(m) = event
             && (m.meta().deletion_timestamp.is_some() || matches!(event, Event::Delete(_)))
@@ -500,11 +520,35 @@ where
         + Sync
         + 'static,
 {
+    reflect_stripped(api, config, |_| {})
+}
+
+/// Like [`reflect`], with `strip` removing from each object what roster never reads.
+fn reflect_stripped<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (reader, writer) = reflector::store();
     let events = watch(api, config)
         .default_backoff()
         // Caches hold thousands of objects; managedFields would be most of their size.
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            strip(o);
+        })
         .reflect(writer);
     (reader, events)
 }

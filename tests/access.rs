@@ -521,3 +521,51 @@ async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_change
         .unwrap();
     assert!(gone.items.is_empty(), "{:?}", gone.items);
 }
+
+fn data_region(ns: &str) -> String {
+    support::kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "-o",
+        "jsonpath={.metadata.labels.roster\\.dev/data-region}",
+    ])
+    .1
+}
+
+async fn eventually_region(ns: &str, region: &str) {
+    eventually(
+        &format!("{ns} labelled {region}"),
+        Duration::from_secs(10),
+        || async { (data_region(ns) == region).then_some(()) },
+    )
+    .await
+}
+
+/// The data-region label follows the Organization's `spec.dataRegion` back and forth, and comes
+/// back within seconds when someone removes it, on the org namespace and its workload namespace.
+#[tokio::test]
+async fn the_data_region_label_follows_the_organization_and_comes_back() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "access-region").await;
+    let work = support::namespace(&client, "access-region-work").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    for region in ["Global", "EU", "Global"] {
+        support::apply(
+            &client,
+            &ns,
+            &org(&[&work], &format!("  dataRegion: {region}\n")),
+        )
+        .await;
+        eventually_region(&ns, region).await;
+        eventually_region(&work, region).await;
+    }
+    for namespace in [&work, &ns] {
+        let (ok, _, err) =
+            support::kubectl(&["label", "namespace", namespace, "roster.dev/data-region-"]);
+        assert!(ok, "{err}");
+        eventually_region(namespace, "Global").await;
+    }
+}
