@@ -768,3 +768,74 @@ impl RefuseSecrets {
             .unwrap();
     }
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Anyone who may create Secrets can label them `roster.dev/invite-code`: roster keeps their
+/// metadata only and never reads one no live Invite owns, so 20 such Secrets of 1 MB each leave
+/// its memory flat, and codes are still read (and redeemed) for the Invites' own Secrets.
+#[tokio::test]
+async fn labelled_secrets_no_invite_owns_are_never_read() {
+    let (client, ns, operator) = setup("foreign-code-secrets").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    wait_phase(&client, &ns, "owner", MembershipPhase::Active).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(operator.child.id());
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let payload = "x".repeat(1_000_000);
+    for i in 0..20 {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("bait-{i}-invite-code"),
+                "labels": { roster::controller::INVITE_CODE_LABEL: "true" },
+                "annotations": { "padding": "y".repeat(200_000) }
+            },
+            "stringData": { "code": payload }
+        }))
+        .unwrap();
+        secrets.create(&Default::default(), &secret).await.unwrap();
+    }
+    // Invites named like the bait: their own Secrets are the ones read.
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: bait-0\nspec:\n  role: member\n",
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: real\nspec:\n  role: member\n",
+    )
+    .await;
+    let code = invite_code(&client, &ns, "real").await;
+    support::apply(
+        &client,
+        &ns,
+        &redemption_yaml("joiner", "joiner@example.com", "real", &code),
+    )
+    .await;
+    wait_phase(&client, &ns, "joiner", MembershipPhase::Active).await;
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bait = invites.get("bait-0").await.unwrap().status.unwrap();
+    assert_eq!(
+        bait.code_secret_name, None,
+        "a Secret the Invite does not own is no code"
+    );
+
+    assert_eq!(operator.metric_sum("roster_invite_code_reads_total"), 0.0);
+    let grown = rss_kib(operator.child.id()).saturating_sub(before);
+    assert!(grown < 10 * 1024, "RSS grew by {grown} KiB");
+}

@@ -20,7 +20,7 @@ use crate::api::{
     Invite, InvitePhase, InviteStatus, Membership, MembershipPhase, MembershipStatus, OrgRole,
     Organization, OrganizationStatus, Team,
 };
-use crate::caches::{code_secret_name, invite_code};
+use crate::caches::code_secret_name;
 use crate::rules::conditions::{self, Want};
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
@@ -352,19 +352,16 @@ async fn invite_code_or_create(
     invite: &Invite,
 ) -> Result<Option<String>, kube::Error> {
     let namespace = invite.namespace().unwrap_or_default();
-    let cached = ctx
+    let exists = ctx
         .stores
         .secrets
-        .get(&ObjectRef::new(&code_secret_name(invite)).within(&namespace));
-    Ok(
-        match cached.as_deref().and_then(|s| invite_code(s, invite)) {
-            Some(code) => Some(code),
-            None if cached.is_none() => {
-                invite_code(&apply::create_code_secret(ctx, invite).await?, invite)
-            }
-            None => None,
-        },
-    )
+        .get(&ObjectRef::new(&code_secret_name(invite)).within(&namespace))
+        .is_some();
+    if exists {
+        return ctx.stores.invite_code(&ctx.client, invite).await;
+    }
+    let secret = apply::create_code_secret(ctx, invite).await?;
+    Ok(ctx.stores.remember_code(&secret, invite))
 }
 
 /// The access step, with an Event on the Organization when bindings could not be written.
