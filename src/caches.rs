@@ -9,8 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
-use kube::api::ObjectMeta;
+use kube::api::{Api, ObjectMeta};
 use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -182,6 +181,17 @@ impl Stores {
             .expect("codes lock")
             .insert(key, KnownCode::of(&secret.metadata, code.clone()));
         Some(code)
+    }
+
+    /// Forgets the codes of Invites deleted while the watch was down (a relist has no Delete).
+    fn forget_codes_of_gone_invites(&self) {
+        let live: std::collections::HashSet<(String, String)> = (self.invites.state().iter())
+            .filter_map(|i| Some((i.namespace()?, code_secret_name(i))))
+            .collect();
+        self.codes
+            .lock()
+            .expect("codes lock")
+            .retain(|key, _| live.contains(key));
     }
 
     /// Forgets the code of an Invite that is gone, so that remembered codes stay bounded by the
@@ -570,7 +580,10 @@ impl Caches {
                     index.remove_invite(&i.name_any())
                 })
             }
-            Event::InitDone => self.rebuild(),
+            Event::InitDone => {
+                self.stores.forget_codes_of_gone_invites();
+                self.rebuild()
+            }
             Event::Init => {}
         }
     }
@@ -785,5 +798,16 @@ mod tests {
         );
         assert!(fresh.stores.invite_code(&client, &known).await.is_err());
         assert_eq!(fresh.stores.code_reads.get(), 1);
+
+        // Remembered codes are bounded by the live Invites, a relist included.
+        let gone = Caches::from_objects(vec![], vec![], vec![], vec![]);
+        gone.stores.codes.lock().unwrap().insert(
+            ("acme".into(), "known-invite-code".into()),
+            KnownCode::of(&code_secret("known", "uid-known").metadata, "OLD".into()),
+        );
+        gone.stores.forget_codes_of_gone_invites();
+        assert!(gone.stores.codes.lock().unwrap().is_empty());
+        fresh.stores.forget_code(&known);
+        assert!(fresh.stores.codes.lock().unwrap().is_empty());
     }
 }
