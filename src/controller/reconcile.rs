@@ -30,8 +30,22 @@ pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Writes that failed, one per object; everything else in the org was written.
-    #[error("{} write(s) failed: {}", .0.len(), .0.join("; "))]
+    #[error("{} write(s) failed: {}", .0.len(), first_few(.0))]
     Failed(Vec<String>),
+}
+
+/// The first failures, enough for a log line (an org of 10,000 members may fail 10,000 times).
+fn first_few(failed: &[String]) -> String {
+    let mut s = failed
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed.len() > 3 {
+        s.push_str("; ...");
+    }
+    s
 }
 
 /// Writes one reconcile has in flight at a time. One write after the other, an org of 10,000
