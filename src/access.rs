@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::{
     Membership, MembershipPhase, MembershipStatus, OrgRole, Organization, Subject, Team, TeamRole,
 };
+use crate::names::{NAME_MAX, bounded_name, label_value};
 
 pub const ORGANIZATION_LABEL: &str = "roster.dev/organization";
 pub const MEMBERSHIP_LABEL: &str = "roster.dev/membership";
@@ -136,10 +137,7 @@ fn subject_key(s: &Subject) -> String {
         Subject::User(u) => format!("u:{u}"),
         Subject::Group(g) => format!("g:{g}"),
     };
-    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
-    format!("{hash:016x}")
+    crate::names::hash_hex(&text)
 }
 
 fn binding(
@@ -150,8 +148,6 @@ fn binding(
     cluster_role: &str,
     subject: &Subject,
 ) -> RoleBinding {
-    let mut name = name;
-    name.truncate(253);
     RoleBinding {
         metadata: ObjectMeta {
             name: Some(name),
@@ -272,9 +268,9 @@ pub fn bindings(
             o
         });
         out.push(binding(
-            format!("roster-member-{name}"),
+            bounded_name("roster-member-", &name, NAME_MAX),
             &org_ns,
-            labels((MEMBERSHIP_LABEL, name.clone())),
+            labels((MEMBERSHIP_LABEL, label_value(&name))),
             owner,
             &org_namespace_role(role),
             &subject,
@@ -287,9 +283,9 @@ pub fn bindings(
             out.push(binding(
                 // `member-` and `team-` keep a Membership's name from ever spelling a team
                 // binding's (one org's bindings share a workload namespace).
-                format!("roster-{org_ns}-member-{name}"),
+                bounded_name(&format!("roster-{org_ns}-member-"), &name, NAME_MAX),
                 ns,
-                labels((MEMBERSHIP_LABEL, name.clone())),
+                labels((MEMBERSHIP_LABEL, label_value(&name))),
                 None,
                 cluster_role,
                 &subject,
@@ -323,13 +319,13 @@ pub fn bindings(
                 .filter(|n| claims.granted.contains(n))
             {
                 out.push(binding(
-                    format!(
-                        "roster-{org_ns}-team-{}-{}",
-                        team.name_any(),
-                        subject_key(&subject)
+                    bounded_name(
+                        &format!("roster-{org_ns}-team-"),
+                        &format!("{}-{}", team.name_any(), subject_key(&subject)),
+                        NAME_MAX,
                     ),
                     ns,
-                    labels((TEAM_LABEL, team.name_any())),
+                    labels((TEAM_LABEL, label_value(&team.name_any()))),
                     None,
                     cluster_role,
                     &subject,

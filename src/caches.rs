@@ -2,18 +2,20 @@
 //! namespace kept current from the watch events (so webhook decisions never scan), and a stream of
 //! "this org namespace changed" triggers for the controller.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, ObjectMeta};
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Client, Resource, ResourceExt};
+use prometheus_client::metrics::counter::Counter;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
@@ -26,21 +28,46 @@ pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
 
 /// The name of the Secret holding an invite's code.
 pub fn code_secret_name(invite: &Invite) -> String {
-    let mut name = format!("{}-invite-code", invite.name_any());
-    name.truncate(253);
-    name
+    crate::names::bounded_name(
+        "",
+        &format!("{}-invite-code", invite.name_any()),
+        crate::names::NAME_MAX,
+    )
 }
 
-/// The code in an invite code Secret, only if that Secret belongs to this very Invite (not to an
-/// earlier Invite of the same name).
+/// Whether an object is owned by this very Invite (not by an earlier Invite of the same name).
+pub fn owned_by(meta: &ObjectMeta, invite: &Invite) -> bool {
+    invite
+        .uid()
+        .is_some_and(|uid| meta.owner_references.iter().flatten().any(|r| r.uid == uid))
+}
+
+/// The code in an invite code Secret, only if that Secret belongs to this very Invite.
 pub fn invite_code(secret: &Secret, invite: &Invite) -> Option<String> {
-    let uid = invite.uid()?;
-    secret
-        .owner_references()
-        .iter()
-        .any(|r| r.uid == uid)
-        .then_some(())?;
+    owned_by(&secret.metadata, invite).then_some(())?;
     String::from_utf8(secret.data.as_ref()?.get("code")?.0.clone()).ok()
+}
+
+/// A code read from its Secret, valid while the Secret keeps this uid and resourceVersion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KnownCode {
+    uid: Option<String>,
+    version: Option<String>,
+    code: String,
+}
+
+impl KnownCode {
+    fn of(meta: &ObjectMeta, code: String) -> KnownCode {
+        KnownCode {
+            uid: meta.uid.clone(),
+            version: meta.resource_version.clone(),
+            code,
+        }
+    }
+
+    fn fits(&self, meta: &ObjectMeta) -> bool {
+        self.uid == meta.uid && self.version == meta.resource_version
+    }
 }
 
 /// Which namespaces to watch: all, or a list.
@@ -72,7 +99,15 @@ pub struct Stores {
     pub memberships: Store<Membership>,
     pub invites: Store<Invite>,
     pub teams: Store<Team>,
-    pub secrets: Store<Secret>,
+    /// The labelled Secrets' metadata only: anyone who may create Secrets can label one, so their
+    /// data is read on demand, and only for a Secret a live Invite owns.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Namespaces' metadata, for the data-region label of org and workload namespaces.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Codes read so far by (namespace, Secret name); only for live Invites (see `forget_code`).
+    codes: Arc<Mutex<HashMap<(String, String), KnownCode>>>,
+    /// Counts the reads of a code Secret's data (`roster_invite_code_reads`).
+    pub code_reads: Counter,
     /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope).
     pub role_bindings: Store<RoleBinding>,
 }
@@ -96,7 +131,77 @@ impl Stores {
         let _ = self.invites.wait_until_ready().await;
         let _ = self.teams.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
         let _ = self.role_bindings.wait_until_ready().await;
+    }
+
+    /// The code of `invite`, from its Secret. The data is read (one GET) only when the cached
+    /// metadata says that Secret is owned by `invite` and `invite` is live, then remembered.
+    pub async fn invite_code(
+        &self,
+        client: &Client,
+        invite: &Invite,
+    ) -> Result<Option<String>, kube::Error> {
+        let (Some(ns), name) = (invite.namespace(), code_secret_name(invite)) else {
+            return Ok(None);
+        };
+        let Some(meta) = self.secrets.get(&ObjectRef::new(&name).within(&ns)) else {
+            return Ok(None);
+        };
+        if !self.live_owner(&meta.metadata, invite) {
+            return Ok(None);
+        }
+        let key = (ns.clone(), name.clone());
+        if let Some(known) = self.codes.lock().expect("codes lock").get(&key)
+            && known.fits(&meta.metadata)
+        {
+            return Ok(Some(known.code.clone()));
+        }
+        self.code_reads.inc();
+        let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+            .get(&name)
+            .await?;
+        Ok(self.remember_code(&secret, invite))
+    }
+
+    /// Whether `invite` is live (in the cache, not being deleted) and owns the object.
+    fn live_owner(&self, meta: &ObjectMeta, invite: &Invite) -> bool {
+        let cached = self.invites.get(&ObjectRef::from_obj(invite));
+        owned_by(meta, invite)
+            && cached
+                .is_some_and(|i| i.uid() == invite.uid() && i.meta().deletion_timestamp.is_none())
+    }
+
+    /// Remembers the code of a Secret just read or created; returns it.
+    pub fn remember_code(&self, secret: &Secret, invite: &Invite) -> Option<String> {
+        let code = invite_code(secret, invite)?;
+        let key = (secret.namespace()?, secret.name_any());
+        self.codes
+            .lock()
+            .expect("codes lock")
+            .insert(key, KnownCode::of(&secret.metadata, code.clone()));
+        Some(code)
+    }
+
+    /// Forgets the codes of Invites deleted while the watch was down (a relist has no Delete).
+    fn forget_codes_of_gone_invites(&self) {
+        let live: std::collections::HashSet<(String, String)> = (self.invites.state().iter())
+            .filter_map(|i| Some((i.namespace()?, code_secret_name(i))))
+            .collect();
+        self.codes
+            .lock()
+            .expect("codes lock")
+            .retain(|key, _| live.contains(key));
+    }
+
+    /// Forgets the code of an Invite that is gone, so that remembered codes stay bounded by the
+    /// live Invites.
+    fn forget_code(&self, invite: &Invite) {
+        let key = (
+            invite.namespace().unwrap_or_default(),
+            code_secret_name(invite),
+        );
+        self.codes.lock().expect("codes lock").remove(&key);
     }
 }
 
@@ -108,6 +213,10 @@ pub struct Caches {
     pub removals: Arc<RemovalLog>,
     indexes: Arc<RwLock<HashMap<String, Arc<OrgIndex>>>>,
     triggers: broadcast::Sender<ObjectRef<Namespace>>,
+    scope: Scope,
+    /// `spec.access.namespaces` of each Organization (by `namespace/name`) as last seen, so that a
+    /// change can wake the organizations whose claims depended on what it listed before.
+    access_seen: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl Caches {
@@ -121,9 +230,16 @@ impl Caches {
             reflect(scope.api::<Membership>(client), config.clone());
         let (invites, invite_events) = reflect(scope.api::<Invite>(client), config.clone());
         let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone());
-        let (secrets, secret_events) = reflect(
-            scope.api::<Secret>(client),
+        // Metadata only, annotations dropped: anyone who may create Secrets can label one.
+        let (secrets, secret_events) = reflect_stripped(
+            scope.api::<PartialObjectMeta<Secret>>(client),
             config.clone().labels(INVITE_CODE_LABEL),
+            |s| s.annotations_mut().clear(),
+        );
+        let (namespaces, namespace_events) = reflect_stripped(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            config.clone(),
+            |n| n.annotations_mut().clear(),
         );
         let (role_bindings, binding_events) = reflect(
             Api::<RoleBinding>::all(client.clone()),
@@ -136,17 +252,24 @@ impl Caches {
                 invites,
                 teams,
                 secrets,
+                namespaces,
+                codes: Arc::default(),
+                code_reads: Counter::default(),
                 role_bindings,
             },
             removals: Arc::default(),
             indexes: Arc::default(),
             triggers,
+            scope: scope.clone(),
+            access_seen: Arc::default(),
         };
         caches.drive(org_events, scope, Caches::on_organization);
         caches.drive(membership_events, scope, Caches::on_membership);
         caches.drive(invite_events, scope, Caches::on_invite);
         caches.drive(team_events, scope, |_, _| {});
         caches.drive(secret_events, scope, |_, _| {});
+        // A workload namespace's label changed or removed by someone is repaired by its org.
+        caches.drive_with(namespace_events, scope, Caches::on_namespace, |_| None);
         // A binding changed or deleted by someone else is repaired by its organization's reconcile.
         caches.drive_mapped(binding_events, scope, |b: &RoleBinding| {
             b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()
@@ -171,6 +294,22 @@ impl Caches {
             writer.apply_watcher_event(&Event::InitDone);
             writer.as_reader()
         }
+        // No API server to read codes from: the codes the given Invites own are known up front.
+        let codes = secrets
+            .iter()
+            .filter_map(|secret| {
+                let invite = invites.iter().find(|i| owned_by(&secret.metadata, i))?;
+                let key = (secret.namespace()?, secret.name_any());
+                Some((
+                    key,
+                    KnownCode::of(&secret.metadata, invite_code(secret, invite)?),
+                ))
+            })
+            .collect();
+        let secrets = secrets
+            .into_iter()
+            .map(|s| s.metadata.into_response_partial::<Secret>())
+            .collect();
         let caches = Caches {
             stores: Stores {
                 organizations: filled(organizations),
@@ -178,14 +317,30 @@ impl Caches {
                 invites: filled(invites),
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),
+                namespaces: filled(Vec::new()),
+                codes: Arc::new(Mutex::new(codes)),
+                code_reads: Counter::default(),
                 role_bindings: filled(Vec::<RoleBinding>::new()),
             },
             removals: Arc::default(),
             indexes: Arc::default(),
             triggers: broadcast::channel(1).0,
+            scope: Scope::default(),
+            access_seen: Arc::default(),
         };
         caches.rebuild();
         caches
+    }
+
+    /// The code of `invite`, for the webhook's redemption checks (see [`Stores::invite_code`]); a
+    /// code that cannot be read is no code.
+    pub async fn invite_code(&self, client: &Client, invite: &Invite) -> Option<String> {
+        self.stores
+            .invite_code(client, invite)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "could not read an invite code"))
+            .ok()
+            .flatten()
     }
 
     /// The index of one org namespace (empty when nothing is there).
@@ -331,9 +486,63 @@ impl Caches {
                 });
                 let org = orgs.first().map(|x| (**x).clone());
                 self.edit(&ns, |index| index.organization = org);
+                let deleted = matches!(event, Event::Delete(_));
+                let before = self.remember_access(o, deleted);
+                // Status writes leave claims as they were; the first list reconciles every org.
+                let changed = deleted
+                    || o.meta().deletion_timestamp.is_some()
+                    || before.as_ref() != Some(&o.spec.access.namespaces);
+                if changed && !matches!(event, Event::InitApply(_)) {
+                    let before = before.unwrap_or_default();
+                    self.wake_claimants(&ns, before.iter().chain(&o.spec.access.namespaces));
+                }
             }
             Event::InitDone => self.rebuild(),
             Event::Init => {}
+        }
+    }
+
+    /// Records what `org` lists in `spec.access.namespaces` now (nothing once deleted) and returns
+    /// what it listed before (`None` when it is new).
+    fn remember_access(&self, org: &Organization, deleted: bool) -> Option<Vec<String>> {
+        let key = format!("{}/{}", org.namespace().unwrap_or_default(), org.name_any());
+        let mut seen = self.access_seen.lock().expect("access lock");
+        if deleted {
+            seen.remove(&key)
+        } else {
+            seen.insert(key, org.spec.access.namespaces.clone())
+        }
+    }
+
+    /// Claims on a workload namespace depend on every Organization (the oldest wins, and an org
+    /// namespace is nobody's workload namespace): a change to the Organization in `org_namespace`
+    /// reconciles every organization that lists that namespace or any of `listed`.
+    fn wake_claimants<'a>(&self, org_namespace: &'a str, listed: impl Iterator<Item = &'a String>) {
+        let affected: BTreeSet<&str> = listed.map(String::as_str).chain([org_namespace]).collect();
+        self.wake_listing(&affected, org_namespace);
+    }
+
+    /// Reconciles every organization in scope (but `except`) that lists one of `namespaces` in
+    /// `spec.access.namespaces`.
+    fn wake_listing(&self, namespaces: &BTreeSet<&str>, except: &str) {
+        let listing: BTreeSet<String> = self
+            .stores
+            .organizations
+            .state()
+            .iter()
+            .filter(|o| (o.spec.access.namespaces.iter()).any(|n| namespaces.contains(n.as_str())))
+            .filter_map(|o| o.namespace())
+            .filter(|ns| ns != except && self.scope.contains(ns))
+            .collect();
+        for ns in listing {
+            let _ = self.triggers.send(ObjectRef::new(&ns));
+        }
+    }
+
+    fn on_namespace(&self, event: &Event<PartialObjectMeta<Namespace>>) {
+        if let Event::Apply(n) | Event::Delete(n) = event {
+            let name = n.name_any();
+            self.wake_listing(&BTreeSet::from([name.as_str()]), "");
         }
     }
 
@@ -365,10 +574,16 @@ impl Caches {
                 .edit(&i.namespace().unwrap_or_default(), |index| {
                     index.upsert_invite(i)
                 }),
-            Event::Delete(i) => self.edit(&i.namespace().unwrap_or_default(), |index| {
-                index.remove_invite(&i.name_any())
-            }),
-            Event::InitDone => self.rebuild(),
+            Event::Delete(i) => {
+                self.stores.forget_code(i);
+                self.edit(&i.namespace().unwrap_or_default(), |index| {
+                    index.remove_invite(&i.name_any())
+                })
+            }
+            Event::InitDone => {
+                self.stores.forget_codes_of_gone_invites();
+                self.rebuild()
+            }
             Event::Init => {}
         }
     }
@@ -443,11 +658,35 @@ where
         + Sync
         + 'static,
 {
+    reflect_stripped(api, config, |_| {})
+}
+
+/// Like [`reflect`], with `strip` removing from each object what roster never reads.
+fn reflect_stripped<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (reader, writer) = reflector::store();
     let events = watch(api, config)
         .default_backoff()
         // Caches hold thousands of objects; managedFields would be most of their size.
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            strip(o);
+        })
         .reflect(writer);
     (reader, events)
 }
@@ -488,5 +727,87 @@ mod tests {
         .await
         .expect("a trigger for every org namespace, not a wait for the next change");
         assert_eq!(first, ["a".to_string(), "b".to_string()].into());
+    }
+
+    fn invite(name: &str, uid: &str) -> Invite {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Invite",
+            "metadata": { "name": name, "namespace": "acme", "uid": uid },
+            "spec": { "role": "member" }
+        }))
+        .unwrap()
+    }
+
+    fn code_secret(invite_name: &str, owner_uid: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{invite_name}-invite-code"), "namespace": "acme",
+                "uid": format!("secret-of-{owner_uid}"), "resourceVersion": "1",
+                "labels": { INVITE_CODE_LABEL: "true" },
+                "ownerReferences": [{ "apiVersion": "roster.dev/v1alpha1", "kind": "Invite",
+                                      "name": invite_name, "uid": owner_uid }]
+            },
+            "data": { "code": "QUJDRC1FRkdILUpLTE0tTlBRUg==" }
+        }))
+        .unwrap()
+    }
+
+    /// A labelled Secret's data is read only when the cached metadata says a live Invite owns it:
+    /// a Secret of an Invite's name owned by anything else (or by no Invite at all) is never read.
+    #[tokio::test]
+    async fn only_a_code_secret_a_live_invite_owns_is_ever_read() {
+        // Nothing listens there: a read would fail, and is counted before it is tried.
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let (known, unowned, stray) = (
+            invite("known", "uid-known"),
+            invite("unowned", "uid-unowned"),
+            invite("stray", "uid-stray"),
+        );
+        let caches = Caches::from_objects(
+            vec![],
+            vec![],
+            vec![known.clone(), unowned.clone()],
+            vec![
+                code_secret("known", "uid-known"),
+                code_secret("unowned", "uid-someone-else"),
+                code_secret("stray", "uid-stray"),
+            ],
+        );
+        let stores = &caches.stores;
+        assert_eq!(
+            stores
+                .invite_code(&client, &known)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("ABCD-EFGH-JKLM-NPQR")
+        );
+        assert_eq!(stores.invite_code(&client, &unowned).await.unwrap(), None);
+        // Owned, but by an Invite the caches do not hold (deleted, or never there).
+        assert_eq!(stores.invite_code(&client, &stray).await.unwrap(), None);
+        assert_eq!(caches.stores.code_reads.get(), 0);
+
+        // A remembered code is used only while the Secret is the same one.
+        let mut replaced = code_secret("known", "uid-known");
+        replaced.metadata.uid = Some("another-secret".into());
+        let fresh = Caches::from_objects(vec![], vec![], vec![known.clone()], vec![replaced]);
+        fresh.stores.codes.lock().unwrap().insert(
+            ("acme".into(), "known-invite-code".into()),
+            KnownCode::of(&code_secret("known", "uid-known").metadata, "OLD".into()),
+        );
+        assert!(fresh.stores.invite_code(&client, &known).await.is_err());
+        assert_eq!(fresh.stores.code_reads.get(), 1);
+
+        // Remembered codes are bounded by the live Invites, a relist included.
+        let gone = Caches::from_objects(vec![], vec![], vec![], vec![]);
+        gone.stores.codes.lock().unwrap().insert(
+            ("acme".into(), "known-invite-code".into()),
+            KnownCode::of(&code_secret("known", "uid-known").metadata, "OLD".into()),
+        );
+        gone.stores.forget_codes_of_gone_invites();
+        assert!(gone.stores.codes.lock().unwrap().is_empty());
+        fresh.stores.forget_code(&known);
+        assert!(fresh.stores.codes.lock().unwrap().is_empty());
     }
 }

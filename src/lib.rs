@@ -10,6 +10,7 @@ pub mod check;
 pub mod controller;
 pub mod crds;
 pub mod metrics;
+pub mod names;
 pub mod plugin;
 pub mod removals;
 pub mod rules;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub reconcile_errors: Counter,
     pub reconcile_duration: Histogram,
     pub api_writes: Family<WriteLabel, Counter>,
+    /// Reads of an invite code Secret's data (the caches hold only the Secrets' metadata).
+    pub invite_code_reads: Counter,
     invites: Family<PhaseLabel, Gauge>,
     orgs_without_owner: Gauge,
     /// 1 while this replica runs the controller, so that `sum(roster_leader) == 0` alerts when
@@ -74,6 +76,12 @@ impl Default for Metrics {
         let reconcile_duration =
             Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]);
         let api_writes = Family::<WriteLabel, Counter>::default();
+        let invite_code_reads = Counter::default();
+        registry.register(
+            "invite_code_reads",
+            "Reads of an invite code Secret's data, only ever for a Secret a live Invite owns",
+            invite_code_reads.clone(),
+        );
         let invites = Family::<PhaseLabel, Gauge>::default();
         let orgs_without_owner = Gauge::default();
         let leader = Gauge::default();
@@ -130,6 +138,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_duration,
             api_writes,
+            invite_code_reads,
             invites,
             orgs_without_owner,
             leader,

@@ -356,7 +356,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let config = rules_config(&args, &client).await;
     // Every replica keeps the caches and serves the webhook; only the leader runs the controller.
-    let caches = Caches::start(&client, &scope);
+    let mut caches = Caches::start(&client, &scope);
+    caches.stores.code_reads = metrics.invite_code_reads.clone();
     {
         let (caches, metrics) = (caches.clone(), metrics.clone());
         tokio::spawn(async move {

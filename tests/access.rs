@@ -340,3 +340,232 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     .await;
     assert!(can("bob@example.com", "get", "pods", &work));
 }
+
+/// RoleBindings of `ns` carrying `label=value`, by name.
+async fn bindings_labelled(client: &Client, ns: &str, label: &str, value: &str) -> Vec<String> {
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{label}={value}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|b| b.metadata.name.clone().unwrap())
+        .collect()
+}
+
+/// Membership and Team names may be 253 characters long (label values only 63): they get their
+/// bindings, and two long names sharing a 240-character prefix get a binding each.
+#[tokio::test]
+async fn names_at_the_api_limits_get_their_role_bindings() {
+    use roster::access::{MEMBERSHIP_LABEL, TEAM_LABEL};
+    use roster::names::label_value;
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    support::install_cluster_roles(&client).await;
+    let ns = support::namespace(&client, "access-long-names").await;
+    let work = support::namespace(&client, "access-long-work").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    let prefix = "p".repeat(240);
+    let (longest, one, two) = (
+        format!("m{}", "x".repeat(252)),
+        format!("{prefix}-one"),
+        format!("{prefix}-two"),
+    );
+    let team = format!("t{}", "y".repeat(252));
+    support::apply(&client, &ns, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            (&longest, "longest@example.com", "member"),
+            (&one, "one@example.com", "viewer"),
+            (&two, "two@example.com", "viewer"),
+        ],
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: {team}\nspec:\n  members:\n  - user: owner@example.com\n    role: owner\n  - user: two@example.com\n    role: member\n  access:\n    namespaces: [{work}]\n"
+        ),
+    )
+    .await;
+    wait_active(&client, &ns, &longest).await;
+
+    eventually_can(
+        "longest@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        true,
+    )
+    .await;
+    assert!(can(
+        "longest@example.com",
+        "list",
+        "memberships.roster.dev",
+        &ns
+    ));
+    // Through the team only: two's org role (viewer) gives view.
+    eventually_can("two@example.com", "create", "deployments.apps", &work, true).await;
+    eventually_can("one@example.com", "get", "pods", &work, true).await;
+    assert!(!can("one@example.com", "create", "deployments.apps", &work));
+
+    for namespace in [&ns, &work] {
+        let (a, b) = (
+            bindings_labelled(&client, namespace, MEMBERSHIP_LABEL, &label_value(&one)).await,
+            bindings_labelled(&client, namespace, MEMBERSHIP_LABEL, &label_value(&two)).await,
+        );
+        assert_eq!((a.len(), b.len()), (1, 1), "{namespace}: {a:?} {b:?}");
+        assert_ne!(a, b, "two long names, two bindings");
+    }
+    let team_bindings = bindings_labelled(&client, &work, TEAM_LABEL, &label_value(&team)).await;
+    assert_eq!(team_bindings.len(), 2, "{team_bindings:?}");
+}
+
+fn org_condition(org: &Organization, type_: &str) -> Option<(String, String)> {
+    let c = org
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Claims on a workload namespace depend on every Organization: when the older org lets `work` go,
+/// the younger one that listed it gets it, and when `work` becomes an org namespace, whoever held
+/// it loses it, each within seconds and without touching the org that gains or loses.
+#[tokio::test]
+async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_changes() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    support::install_cluster_roles(&client).await;
+    let a = support::namespace(&client, "access-claims-a").await;
+    let b = support::namespace(&client, "access-claims-b").await;
+    let work = support::namespace(&client, "access-claims-work").await;
+    let _operator = support::Operator::start(&[&a, &b, &work], &[]);
+    let seconds = Duration::from_secs(10);
+    let can_edit = |user: &'static str, expected: bool| {
+        let work = work.clone();
+        async move {
+            eventually(
+                &format!("{user} edit in work == {expected}"),
+                seconds,
+                || async {
+                    (can(user, "create", "deployments.apps", &work) == expected).then_some(())
+                },
+            )
+            .await
+        }
+    };
+
+    support::apply(&client, &a, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &a,
+        &[
+            ("owner", "owner-a@example.com", "owner"),
+            ("dev", "dev-a@example.com", "member"),
+        ],
+    )
+    .await;
+    eventually_can(
+        "dev-a@example.com",
+        "create",
+        "deployments.apps",
+        &work,
+        true,
+    )
+    .await;
+    // Created later, B is refused `work`: A has it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    support::apply(&client, &b, &org(&[&work], "")).await;
+    support::apply_memberships(
+        &client,
+        &b,
+        &[
+            ("owner", "owner-b@example.com", "owner"),
+            ("dev", "dev-b@example.com", "member"),
+        ],
+    )
+    .await;
+    wait_active(&client, &b, "dev").await;
+    let orgs_b: Api<Organization> = Api::namespaced(client.clone(), &b);
+    eventually("B refused work", WAIT, || async {
+        let c = org_condition(&orgs_b.get("org").await.ok()?, "AccessSynced")?;
+        (c == ("False".into(), "NamespaceRefused".into())).then_some(())
+    })
+    .await;
+    assert!(!can(
+        "dev-b@example.com",
+        "create",
+        "deployments.apps",
+        &work
+    ));
+
+    // A lets `work` go: B gets it, though nothing of B changed.
+    support::apply(&client, &a, &org(&[], "")).await;
+    can_edit("dev-a@example.com", false).await;
+    can_edit("dev-b@example.com", true).await;
+
+    // `work` becomes an organization's own namespace: B, which held it, loses it.
+    support::apply(&client, &work, &org(&[], "")).await;
+    can_edit("dev-b@example.com", false).await;
+    let gone = Api::<RoleBinding>::namespaced(client.clone(), &work)
+        .list(&ListParams::default().labels(&format!("{}={b}", roster::access::ORGANIZATION_LABEL)))
+        .await
+        .unwrap();
+    assert!(gone.items.is_empty(), "{:?}", gone.items);
+}
+
+fn data_region(ns: &str) -> String {
+    support::kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "-o",
+        "jsonpath={.metadata.labels.roster\\.dev/data-region}",
+    ])
+    .1
+}
+
+async fn eventually_region(ns: &str, region: &str) {
+    eventually(
+        &format!("{ns} labelled {region}"),
+        Duration::from_secs(10),
+        || async { (data_region(ns) == region).then_some(()) },
+    )
+    .await
+}
+
+/// The data-region label follows the Organization's `spec.dataRegion` back and forth, and comes
+/// back within seconds when someone removes it, on the org namespace and its workload namespace.
+#[tokio::test]
+async fn the_data_region_label_follows_the_organization_and_comes_back() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "access-region").await;
+    let work = support::namespace(&client, "access-region-work").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    for region in ["Global", "EU", "Global"] {
+        support::apply(
+            &client,
+            &ns,
+            &org(&[&work], &format!("  dataRegion: {region}\n")),
+        )
+        .await;
+        eventually_region(&ns, region).await;
+        eventually_region(&work, region).await;
+    }
+    for namespace in [&work, &ns] {
+        let (ok, _, err) =
+            support::kubectl(&["label", "namespace", namespace, "roster.dev/data-region-"]);
+        assert!(ok, "{err}");
+        eventually_region(namespace, "Global").await;
+    }
+}

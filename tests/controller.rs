@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
 use roster::api::{Invite, InvitePhase, Membership, MembershipPhase, OrgRole, Organization};
@@ -537,4 +538,294 @@ async fn delete_org_namespace(test: &str, protected: bool) {
         },
     )
     .await;
+}
+
+/// An org (owner, an admin `boss`, a member `leaver`) with the workload namespace `work`, where
+/// `leaver` has a binding; returns `work`.
+async fn org_with_boss_and_leaver(client: &Client, ns: &str, test: &str) -> String {
+    let work = support::namespace(client, test).await;
+    support::apply(
+        client,
+        ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  access:\n    namespaces: [{work}]\n"
+        ),
+    )
+    .await;
+    support::apply_memberships(
+        client,
+        ns,
+        &[
+            ("owner", "owner@example.com", "owner"),
+            ("boss", "boss@example.com", "admin"),
+            ("leaver", "leaver@example.com", "member"),
+        ],
+    )
+    .await;
+    wait_phase(client, ns, "leaver", MembershipPhase::Active).await;
+    eventually("leaver's workload binding", WAIT, || async {
+        workload_binding(client, &work, ns, "leaver").await
+    })
+    .await;
+    work
+}
+
+async fn workload_binding(
+    client: &Client,
+    work: &str,
+    org_ns: &str,
+    name: &str,
+) -> Option<RoleBinding> {
+    Api::<RoleBinding>::namespaced(client.clone(), work)
+        .get_opt(&format!("roster-{org_ns}-member-{name}"))
+        .await
+        .unwrap()
+}
+
+/// While something else in the org is failing: a new member becomes Active, a demoted admin loses
+/// admin, and a removed member's workload binding goes.
+async fn the_org_still_converges(client: &Client, ns: &str, work: &str) {
+    support::apply_memberships(
+        client,
+        ns,
+        &[
+            ("newbie", "newbie@example.com", "member"),
+            ("boss", "boss@example.com", "member"),
+        ],
+    )
+    .await;
+    Api::<Membership>::namespaced(client.clone(), ns)
+        .delete("leaver", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_phase(client, ns, "newbie", MembershipPhase::Active).await;
+    eventually("boss demoted", WAIT, || async {
+        let s = membership(client, ns, "boss").await?.status?;
+        (s.effective_role == Some(OrgRole::Member)).then_some(())
+    })
+    .await;
+    eventually("boss's org binding to say member", WAIT, || async {
+        let b = Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .get_opt("roster-member-boss")
+            .await
+            .unwrap()?;
+        (b.role_ref.name == "roster-org-member").then_some(())
+    })
+    .await;
+    eventually("leaver's workload binding to go", WAIT, || async {
+        workload_binding(client, work, ns, "leaver")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Invite names may have 253 characters, label values 63: such an Invite gets its code, and never
+/// holds up the rest of its org.
+#[tokio::test]
+async fn an_invite_with_a_253_character_name_gets_its_code_and_holds_up_nothing() {
+    let (client, ns, _operator) = setup("long-invite").await;
+    let work = org_with_boss_and_leaver(&client, &ns, "long-invite-work").await;
+    let name = format!("i{}", "n".repeat(252));
+    support::apply(
+        &client,
+        &ns,
+        &format!(
+            "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: {name}\nspec:\n  role: member\n"
+        ),
+    )
+    .await;
+    the_org_still_converges(&client, &ns, &work).await;
+    let code = support::invite_code(&client, &ns, &name).await;
+    assert_eq!(code.len(), 19, "{code}");
+}
+
+/// A code Secret that cannot be created (an admission policy refuses every Secret in the org
+/// namespace) fails that Invite only, visibly, and the rest of the org converges; once Secrets may be
+/// created again, the Invite gets its code.
+#[tokio::test]
+async fn a_code_secret_that_cannot_be_created_fails_only_its_invite() {
+    let (client, ns, _operator) = setup("code-secret-fails").await;
+    let work = org_with_boss_and_leaver(&client, &ns, "code-secret-fails-work").await;
+    let refusal = RefuseSecrets::install(&client, &ns).await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: blocked\nspec:\n  role: member\n",
+    )
+    .await;
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    let ready = eventually("the Invite to say CodeSecretFailed", WAIT, || async {
+        let status = invites.get("blocked").await.ok()?.status?;
+        condition(&status.conditions, "Ready")
+            .filter(|c| c.reason == "CodeSecretFailed")
+            .cloned()
+    })
+    .await;
+    assert_eq!(ready.status, "False", "{ready:?}");
+    the_org_still_converges(&client, &ns, &work).await;
+    let (_, events, _) = support::kubectl(&["get", "events", "-n", &ns, "-o", "json"]);
+    assert!(events.contains("CodeSecretFailed"), "an Event says so");
+
+    refusal.remove().await;
+    support::invite_code(&client, &ns, "blocked").await;
+}
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses every Secret created in one namespace.
+struct RefuseSecrets {
+    client: Client,
+    name: String,
+}
+
+impl RefuseSecrets {
+    async fn install(client: &Client, ns: &str) -> RefuseSecrets {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let name = format!("roster-test-no-secrets-{ns}");
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": { "resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["secrets"]
+                }] },
+                "validations": [{ "expression": "false", "message": "no Secrets here (test)" }]
+            }
+        }))
+        .unwrap();
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": { "namespaceSelector": {
+                    "matchLabels": { "kubernetes.io/metadata.name": ns }
+                } }
+            }
+        }))
+        .unwrap();
+        let pp = Default::default();
+        Api::<ValidatingAdmissionPolicy>::all(client.clone())
+            .create(&pp, &policy)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+            .create(&pp, &binding)
+            .await
+            .unwrap();
+        // The policy takes effect once the API server has loaded it: probe with dry runs.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let probe: Secret =
+            serde_json::from_value(serde_json::json!({ "metadata": { "name": "probe" } })).unwrap();
+        let dry_run = kube::api::PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        eventually("the policy to refuse Secrets", WAIT, || async {
+            secrets
+                .create(&dry_run, &probe)
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await;
+        RefuseSecrets {
+            client: client.clone(),
+            name,
+        }
+    }
+
+    async fn remove(self) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let dp = DeleteParams::default();
+        Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+            .delete(&self.name, &dp)
+            .await
+            .unwrap();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Anyone who may create Secrets can label them `roster.dev/invite-code`: roster keeps their
+/// metadata only and never reads one no live Invite owns, so 20 such Secrets of 1 MB each leave
+/// its memory flat, and codes are still read (and redeemed) for the Invites' own Secrets.
+#[tokio::test]
+async fn labelled_secrets_no_invite_owns_are_never_read() {
+    let (client, ns, operator) = setup("foreign-code-secrets").await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    wait_phase(&client, &ns, "owner", MembershipPhase::Active).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(operator.child.id());
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let payload = "x".repeat(1_000_000);
+    for i in 0..20 {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("bait-{i}-invite-code"),
+                "labels": { roster::controller::INVITE_CODE_LABEL: "true" },
+                "annotations": { "padding": "y".repeat(200_000) }
+            },
+            "stringData": { "code": payload }
+        }))
+        .unwrap();
+        secrets.create(&Default::default(), &secret).await.unwrap();
+    }
+    // Invites named like the bait: their own Secrets are the ones read.
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: bait-0\nspec:\n  role: member\n",
+    )
+    .await;
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: real\nspec:\n  role: member\n",
+    )
+    .await;
+    let code = support::invite_code(&client, &ns, "real").await;
+    support::apply(
+        &client,
+        &ns,
+        &redemption_yaml("joiner", &ns, "joiner@example.com", "real", &code),
+    )
+    .await;
+    wait_phase(&client, &ns, "joiner", MembershipPhase::Active).await;
+    let invites: Api<Invite> = Api::namespaced(client.clone(), &ns);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bait = invites.get("bait-0").await.unwrap().status.unwrap();
+    assert_eq!(
+        bait.code_secret_name, None,
+        "a Secret the Invite does not own is no code"
+    );
+
+    // The controller remembers the codes of the Secrets it creates: no Secret was read at all.
+    assert!(
+        operator
+            .metrics()
+            .contains("roster_invite_code_reads_total 0")
+    );
+    let grown = rss_kib(operator.child.id()).saturating_sub(before);
+    assert!(grown < 10 * 1024, "RSS grew by {grown} KiB");
 }

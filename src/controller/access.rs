@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::Context;
@@ -150,7 +151,10 @@ pub async fn sync(
     Synced { claims, failures }
 }
 
-/// Propagates `spec.dataRegion` as a label on the org namespace and its workload namespaces.
+/// Propagates `spec.dataRegion` as a label on the org namespace and its workload namespaces that
+/// exist, written whenever the namespace's label (as the namespace watch last saw it) differs: a
+/// changed region or a label someone removed comes back. A namespace the org no longer claims
+/// keeps its label (see README, "Access").
 async fn label_data_region(
     ctx: &Context,
     org: &Organization,
@@ -161,8 +165,10 @@ async fn label_data_region(
     let region = org.spec.data_region.as_str();
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     for ns in std::iter::once(namespace).chain(claims.granted.iter().map(String::as_str)) {
-        let key = format!("{ns}={region}");
-        if ctx.labelled.lock().expect("labelled lock").contains(&key) {
+        let Some(current) = ctx.stores.namespaces.get(&ObjectRef::new(ns)) else {
+            continue;
+        };
+        if current.labels().get(DATA_REGION_LABEL).map(String::as_str) == Some(region) {
             continue;
         }
         let body = serde_json::json!({
@@ -170,7 +176,7 @@ async fn label_data_region(
             "metadata": { "name": ns, "labels": { DATA_REGION_LABEL: region } }
         });
         ctx.metrics.write("Namespace", "label");
-        match api
+        if let Err(e) = api
             .patch(
                 ns,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -178,10 +184,7 @@ async fn label_data_region(
             )
             .await
         {
-            Ok(_) => {
-                ctx.labelled.lock().expect("labelled lock").insert(key);
-            }
-            Err(e) => failures.push(format!("labelling namespace {ns}: {e}")),
+            failures.push(format!("labelling namespace {ns}: {e}"));
         }
     }
 }

@@ -103,7 +103,10 @@ pub async fn create_code_secret(ctx: &Context, invite: &Invite) -> Result<Secret
             namespace: Some(ns),
             labels: Some(BTreeMap::from([
                 (INVITE_CODE_LABEL.to_string(), "true".to_string()),
-                ("roster.dev/invite".to_string(), invite.name_any()),
+                (
+                    "roster.dev/invite".to_string(),
+                    crate::names::label_value(&invite.name_any()),
+                ),
             ])),
             owner_references: Some(vec![
                 invite

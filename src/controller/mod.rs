@@ -40,8 +40,6 @@ pub struct Context {
     pub config: crate::rules::Config,
     /// Consecutive failures per namespace, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// `namespace=region` labels already applied, so they are written once.
-    labelled: Mutex<std::collections::HashSet<String>>,
     /// The namespaces this replica is responsible for. Scoped to more than one, it watches (and is
     /// asked to reconcile) every namespace of the cluster, so it must skip those outside the scope.
     pub scope: Scope,
@@ -98,7 +96,6 @@ pub async fn run(
         metrics,
         config,
         failures: Mutex::new(HashMap::new()),
-        labelled: Mutex::new(Default::default()),
         scope: scope.clone(),
         stopping,
     });

@@ -17,10 +17,10 @@ use kube::{Resource, ResourceExt};
 
 use super::{Context, access, apply};
 use crate::api::{
-    Invite, Membership, MembershipPhase, MembershipStatus, OrgRole, Organization,
-    OrganizationStatus, Team,
+    Invite, InvitePhase, InviteStatus, Membership, MembershipPhase, MembershipStatus, OrgRole,
+    Organization, OrganizationStatus, Team,
 };
-use crate::caches::{code_secret_name, invite_code};
+use crate::caches::code_secret_name;
 use crate::rules::conditions::{self, Want};
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
@@ -29,8 +29,23 @@ pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    /// Writes that failed, one per object; everything else in the org was written.
+    #[error("{} write(s) failed: {}", .0.len(), first_few(.0))]
+    Failed(Vec<String>),
+}
+
+/// The first failures, enough for a log line (an org of 10,000 members may fail 10,000 times).
+fn first_few(failed: &[String]) -> String {
+    let mut s = failed
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed.len() > 3 {
+        s.push_str("; ...");
+    }
+    s
 }
 
 /// Writes one reconcile has in flight at a time. One write after the other, an org of 10,000
@@ -70,9 +85,18 @@ impl<F: std::future::Future> Writes<F> {
     }
 }
 
-/// The first error among finished writes.
-fn first_error(done: Vec<Result<(), kube::Error>>) -> Result<(), kube::Error> {
-    done.into_iter().collect()
+/// The errors among finished writes.
+fn errors(done: Vec<Result<(), String>>) -> impl Iterator<Item = String> {
+    done.into_iter().filter_map(Result::err)
+}
+
+/// A failed write of `obj`, named after it.
+fn labelled<K: Resource<DynamicType = ()>>(
+    obj: &K,
+    result: Result<(), kube::Error>,
+) -> Option<String> {
+    let e = result.err()?;
+    Some(format!("{} {}: {e}", K::kind(&()), obj.name_any()))
 }
 
 /// The cached objects of one namespace, oldest first: shared with the cache, never copied (an org
@@ -154,12 +178,8 @@ async fn write_membership(
     m: &Membership,
     effect: &MembershipEffect,
     org: Option<&OwnerReference>,
-) -> Result<(), kube::Error> {
-    ensure_metadata(ctx, m, effect.protect, org).await?;
-    if m.status.as_ref() != Some(&effect.status) {
-        apply::status(ctx, m, &effect.status).await?;
-    }
-    Ok(())
+) -> Result<(), String> {
+    write_object(ctx, m, effect.status.clone(), effect.protect, org).await
 }
 
 /// The metadata roster owns on `obj`, then its status when that differs.
@@ -169,7 +189,7 @@ async fn write_object<K>(
     status: K::Status,
     protect: bool,
     org: Option<&OwnerReference>,
-) -> Result<(), kube::Error>
+) -> Result<(), String>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + kube::core::object::HasStatus
@@ -178,11 +198,17 @@ where
         + std::fmt::Debug,
     K::Status: PartialEq + serde::Serialize,
 {
-    ensure_metadata(ctx, obj, protect, org).await?;
-    if obj.status() != Some(&status) {
-        apply::status(ctx, obj, &status).await?;
+    let written = async {
+        ensure_metadata(ctx, obj, protect, org).await?;
+        if obj.status() != Some(&status) {
+            apply::status(ctx, obj, &status).await?;
+        }
+        Ok::<(), kube::Error>(())
+    };
+    match labelled(obj, written.await) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -193,69 +219,180 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     }
     let _timer = ctx.metrics.reconcile_timer();
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
-    let stores = &ctx.stores;
-
-    let organizations = objects_in(&stores.organizations, &namespace);
-    let memberships = objects_in(&stores.memberships, &namespace);
-    let memberships: Vec<&Membership> = memberships.iter().map(AsRef::as_ref).collect();
-    let invites: Vec<Invite> = objects_in(&stores.invites, &namespace)
-        .iter()
-        .map(|i| Invite::clone(i))
-        .collect();
-    let teams: Vec<Team> = objects_in(&stores.teams, &namespace)
-        .iter()
-        .map(|t| Team::clone(t))
-        .collect();
-    let org = organizations.first().map(AsRef::as_ref);
-
-    // Every live invite gets its code Secret before anything is decided, so redemptions can be checked.
-    let mut codes = BTreeMap::new();
-    let mut secret_names = HashMap::new();
-    for invite in invites
-        .iter()
-        .filter(|i| i.meta().deletion_timestamp.is_none())
-    {
-        let name = code_secret_name(invite);
-        let cached = stores
-            .secrets
-            .get(&ObjectRef::new(&name).within(&namespace));
-        let code = match cached.as_deref().and_then(|s| invite_code(s, invite)) {
-            Some(code) => Some(code),
-            None if cached.is_none() => {
-                invite_code(&apply::create_code_secret(&ctx, invite).await?, invite)
-            }
-            // A Secret of that name not owned by this Invite: leave it, report no code.
-            None => None,
-        };
-        if let Some(code) = code {
-            codes.insert(invite.name_any(), code);
-            secret_names.insert(invite.name_any(), name);
-        }
-    }
-
+    let objects = Snapshot::read(&ctx.stores, &namespace);
+    let memberships: Vec<&Membership> = objects.memberships.iter().map(AsRef::as_ref).collect();
+    let org = objects.organizations.first().map(AsRef::as_ref);
+    // One object's failure is reported on that object and never stops the rest of the org: every
+    // step runs, and the reconcile fails at the end (so that it is retried with backoff).
+    let mut failed = Vec::new();
+    let codes = ensure_codes(&ctx, &objects.invites).await;
+    failed.extend(codes.failed.iter().map(|(i, e)| format!("Invite {i}: {e}")));
     let effective = rules::compute(
         OrgObjects {
             organization: org,
             memberships: &memberships,
-            invites: &invites,
-            teams: &teams,
-            invite_codes: &codes,
+            invites: &objects.invites,
+            teams: &objects.teams,
+            invite_codes: &codes.codes,
         },
         now,
     );
+    // Access (revocation above all) runs whatever else failed, from the state just computed.
+    let synced = sync_access(
+        &ctx,
+        &namespace,
+        org,
+        &memberships,
+        &effective,
+        &objects.teams,
+    )
+    .await;
+    failed.extend(synced.failures.iter().cloned());
     let org_ref = org
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .and_then(org_owner_ref);
+    let org_ref = org_ref.as_ref();
+    failed
+        .extend(write_organizations(&ctx, &objects.organizations, &effective, &synced, now).await);
+    failed.extend(write_memberships(&ctx, org, &memberships, &effective, org_ref).await);
+    failed.extend(write_invites(&ctx, &objects.invites, &effective, &codes, org_ref, now).await);
+    failed.extend(write_teams(&ctx, org, &objects.teams, &effective, &synced, org_ref, now).await);
+    if ctx.stopping() {
+        return Ok(Action::await_change());
+    }
 
+    publish_notices(
+        &ctx,
+        &effective.notices,
+        org,
+        &memberships,
+        &objects.invites,
+    )
+    .await;
+    let without_owner = effective
+        .organization
+        .as_ref()
+        .is_some_and(|s| s.owners.is_empty() && !memberships.is_empty());
+    ctx.metrics.tally(
+        &namespace,
+        effective.invites.values().filter_map(|s| s.phase),
+        without_owner,
+    );
+    if !failed.is_empty() {
+        return Err(Error::Failed(failed));
+    }
+    ctx.failures
+        .lock()
+        .expect("failures lock")
+        .remove(&namespace);
+    Ok(next_action(effective.next_change))
+}
+
+/// Wake up exactly when the next invite expires, not by polling.
+fn next_action(next_change: Option<Timestamp>) -> Action {
+    match next_change {
+        Some(at) => {
+            let wait = Timestamp::now()
+                .duration_until(at)
+                .max(SignedDuration::ZERO);
+            Action::requeue(
+                Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50),
+            )
+        }
+        None => Action::await_change(),
+    }
+}
+
+/// The cached objects of one org namespace, oldest first.
+struct Snapshot {
+    organizations: Vec<Arc<Organization>>,
+    memberships: Vec<Arc<Membership>>,
+    invites: Vec<Invite>,
+    teams: Vec<Team>,
+}
+
+impl Snapshot {
+    fn read(stores: &crate::caches::Stores, namespace: &str) -> Snapshot {
+        Snapshot {
+            organizations: objects_in(&stores.organizations, namespace),
+            memberships: objects_in(&stores.memberships, namespace),
+            invites: objects_in(&stores.invites, namespace)
+                .iter()
+                .map(|i| Invite::clone(i))
+                .collect(),
+            teams: objects_in(&stores.teams, namespace)
+                .iter()
+                .map(|t| Team::clone(t))
+                .collect(),
+        }
+    }
+}
+
+/// Invite codes by Invite name, the Secrets that hold them, and the Invites whose Secret failed.
+#[derive(Default)]
+struct Codes {
+    codes: BTreeMap<String, String>,
+    secret_names: HashMap<String, String>,
+    failed: BTreeMap<String, String>,
+}
+
+/// Every live invite gets its code Secret before anything is decided, so redemptions can be
+/// checked.
+async fn ensure_codes(ctx: &Context, invites: &[Invite]) -> Codes {
+    let mut out = Codes::default();
+    for invite in invites
+        .iter()
+        .filter(|i| i.meta().deletion_timestamp.is_none())
+    {
+        let name = invite.name_any();
+        match invite_code_or_create(ctx, invite).await {
+            Ok(Some(code)) => {
+                out.codes.insert(name.clone(), code);
+                out.secret_names.insert(name, code_secret_name(invite));
+            }
+            // A Secret of that name not owned by this Invite: leave it, report no code.
+            Ok(None) => {}
+            Err(e) => {
+                out.failed.insert(name, e.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The invite's code, from its Secret, creating that Secret first when there is none.
+async fn invite_code_or_create(
+    ctx: &Context,
+    invite: &Invite,
+) -> Result<Option<String>, kube::Error> {
+    let namespace = invite.namespace().unwrap_or_default();
+    let exists = ctx
+        .stores
+        .secrets
+        .get(&ObjectRef::new(&code_secret_name(invite)).within(&namespace))
+        .is_some();
+    if exists {
+        return ctx.stores.invite_code(&ctx.client, invite).await;
+    }
+    let secret = apply::create_code_secret(ctx, invite).await?;
+    Ok(ctx.stores.remember_code(&secret, invite))
+}
+
+/// The access step, with an Event on the Organization when bindings could not be written.
+async fn sync_access(
+    ctx: &Context,
+    namespace: &str,
+    org: Option<&Organization>,
+    memberships: &[&Membership],
+    effective: &rules::Effective,
+    teams: &[Team],
+) -> access::Synced {
     // Access follows the effective state just computed, not the statuses in the cache.
     let effective_memberships: Vec<(&Membership, &MembershipStatus)> = memberships
         .iter()
         .map(|&m| (m, &effective.memberships[&m.name_any()].status))
         .collect();
-    let synced = access::sync(&ctx, &namespace, org, &effective_memberships, &teams).await;
-    if ctx.stopping() {
-        return Ok(Action::await_change());
-    }
+    let synced = access::sync(ctx, namespace, org, &effective_memberships, teams).await;
     if !synced.failures.is_empty()
         && let Some(org) = org
     {
@@ -268,8 +405,23 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         };
         let _ = ctx.recorder.publish(&event, &org.object_ref(&())).await;
     }
+    synced
+}
 
-    if let (Some(org), Some(status)) = (org, &effective.organization) {
+/// The Organization's status, and a `DuplicateOrganization` status on any other Organization in
+/// the namespace (the oldest is the organization).
+async fn write_organizations(
+    ctx: &Context,
+    organizations: &[Arc<Organization>],
+    effective: &rules::Effective,
+    synced: &access::Synced,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let Some(org) = organizations.first() else {
+        return failed;
+    };
+    if let Some(status) = &effective.organization {
         let mut status = status.clone();
         let previous = org
             .status
@@ -278,27 +430,41 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
             .unwrap_or_default();
         status.conditions.push(access::org_condition(
             previous,
-            &synced,
+            synced,
             org.meta().generation,
             now,
         ));
         if org.status.as_ref() != Some(&status) {
-            apply::status(&ctx, org, &status).await?;
+            failed.extend(labelled(
+                org.as_ref(),
+                apply::status(ctx, org.as_ref(), &status).await,
+            ));
         }
     }
-    // More than one Organization in a namespace: the oldest is the organization, the others say so.
     for extra in organizations.iter().skip(1) {
-        let status =
-            duplicate_org_status(extra, org.map(|o| o.name_any()).unwrap_or_default(), now);
+        let status = duplicate_org_status(extra, org.name_any(), now);
         if extra.status.as_ref() != Some(&status) {
-            apply::status(&ctx, extra.as_ref(), &status).await?;
+            failed.extend(labelled(
+                extra.as_ref(),
+                apply::status(ctx, extra.as_ref(), &status).await,
+            ));
         }
     }
-    // Each object's metadata, then its status; objects side by side (see WRITE_CONCURRENCY).
-    let org_ref = org_ref.as_ref();
-    // Clients (the webhook's caches among them) see every state between two status writes: write
-    // in ranks (see `write_rank`), each rank finished before the next, so that those states keep
-    // the invariants too.
+    failed
+}
+
+/// Each Membership's metadata, then its status; objects side by side (see WRITE_CONCURRENCY).
+/// Clients (the webhook's caches among them) see every state between two status writes: write in
+/// ranks (see `write_rank`), each rank finished before the next, so that those states keep the
+/// invariants too. A failed rank therefore holds back the ranks after it (they could take a seat
+/// not yet freed, or drop the last owner), never Invites, Teams or access.
+async fn write_memberships(
+    ctx: &Context,
+    org: Option<&Organization>,
+    memberships: &[&Membership],
+    effective: &rules::Effective,
+    org_ref: Option<&OwnerReference>,
+) -> Vec<String> {
     // Owners who stay owners, at least minOwners of them, keep the org owned in every state
     // between writes, so owners who leave then may free their seats first, like anyone else.
     let min_owners = org.map_or(1, |o| o.spec.policy.min_owners.max(1)) as usize;
@@ -318,42 +484,117 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         })
         .collect();
     ranked.sort_by_key(|(rank, _)| *rank);
+    let mut failed = Vec::new();
     let mut writes = Writes::new();
     let mut rank_in_flight = None;
     for (rank, m) in ranked {
         if ctx.stopping() {
-            return Ok(Action::await_change());
+            break;
         }
         if rank_in_flight.is_some_and(|r| r != rank) {
-            first_error(std::mem::replace(&mut writes, Writes::new()).finish().await)?;
+            failed.extend(errors(
+                std::mem::replace(&mut writes, Writes::new()).finish().await,
+            ));
+            if !failed.is_empty() {
+                break;
+            }
         }
         rank_in_flight = Some(rank);
         let effect = &effective.memberships[&m.name_any()];
-        first_error(
-            writes
-                .push(write_membership(&ctx, m, effect, org_ref))
-                .await,
-        )?;
+        failed.extend(errors(
+            writes.push(write_membership(ctx, m, effect, org_ref)).await,
+        ));
     }
-    first_error(writes.finish().await)?;
+    failed.extend(errors(writes.finish().await));
+    failed
+}
+
+/// Each Invite's status; an Invite whose code Secret could not be made says so.
+async fn write_invites(
+    ctx: &Context,
+    invites: &[Invite],
+    effective: &rules::Effective,
+    codes: &Codes,
+    org_ref: Option<&OwnerReference>,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut failed = Vec::new();
     let mut writes = Writes::new();
-    for invite in &invites {
+    for invite in invites {
         if ctx.stopping() {
-            return Ok(Action::await_change());
+            break;
         }
-        let mut status = effective.invites[&invite.name_any()].clone();
-        status.code_secret_name = secret_names.get(&invite.name_any()).cloned();
-        first_error(
+        let name = invite.name_any();
+        let mut status = effective.invites[&name].clone();
+        status.code_secret_name = codes.secret_names.get(&name).cloned();
+        if let Some(error) = codes.failed.get(&name) {
+            code_secret_failed(ctx, invite, &mut status, error, now).await;
+        }
+        failed.extend(errors(
             writes
-                .push(write_object(&ctx, invite, status, false, org_ref))
+                .push(write_object(ctx, invite, status, false, org_ref))
                 .await,
-        )?;
+        ));
     }
-    first_error(writes.finish().await)?;
+    failed.extend(errors(writes.finish().await));
+    failed
+}
+
+/// Reports a code Secret that could not be created: `Ready=False` (`CodeSecretFailed`) on a usable
+/// Invite, and a Warning Event.
+async fn code_secret_failed(
+    ctx: &Context,
+    invite: &Invite,
+    status: &mut InviteStatus,
+    error: &str,
+    now: Timestamp,
+) {
+    let message = format!("the Secret for the invite code could not be created: {error}");
+    if status.phase == Some(InvitePhase::Pending) {
+        let previous = invite
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let want = Want::new(
+            rules::effective::condition::READY,
+            false,
+            "CodeSecretFailed",
+            message.clone(),
+        );
+        let ready = conditions::merge(previous, vec![want], invite.meta().generation, now);
+        status
+            .conditions
+            .retain(|c| c.type_ != rules::effective::condition::READY);
+        status.conditions.extend(ready);
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "CodeSecretFailed".into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "CreateCodeSecret".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &invite.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
+/// Each Team's status, with its `AccessSynced` condition.
+async fn write_teams(
+    ctx: &Context,
+    org: Option<&Organization>,
+    teams: &[Team],
+    effective: &rules::Effective,
+    synced: &access::Synced,
+    org_ref: Option<&OwnerReference>,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut failed = Vec::new();
     let mut writes = Writes::new();
-    for team in &teams {
+    for team in teams {
         if ctx.stopping() {
-            return Ok(Action::await_change());
+            break;
         }
         let mut status = effective.teams[&team.name_any()].clone();
         let previous = team
@@ -363,42 +604,15 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
             .unwrap_or_default();
         status
             .conditions
-            .extend(access::team_condition(team, org, previous, &synced, now));
-        first_error(
+            .extend(access::team_condition(team, org, previous, synced, now));
+        failed.extend(errors(
             writes
-                .push(write_object(&ctx, team, status, false, org_ref))
+                .push(write_object(ctx, team, status, false, org_ref))
                 .await,
-        )?;
+        ));
     }
-    first_error(writes.finish().await)?;
-
-    publish_notices(&ctx, &effective.notices, org, &memberships, &invites).await;
-    let without_owner = effective
-        .organization
-        .as_ref()
-        .is_some_and(|s| s.owners.is_empty() && !memberships.is_empty());
-    ctx.metrics.tally(
-        &namespace,
-        effective.invites.values().filter_map(|s| s.phase),
-        without_owner,
-    );
-    ctx.failures
-        .lock()
-        .expect("failures lock")
-        .remove(&namespace);
-
-    // Wake up exactly when the next invite expires, not by polling.
-    Ok(match effective.next_change {
-        Some(at) => {
-            let wait = Timestamp::now()
-                .duration_until(at)
-                .max(SignedDuration::ZERO);
-            Action::requeue(
-                Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50),
-            )
-        }
-        None => Action::await_change(),
-    })
+    failed.extend(errors(writes.finish().await));
+    failed
 }
 
 /// The rank in which a Membership's status is written within one reconcile (lower first): seats

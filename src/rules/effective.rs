@@ -960,8 +960,6 @@ pub fn stable_color(name: &str) -> String {
         "#1f6feb", "#8250df", "#bf3989", "#cf222e", "#bc4c00", "#9a6700", "#1a7f37", "#0969da",
         "#6639ba", "#953800", "#116329", "#0550ae",
     ];
-    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = crate::names::stable_hash(name);
     PALETTE[(hash % PALETTE.len() as u64) as usize].to_string()
 }

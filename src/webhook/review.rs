@@ -12,7 +12,7 @@ use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::api::{Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
-use crate::caches::{Caches, code_secret_name, invite_code};
+use crate::caches::Caches;
 use crate::rules::{self, Actor, Config, Context, Decision, Operation, OrgIndex, Redemption};
 
 /// How long a decision waits for caches that have not yet listed what exists (the API server gives
@@ -146,9 +146,10 @@ impl Decider {
                                 .invites
                                 .get(&ObjectRef::new(&r.name).within(&namespace))
                         });
-                        code = invite_for_redemption
-                            .as_deref()
-                            .and_then(|i| self.code(&namespace, i));
+                        code = match invite_for_redemption.as_deref() {
+                            Some(i) => self.caches.invite_code(&self.client, i).await,
+                            None => None,
+                        };
                         Operation::CreateMembership {
                             spec: &m.spec,
                             redemption: m.spec.invite.as_ref().map(|_| Redemption {
@@ -295,16 +296,6 @@ impl Decider {
             }
             None => allow(decision.warnings),
         }
-    }
-
-    /// The code in an Invite's Secret, from the cache.
-    fn code(&self, namespace: &str, invite: &Invite) -> Option<String> {
-        let secret = self
-            .caches
-            .stores
-            .secrets
-            .get(&ObjectRef::new(&code_secret_name(invite)).within(namespace))?;
-        invite_code(&secret, invite)
     }
 
     async fn namespace_deleting(&self, namespace: &str) -> bool {
