@@ -24,6 +24,8 @@ pub struct Decider {
     pub caches: Caches,
     pub config: Config,
     pub client: Client,
+    /// roster's own username, the one identity that writes status.
+    pub roster_user: Option<String>,
 }
 
 /// The outcome, for the response and the metrics.
@@ -45,7 +47,14 @@ impl Decider {
             caches,
             config,
             client,
+            roster_user: None,
         }
+    }
+
+    /// Names roster's own identity, whose status writes are admitted.
+    pub fn with_roster_user(mut self, user: Option<String>) -> Decider {
+        self.roster_user = user;
+        self
     }
 
     /// Decides one AdmissionReview body. A body that is not an AdmissionReview is `Err` (HTTP 400).
@@ -86,6 +95,11 @@ impl Decider {
             &self.config,
         );
         let kind = req.kind.kind.as_str();
+        // Before the caches: roster's own status writes must never wait for them (the controller
+        // writes status through this webhook), and who writes status needs nothing cached.
+        if req.sub_resource.as_deref() == Some("status") {
+            return self.status_write(req, &actor);
+        }
         // Until the caches have listed what exists, every index is empty: every org would look like
         // a namespace without an Organization (where deletions are always allowed) and without
         // members. Wait for them briefly, or refuse; never decide from nothing.
@@ -293,6 +307,40 @@ impl Decider {
         }
     }
 
+    /// A write to `status`: roster's alone, and only of an object roster can read.
+    fn status_write(&self, req: &AdmissionRequest<DynamicObject>, actor: &Actor) -> Answer {
+        if let Err(message) = rules::status::status_write(actor, self.roster_user.as_deref()) {
+            let mut response = AdmissionResponse::from(req).deny(format!(
+                "roster: {message} [rule {}]",
+                rules::status::STATUS_OWNED_BY_ROSTER
+            ));
+            response.result.code = 403;
+            response.result.reason = "Forbidden".into();
+            return Answer {
+                response,
+                reason: rules::status::STATUS_OWNED_BY_ROSTER,
+            };
+        }
+        let readable = match req.kind.kind.as_str() {
+            "Membership" => typed::<Membership>(&req.object).is_some(),
+            "Invite" => typed::<Invite>(&req.object).is_some(),
+            "Team" => typed::<Team>(&req.object).is_some(),
+            "Organization" => typed::<Organization>(&req.object).is_some(),
+            _ => true,
+        };
+        let response = AdmissionResponse::from(req);
+        match readable {
+            true => Answer {
+                response,
+                reason: "allowed",
+            },
+            false => Answer {
+                response: response.deny("roster: the object in the request could not be read"),
+                reason: "InvalidRequest",
+            },
+        }
+    }
+
     /// The code in an Invite's Secret, from the cache.
     fn code(&self, namespace: &str, invite: &Invite) -> Option<String> {
         let secret = self
@@ -360,6 +408,44 @@ fn touches_an_owner(index: &OrgIndex, target: &MembershipSpec) -> bool {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    async fn write_status(decider: &Decider, user: &str, status: Value) -> (bool, String) {
+        let mut object = membership("a", "member", false);
+        object["status"] = status;
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "r", "operation": "UPDATE", "subResource": "status",
+                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
+                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
+                "name": "a", "namespace": "ns",
+                "userInfo": { "username": user, "groups": ["system:masters"] },
+                "object": object, "oldObject": membership("a", "member", false),
+            }
+        });
+        let (answer, reason) = decider
+            .review(&serde_json::to_vec(&review).unwrap())
+            .await
+            .unwrap();
+        (answer.response.unwrap().allowed, reason.to_string())
+    }
+
+    #[tokio::test]
+    async fn only_roster_writes_status() {
+        let roster = decider(&[]).with_roster_user(Some("roster".into()));
+        let owner = json!({ "phase": "Active", "effectiveRole": "owner" });
+        assert_eq!(
+            write_status(&roster, "roster", owner.clone()).await,
+            (true, "allowed".into())
+        );
+        assert_eq!(
+            write_status(&roster, "admin", owner).await,
+            (false, "StatusOwnedByRoster".into()),
+            "system:masters too"
+        );
+        let nobody = decider(&[]);
+        assert!(!write_status(&nobody, "roster", json!({})).await.0);
+    }
 
     fn org(budget: i32) -> Organization {
         serde_json::from_value(json!({
