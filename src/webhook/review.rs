@@ -251,13 +251,23 @@ impl Decider {
         }
 
         // A removal spends the budget once: deleting a Membership that is already Terminating (held
-        // by the owner protection) again is not another removal.
+        // by the owner protection) again is not another removal. Leaving is no removal at all, and
+        // orgs without a budget keep no count.
         let removed = req
             .old_object
             .as_ref()
             .map(|o| &o.metadata)
             .filter(|m| m.deletion_timestamp.is_none());
-        let removing = matches!(op, Operation::DeleteMembership(_)) && removed.is_some();
+        let leaving =
+            matches!(op, Operation::DeleteMembership(m) if rules::removals::leaving(&actor, m));
+        if leaving && !req.dry_run {
+            let uid = removed.and_then(|m| m.uid.as_deref()).unwrap_or(&req.name);
+            self.caches.removals.release(&namespace, uid);
+        }
+        let removing = matches!(op, Operation::DeleteMembership(_))
+            && removed.is_some()
+            && !leaving
+            && rules::removals::budget(index.organization.as_ref()).is_some();
         let ctx = Context {
             now,
             removals_last_hour: 0,
@@ -483,6 +493,10 @@ mod tests {
     }
 
     async fn delete(decider: &Decider, old: &Value, dry_run: bool) -> bool {
+        delete_as(decider, old, dry_run, "owner@example.com").await
+    }
+
+    async fn delete_as(decider: &Decider, old: &Value, dry_run: bool, user: &str) -> bool {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -490,7 +504,7 @@ mod tests {
                 "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
                 "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
                 "name": old["metadata"]["name"], "namespace": "ns",
-                "userInfo": { "username": "owner@example.com", "groups": ["system:authenticated"] },
+                "userInfo": { "username": user, "groups": ["system:authenticated"] },
                 "oldObject": old,
             }
         });
@@ -528,5 +542,20 @@ mod tests {
             "over the budget, dry run or not"
         );
         assert!(!delete(&decider, &b, false).await);
+    }
+
+    #[tokio::test]
+    async fn leaving_is_never_refused_by_the_budget_and_never_counts() {
+        let owner = membership("owner", "owner", false);
+        let (a, b, c) = (
+            membership("a", "member", false),
+            membership("b", "member", false),
+            membership("c", "member", false),
+        );
+        let decider = decider(&[owner, a.clone(), b.clone(), c.clone()]);
+        assert!(delete_as(&decider, &a, false, "a@example.com").await);
+        assert!(delete(&decider, &b, false).await, "the budget is untouched");
+        assert!(!delete(&decider, &c, false).await, "now it is spent");
+        assert!(delete_as(&decider, &c, false, "c@example.com").await);
     }
 }
