@@ -1188,7 +1188,8 @@ async fn deletion_protection_refuses_to_delete_the_organization_even_for_platfor
 // ---------------------------------------------------------------------------------------------
 // Status: what is in force, which the webhook decides from.
 
-/// Times that Kubernetes' `date-time` schema format may let through but roster cannot read.
+/// Times roster cannot read. The API server's `date-time` format refuses the first and the last but
+/// accepts the two in between (an offset beyond a day, more than nine fractional digits).
 const BAD_TIMES: &[&str] = &[
     "2026-01-01T00:00:00",
     "2026-01-01T00:00:00+99:00",

@@ -1,6 +1,6 @@
 //! Decoding of the status fields that the API server's schema lets through in shapes roster cannot
-//! read (its `date-time` format accepts times without an offset, for example, which Kubernetes'
-//! `Time` refuses). Status is roster's own output, recomputed from spec: what it cannot read it
+//! read (its `date-time` format accepts `2026-01-01T00:00:00+99:00` or more than nine fractional
+//! digits, which Kubernetes' `Time` refuses). Status is roster's own output, recomputed from spec: what it cannot read it
 //! treats as absent and writes again. Failing instead would fail the whole list of a watch, and so
 //! freeze every organization behind one object.
 
