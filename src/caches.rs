@@ -209,7 +209,8 @@ impl Stores {
 #[derive(Clone)]
 pub struct Caches {
     pub stores: Stores,
-    /// Membership removals of the last hour, as this replica's watch and webhook saw them.
+    /// Membership removals by someone else of the last hour: admitted by this replica's webhook,
+    /// confirmed by its watch.
     pub removals: Arc<RemovalLog>,
     indexes: Arc<RwLock<HashMap<String, Arc<OrgIndex>>>>,
     triggers: broadcast::Sender<ObjectRef<Namespace>>,
@@ -553,7 +554,7 @@ impl Caches {
         {
             let now = Timestamp::now();
             let at = m.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
-            self.removals.record(&ns, &uid, at, now);
+            self.removals.confirm(&ns, &uid, at, now);
         }
         match event {
             Event::Apply(m) | Event::InitApply(m) => self

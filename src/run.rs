@@ -192,8 +192,12 @@ fn certificate_names(
     }
 }
 
-/// What the installer decides, plus roster's own identity as a platform principal.
-async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
+/// What the installer decides, plus roster's own identity as a platform principal; and that
+/// identity, which alone writes status.
+async fn rules_config(
+    args: &RunArgs,
+    client: &Client,
+) -> anyhow::Result<(rules::Config, Option<String>)> {
     let mut config = rules::Config {
         platform_users: args.platform_users.iter().cloned().collect(),
         // `--platform-groups ""` (the chart's empty list) names no group.
@@ -211,19 +215,26 @@ async fn rules_config(args: &RunArgs, client: &Client) -> rules::Config {
             .iter()
             .map(|u| u.to_string()),
     );
-    match own_username(client).await {
-        Ok(me) => {
-            config.platform_users.insert(me);
+    let me = match own_username(client).await {
+        Ok(me) => Some(me),
+        // Its webhook admits status writes from roster's own identity only: a replica that does
+        // not know it would refuse every status write, its leader's included. Better restarted.
+        Err(e) if !args.webhook_addr.is_empty() => {
+            return Err(e.context("roster's webhook admits status writes from roster alone"));
         }
-        Err(e) => tracing::error!(
-            error = format!("{e:#}"),
-            "roster does not know its own username: unless --platform-users names it, its webhook refuses roster's own owner references and finalizers"
-        ),
-    }
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "roster does not know its own username: unless --platform-users names it, a webhook refuses roster's own owner references, finalizers and status"
+            );
+            None
+        }
+    };
+    config.platform_users.extend(me.clone());
     if let Ok(ns) = std::env::var("POD_NAMESPACE") {
         config.excluded_namespaces.insert(ns);
     }
-    config
+    Ok((config, me))
 }
 
 /// Starts the webhook server; returns its task.
@@ -231,7 +242,7 @@ async fn start_webhook(
     args: &RunArgs,
     client: &Client,
     caches: &Caches,
-    config: rules::Config,
+    (config, me): (rules::Config, Option<String>),
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
@@ -262,7 +273,7 @@ async fn start_webhook(
         }
     };
     let app = webhook::router(
-        webhook::Decider::new(caches.clone(), config, client.clone()),
+        webhook::Decider::new(caches.clone(), config, client.clone()).with_roster_user(me),
         metrics,
     );
     let listener = webhook::bind(addr)?;
@@ -354,7 +365,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = Scope {
         namespaces: args.namespaces.clone(),
     };
-    let config = rules_config(&args, &client).await;
+    let (config, me) = rules_config(&args, &client).await?;
     // Every replica keeps the caches and serves the webhook; only the leader runs the controller.
     let mut caches = Caches::start(&client, &scope);
     caches.stores.code_reads = metrics.invite_code_reads.clone();
@@ -370,7 +381,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         &args,
         &client,
         &caches,
-        config.clone(),
+        (config.clone(), me),
         metrics.clone(),
         stopped(),
     )

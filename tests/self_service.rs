@@ -334,3 +334,124 @@ async fn proof_of(client: &Client, ns: &str, membership: &str) -> String {
         .unwrap();
     m.spec.invite.unwrap().proof.unwrap()
 }
+
+/// An outsider holding only the self-service binding reads nothing of an org (its profile, policy
+/// and people are for members), and still joins with the invite they were handed.
+#[tokio::test]
+async fn outsiders_read_nothing_and_still_join_with_an_invite() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "outsider").await;
+    install_roles(&client, &ns).await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut story = Story {
+        client: client.clone(),
+        ns: ns.clone(),
+        dir: scratch.path().to_path_buf(),
+        step: 0,
+    };
+    let (owner, eve) = ("owner@corp.example", "eve@elsewhere.example");
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  profile:\n    description: members only\n",
+    )
+    .await;
+    support::apply(&client, &ns, &membership("owner", owner, "owner", None)).await;
+    story.active("owner", OrgRole::Owner).await;
+    support::apply(&client, &ns, &invite("eve", eve, "member")).await;
+    eventually("the owner's rights", WAIT, || async {
+        story.can(owner, "get", "secrets").then_some(())
+    })
+    .await;
+    let code = story.code("eve", owner).await;
+
+    for resource in [
+        "organizations.roster.dev",
+        "memberships.roster.dev",
+        "invites.roster.dev",
+        "teams.roster.dev",
+        "secrets",
+    ] {
+        for verb in ["get", "list", "watch"] {
+            assert!(!story.can(eve, verb, resource), "eve may {verb} {resource}");
+        }
+    }
+    let (ok, out, err) = support::kubectl(&["--as", eve, "-n", &ns, "get", "organization", "corp"]);
+    assert!(!ok && err.contains("Forbidden"), "{out}{err}");
+
+    let (ok, out) = story.create_as(eve, &membership("eve", eve, "member", Some(("eve", &code))));
+    assert!(ok, "eve joins with the invite: {out}");
+    story.active("eve", OrgRole::Member).await;
+}
+
+/// Leaving is no removal: a self-joiner who joins and leaves again and again spends none of the
+/// removal budget, and the owner still removes someone.
+#[tokio::test]
+async fn a_self_joiner_who_keeps_leaving_spends_no_removal_budget() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "leaver").await;
+    install_roles(&client, &ns).await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut story = Story {
+        client: client.clone(),
+        ns: ns.clone(),
+        dir: scratch.path().to_path_buf(),
+        step: 0,
+    };
+    let (owner, sam) = ("owner@corp.example", "sam@example.org");
+    support::apply(
+        &client,
+        &ns,
+        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  policy:\n    maxRemovalsPerHour: 2\n    selfJoin:\n      emailDomains: [example.org]\n      role: member\n",
+    )
+    .await;
+    support::apply(&client, &ns, &membership("owner", owner, "owner", None)).await;
+    support::apply(
+        &client,
+        &ns,
+        &membership("bob", "bob@corp.example", "member", None),
+    )
+    .await;
+    story.active("owner", OrgRole::Owner).await;
+    story.active("bob", OrgRole::Member).await;
+
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), &ns);
+    for round in 0..3 {
+        let (ok, out) = story.create_as(sam, &membership("sam", sam, "member", None));
+        assert!(ok, "round {round}: sam joins by domain: {out}");
+        story.active("sam", OrgRole::Member).await;
+        eventually("sam's right to leave", WAIT, || async {
+            story
+                .can(sam, "delete", "memberships.roster.dev")
+                .then_some(())
+        })
+        .await;
+        let (ok, out, err) =
+            support::kubectl(&["--as", sam, "-n", &ns, "delete", "membership", "sam"]);
+        assert!(ok, "round {round}: sam leaves: {out}{err}");
+        eventually("sam's Membership to go", WAIT, || async {
+            memberships
+                .get_opt("sam")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    eventually("the owner's right to remove", WAIT, || async {
+        story
+            .can(owner, "delete", "memberships.roster.dev")
+            .then_some(())
+    })
+    .await;
+    let (ok, out, err) =
+        support::kubectl(&["--as", owner, "-n", &ns, "delete", "membership", "bob"]);
+    assert!(ok, "the owner removes bob within the budget: {out}{err}");
+}

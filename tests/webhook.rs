@@ -1175,3 +1175,175 @@ async fn deletion_protection_refuses_to_delete_the_organization_even_for_platfor
         .await
         .expect("the owner may delete an unprotected Organization");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Status: what is in force, which the webhook decides from.
+
+/// Times roster cannot read. The API server's `date-time` format refuses the first and the last but
+/// accepts the two in between (an offset beyond a day, more than nine fractional digits).
+const BAD_TIMES: &[&str] = &[
+    "2026-01-01T00:00:00",
+    "2026-01-01T00:00:00+99:00",
+    "2026-01-01T00:00:00.0000000001Z",
+    "not-a-time",
+];
+
+fn forged_condition(time: &str) -> Value {
+    json!({ "type": "Ready", "status": "True", "reason": "Forged", "message": "", "lastTransitionTime": time })
+}
+
+async fn patch_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: Value,
+) -> Result<(), kube::Error> {
+    api(client, ns, "Membership")
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Grants `user` writes of Memberships' status in `ns`, as a broad platform role or a misbehaving
+/// tool might hold them (roster's own ClusterRoles grant no status writes).
+async fn grant_status_writes(client: &Client, ns: &str, user: &str) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let role: Role = serde_json::from_value(json!({
+        "metadata": { "name": "status-writer" },
+        "rules": [{ "apiGroups": ["roster.dev"], "resources": ["memberships/status"],
+                    "verbs": ["get", "update", "patch"] }]
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "status-writer" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "status-writer" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_member_who_may_write_status_cannot_forge_an_effective_role() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "webhook-status").await;
+    support::install_cluster_roles(&client).await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    apply_all(&client, &ns, &[org(json!({ "minOwners": 1 }), json!({}))]).await;
+    apply_all(
+        &client,
+        &ns,
+        &[
+            membership("owner", OWNER, "owner"),
+            membership("mallory", MEMBER, "member"),
+        ],
+    )
+    .await;
+    wait_effective(&client, &ns, "mallory", OrgRole::Member).await;
+    grant_status_writes(&client, &ns, MEMBER).await;
+    let mallory = support::client_as(MEMBER, &[]).await;
+
+    let forged = json!({ "phase": "Active", "effectiveRole": "owner" });
+    let e = eventually("RBAC to let mallory write status", WAIT, || async {
+        match patch_status(&mallory, &ns, "mallory", forged.clone()).await {
+            Err(kube::Error::Api(s)) if s.code == 403 && !s.message.contains("roster") => None,
+            other => Some(other),
+        }
+    })
+    .await
+    .expect_err("a forged effective role is refused");
+    let m = webhook_denial(&e).unwrap_or_else(|| panic!("denied by roster: {e}"));
+    assert!(m.contains("[rule StatusOwnedByRoster]"), "{m}");
+    for time in BAD_TIMES {
+        let status = json!({ "conditions": [forged_condition(time)] });
+        let e = patch_status(&mallory, &ns, "mallory", status)
+            .await
+            .expect_err("an unreadable status is refused");
+        assert!(
+            webhook_denial(&e).is_some_and(|m| m.contains("[rule StatusOwnedByRoster]"))
+                || matches!(&e, kube::Error::Api(s) if s.code == 422),
+            "{time}: {e}"
+        );
+    }
+    // Platform principals change spec, not status (the operator here is the admin; any other one
+    // is refused).
+    let platform = support::client_as("platform@example.com", &["system:masters"]).await;
+    let e = patch_status(&platform, &ns, "mallory", forged.clone())
+        .await
+        .expect_err("a platform principal does not write status");
+    assert!(
+        webhook_denial(&e).is_some_and(|m| m.contains("[rule StatusOwnedByRoster]")),
+        "{e}"
+    );
+
+    wait_effective(&client, &ns, "mallory", OrgRole::Member).await;
+    patch("Membership", "mallory", json!({ "role": "owner" }))
+        .send(&mallory, &ns, false)
+        .await
+        .expect_err("mallory cannot promote herself");
+}
+
+/// A status roster cannot read (written while no webhook reviewed it) freezes neither the caches nor
+/// any organization: roster reads it as absent and writes its own.
+#[tokio::test]
+async fn an_unreadable_status_freezes_no_organization() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let bad = support::namespace(&client, "status-bad").await;
+    let good = support::namespace(&client, "status-good").await;
+    for ns in [&bad, &good] {
+        apply_all(&client, ns, &[org(json!({ "minOwners": 1 }), json!({}))]).await;
+        apply_all(&client, ns, &[membership("owner", OWNER, "owner")]).await;
+    }
+    // No webhook reviews these namespaces yet: find a time the API server's schema accepts.
+    let mut accepted = None;
+    for time in BAD_TIMES {
+        assert!(
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>(json!(
+                time
+            ))
+            .is_err()
+        );
+        let status = json!({ "phase": "Active", "effectiveRole": "owner", "joinedAt": time,
+                             "conditions": [forged_condition(time)] });
+        if patch_status(&client, &bad, "owner", status).await.is_ok() {
+            accepted = Some(*time);
+            break;
+        }
+    }
+    let time = accepted.expect("the API server accepts one of the unreadable times");
+
+    let _operator = support::operator_with_webhook(&[&bad, &good]);
+    wait_effective(&client, &good, "owner", OrgRole::Owner).await;
+    wait_owners(&client, &good, &[OWNER]).await;
+    wait_owners(&client, &bad, &[OWNER]).await;
+    eventually(
+        "roster's own status to replace the unreadable one",
+        WAIT,
+        || async {
+            let m = api(&client, &bad, "Membership").get("owner").await.unwrap();
+            let status = &m.data["status"];
+            let ready = status["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready")?
+                .clone();
+            (ready["reason"] != "Forged" && ready["lastTransitionTime"] != time).then_some(())
+        },
+    )
+    .await;
+}

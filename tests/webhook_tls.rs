@@ -1,6 +1,6 @@
 //! Webhook replicas and their certificates, with the real API server calling them over TLS: files
 //! (as cert-manager or a mounted Secret provide them, reloaded when they change), self-managed
-//! certificates shared by replicas through a Secret, and the removal budget shared by replicas.
+//! certificates shared by replicas through a Secret, and the removal budget per replica.
 
 mod support;
 
@@ -178,10 +178,12 @@ async fn replicas_share_one_self_managed_certificate() {
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
 }
 
-/// `maxRemovalsPerHour` binds the organization, not one replica: removals admitted by one replica's
-/// webhook count in another replica, which sees them through its watch.
+/// `maxRemovalsPerHour` counts what a replica's own webhook admitted as removals by someone else
+/// and its watch then saw go: another replica's admissions it cannot tell from people leaving, so it
+/// does not count them (the budget binds per replica). A review POSTed straight to a replica, which
+/// the API server never sent and which deleted nothing, leaves no lasting trace in the count.
 #[tokio::test]
-async fn replicas_share_the_removal_budget() {
+async fn each_replica_counts_the_removals_it_admitted_and_forged_reviews_leave_no_trace() {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "tls-budget").await;
@@ -233,11 +235,11 @@ async fn replicas_share_the_removal_budget() {
     })
     .await;
     // What B answers when the owner asks to remove a Membership (a dry run: asking spends nothing).
-    let ask_b = |m: &Membership| {
+    let review_b = |m: &Membership, dry_run: bool| {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
-                "uid": "b-budget", "operation": "DELETE", "dryRun": true,
+                "uid": "b-budget", "operation": "DELETE", "dryRun": dry_run,
                 "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
                 "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
                 "requestKind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
@@ -250,6 +252,7 @@ async fn replicas_share_the_removal_budget() {
         let ca = ca.clone();
         async move { post_review(b_port, &ca, &review).await["response"].clone() }
     };
+    let ask_b = |m: &Membership| review_b(m, true);
     // B knows the organization (it refuses removing its only owner), and m3 is within the budget.
     let owner_membership = memberships.get("owner").await.unwrap();
     support::eventually(
@@ -265,7 +268,7 @@ async fn replicas_share_the_removal_budget() {
     let before = ask_b(&m3).await;
     assert_eq!(before["allowed"], true, "within the budget: {before}");
 
-    // A admits two removals through the API server.
+    // A admits two removals through the API server, and counts them: the third is refused.
     let owner = support::client_as("owner@example.com", &[]).await;
     let as_owner: kube::Api<Membership> = kube::Api::namespaced(owner, &ns);
     for name in ["m1", "m2"] {
@@ -274,18 +277,40 @@ async fn replicas_share_the_removal_budget() {
             .await
             .unwrap_or_else(|e| panic!("removing {name}: {e}"));
     }
-    // B counts them.
-    let refused = support::eventually(
-        "replica B to count the removals replica A admitted",
+    let e = as_owner
+        .delete("m3", &Default::default())
+        .await
+        .expect_err("the third removal through A is over the budget");
+    assert!(e.to_string().contains("[rule RemovalBudget]"), "{e}");
+    // B saw them go, but not who removed them.
+    support::eventually(
+        "replica B to see m1 and m2 go",
         Duration::from_secs(10),
-        || async {
-            let answer = ask_b(&m3).await;
-            (answer["allowed"] == false).then_some(answer)
-        },
+        || async { (memberships.get_opt("m2").await.unwrap().is_none()).then_some(()) },
     )
     .await;
-    let message = refused["status"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("[rule RemovalBudget]"), "{refused}");
+    let answer = ask_b(&m3).await;
+    assert_eq!(answer["allowed"], true, "B counts only its own: {answer}");
+
+    // Two forged removals straight to B's port take B's budget only until the watch fails to
+    // confirm them.
+    for uid in ["forged-1", "forged-2"] {
+        let mut m = m3.clone();
+        m.metadata.uid = Some(uid.into());
+        let answer = review_b(&m, false).await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+    }
+    let answer = ask_b(&m3).await;
+    assert_eq!(answer["allowed"], false, "reserved for a moment: {answer}");
+    let message = answer["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("[rule RemovalBudget]"), "{answer}");
+    support::eventually(
+        "the unconfirmed reservations to expire",
+        Duration::from_secs(30),
+        || async { (ask_b(&m3).await["allowed"] == true).then_some(()) },
+    )
+    .await;
+    assert!(memberships.get_opt("m3").await.unwrap().is_some());
 }
 
 /// A replica serves the certificate in the shared Secret even when another replica replaced it

@@ -97,7 +97,11 @@ pub struct InviteStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<InvitePhase>,
     /// When the code stops working.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::lenient::time"
+    )]
     pub expires_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// How many Memberships redeemed it.
     #[serde(default)]
@@ -112,7 +116,7 @@ pub struct InviteStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
@@ -126,6 +130,10 @@ pub struct AcceptedBy {
     /// The Membership created with the code.
     pub membership: String,
     /// When that Membership was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::lenient::time"
+    )]
     pub at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }

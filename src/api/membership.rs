@@ -124,7 +124,11 @@ pub struct MembershipStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_role: Option<OrgRole>,
     /// When the Membership first became effective.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::lenient::time"
+    )]
     pub joined_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// The invite redeemed, when it was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,7 +137,7 @@ pub struct MembershipStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready` and `RoleChangeHeld`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }

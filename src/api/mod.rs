@@ -9,6 +9,7 @@
 
 mod common;
 mod invite;
+mod lenient;
 mod membership;
 mod organization;
 mod team;

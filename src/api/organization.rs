@@ -331,7 +331,7 @@ pub struct OrganizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `OwnerQuorum`, `OwnersWithinTarget`, `SeatLimit`, `BillingAdmin`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Effective owners (users and groups, groups as `group:NAME`), sorted.

@@ -10,6 +10,8 @@ pub mod identity;
 pub mod index;
 pub mod invite_code;
 pub mod open_invites;
+pub mod removals;
+pub mod status;
 pub mod ttl;
 
 pub use actor::{Actor, Config};

@@ -97,20 +97,25 @@ pub fn configuration(
             side_effects: "None".into(),
             timeout_seconds: Some(5),
             namespace_selector,
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["roster.dev".into()]),
-                api_versions: Some(vec!["*".into()]),
-                operations: Some(vec!["CREATE".into(), "UPDATE".into(), "DELETE".into()]),
-                resources: Some(vec![
-                    "organizations".into(),
-                    "memberships".into(),
-                    "invites".into(),
-                    "teams".into(),
-                ]),
-                scope: Some("Namespaced".into()),
-            }]),
+            rules: Some(vec![
+                rule(&["CREATE", "UPDATE", "DELETE"], ""),
+                // The webhook trusts status (effective roles), so it reviews who writes it.
+                rule(&["UPDATE"], "/status"),
+            ]),
             ..Default::default()
         }]),
+    }
+}
+
+/// A rule for the four kinds, or for one of their subresources (`suffix` such as `/status`).
+fn rule(operations: &[&str], suffix: &str) -> RuleWithOperations {
+    let kinds = ["organizations", "memberships", "invites", "teams"];
+    RuleWithOperations {
+        api_groups: Some(vec!["roster.dev".into()]),
+        api_versions: Some(vec!["*".into()]),
+        operations: Some(operations.iter().map(|o| o.to_string()).collect()),
+        resources: Some(kinds.iter().map(|k| format!("{k}{suffix}")).collect()),
+        scope: Some("Namespaced".into()),
     }
 }
 
@@ -157,30 +162,38 @@ mod tests {
             h.namespace_selector.is_none(),
             "all namespaces when none are given"
         );
-        for rule in h.rules.as_ref().unwrap() {
+        let rules = h.rules.as_ref().unwrap();
+        assert_eq!(rules.len(), 2);
+        for rule in rules {
             assert_eq!(
                 rule.api_groups.as_deref(),
                 Some(&["roster.dev".to_string()][..])
             );
-            assert!(
-                !rule
-                    .resources
-                    .as_ref()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == "*" || r.contains('/'))
-            );
-            assert_eq!(
-                rule.operations.as_deref(),
-                Some(
-                    &[
-                        "CREATE".to_string(),
-                        "UPDATE".to_string(),
-                        "DELETE".to_string()
-                    ][..]
-                )
-            );
+            assert!(!rule.resources.as_ref().unwrap().iter().any(|r| r == "*"));
         }
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            rules[0].operations,
+            Some(strings(&["CREATE", "UPDATE", "DELETE"]))
+        );
+        assert!(
+            !rules[0]
+                .resources
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains('/'))
+        );
+        // Status is written only by updates; no other subresource is ever reviewed.
+        assert_eq!(rules[1].operations, Some(strings(&["UPDATE"])));
+        assert!(
+            rules[1]
+                .resources
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|r| r.ends_with("/status"))
+        );
         assert_eq!(h.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
     }
 

@@ -24,6 +24,8 @@ pub struct Decider {
     pub caches: Caches,
     pub config: Config,
     pub client: Client,
+    /// roster's own username, the one identity that writes status.
+    pub roster_user: Option<String>,
 }
 
 /// The outcome, for the response and the metrics.
@@ -45,7 +47,14 @@ impl Decider {
             caches,
             config,
             client,
+            roster_user: None,
         }
+    }
+
+    /// Names roster's own identity, whose status writes are admitted.
+    pub fn with_roster_user(mut self, user: Option<String>) -> Decider {
+        self.roster_user = user;
+        self
     }
 
     /// Decides one AdmissionReview body. A body that is not an AdmissionReview is `Err` (HTTP 400).
@@ -86,6 +95,11 @@ impl Decider {
             &self.config,
         );
         let kind = req.kind.kind.as_str();
+        // Before the caches: roster's own status writes must never wait for them (the controller
+        // writes status through this webhook), and who writes status needs nothing cached.
+        if req.sub_resource.as_deref() == Some("status") {
+            return self.status_write(req, &actor);
+        }
         // Until the caches have listed what exists, every index is empty: every org would look like
         // a namespace without an Organization (where deletions are always allowed) and without
         // members. Wait for them briefly, or refuse; never decide from nothing.
@@ -242,13 +256,23 @@ impl Decider {
         }
 
         // A removal spends the budget once: deleting a Membership that is already Terminating (held
-        // by the owner protection) again is not another removal.
+        // by the owner protection) again is not another removal. Leaving is no removal at all, and
+        // orgs without a budget keep no count.
         let removed = req
             .old_object
             .as_ref()
             .map(|o| &o.metadata)
             .filter(|m| m.deletion_timestamp.is_none());
-        let removing = matches!(op, Operation::DeleteMembership(_)) && removed.is_some();
+        let leaving =
+            matches!(op, Operation::DeleteMembership(m) if rules::removals::leaving(&actor, m));
+        if leaving && !req.dry_run {
+            let uid = removed.and_then(|m| m.uid.as_deref()).unwrap_or(&req.name);
+            self.caches.removals.release(&namespace, uid);
+        }
+        let removing = matches!(op, Operation::DeleteMembership(_))
+            && removed.is_some()
+            && !leaving
+            && rules::removals::budget(index.organization.as_ref()).is_some();
         let ctx = Context {
             now,
             removals_last_hour: 0,
@@ -295,6 +319,40 @@ impl Decider {
                 answer
             }
             None => allow(decision.warnings),
+        }
+    }
+
+    /// A write to `status`: roster's alone, and only of an object roster can read.
+    fn status_write(&self, req: &AdmissionRequest<DynamicObject>, actor: &Actor) -> Answer {
+        if let Err(message) = rules::status::status_write(actor, self.roster_user.as_deref()) {
+            let mut response = AdmissionResponse::from(req).deny(format!(
+                "roster: {message} [rule {}]",
+                rules::status::STATUS_OWNED_BY_ROSTER
+            ));
+            response.result.code = 403;
+            response.result.reason = "Forbidden".into();
+            return Answer {
+                response,
+                reason: rules::status::STATUS_OWNED_BY_ROSTER,
+            };
+        }
+        let readable = match req.kind.kind.as_str() {
+            "Membership" => typed::<Membership>(&req.object).is_some(),
+            "Invite" => typed::<Invite>(&req.object).is_some(),
+            "Team" => typed::<Team>(&req.object).is_some(),
+            "Organization" => typed::<Organization>(&req.object).is_some(),
+            _ => true,
+        };
+        let response = AdmissionResponse::from(req);
+        match readable {
+            true => Answer {
+                response,
+                reason: "allowed",
+            },
+            false => Answer {
+                response: response.deny("roster: the object in the request could not be read"),
+                reason: "InvalidRequest",
+            },
         }
     }
 
@@ -356,6 +414,44 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    async fn write_status(decider: &Decider, user: &str, status: Value) -> (bool, String) {
+        let mut object = membership("a", "member", false);
+        object["status"] = status;
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "r", "operation": "UPDATE", "subResource": "status",
+                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
+                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
+                "name": "a", "namespace": "ns",
+                "userInfo": { "username": user, "groups": ["system:masters"] },
+                "object": object, "oldObject": membership("a", "member", false),
+            }
+        });
+        let (answer, reason) = decider
+            .review(&serde_json::to_vec(&review).unwrap())
+            .await
+            .unwrap();
+        (answer.response.unwrap().allowed, reason.to_string())
+    }
+
+    #[tokio::test]
+    async fn only_roster_writes_status() {
+        let roster = decider(&[]).with_roster_user(Some("roster".into()));
+        let owner = json!({ "phase": "Active", "effectiveRole": "owner" });
+        assert_eq!(
+            write_status(&roster, "roster", owner.clone()).await,
+            (true, "allowed".into())
+        );
+        assert_eq!(
+            write_status(&roster, "admin", owner).await,
+            (false, "StatusOwnedByRoster".into()),
+            "system:masters too"
+        );
+        let nobody = decider(&[]);
+        assert!(!write_status(&nobody, "roster", json!({})).await.0);
+    }
+
     fn org(budget: i32) -> Organization {
         serde_json::from_value(json!({
             "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
@@ -392,6 +488,10 @@ mod tests {
     }
 
     async fn delete(decider: &Decider, old: &Value, dry_run: bool) -> bool {
+        delete_as(decider, old, dry_run, "owner@example.com").await
+    }
+
+    async fn delete_as(decider: &Decider, old: &Value, dry_run: bool, user: &str) -> bool {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -399,7 +499,7 @@ mod tests {
                 "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
                 "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
                 "name": old["metadata"]["name"], "namespace": "ns",
-                "userInfo": { "username": "owner@example.com", "groups": ["system:authenticated"] },
+                "userInfo": { "username": user, "groups": ["system:authenticated"] },
                 "oldObject": old,
             }
         });
@@ -437,5 +537,20 @@ mod tests {
             "over the budget, dry run or not"
         );
         assert!(!delete(&decider, &b, false).await);
+    }
+
+    #[tokio::test]
+    async fn leaving_is_never_refused_by_the_budget_and_never_counts() {
+        let owner = membership("owner", "owner", false);
+        let (a, b, c) = (
+            membership("a", "member", false),
+            membership("b", "member", false),
+            membership("c", "member", false),
+        );
+        let decider = decider(&[owner, a.clone(), b.clone(), c.clone()]);
+        assert!(delete_as(&decider, &a, false, "a@example.com").await);
+        assert!(delete(&decider, &b, false).await, "the budget is untouched");
+        assert!(!delete(&decider, &c, false).await, "now it is spent");
+        assert!(delete_as(&decider, &c, false, "c@example.com").await);
     }
 }
