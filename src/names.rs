@@ -11,15 +11,22 @@ pub const LABEL_VALUE_MAX: usize = 63;
 pub const NAME_MAX: usize = 253;
 
 /// A stable 64-bit FNV-1a hash: the same in every process and release, unlike std's `DefaultHasher`.
+/// Not collision-resistant: for choices nobody gains from steering (a team's colour).
 pub fn stable_hash(s: &str) -> u64 {
     let mut h = fnv::FnvHasher::default();
     h.write(s.as_bytes());
     h.finish()
 }
 
-/// `stable_hash` as 16 hex digits, valid in names and label values.
+/// The first 96 bits of the SHA-256 of `s`, as 24 hex digits, valid in names and label values.
+/// Collision-resistant, because people choose the names hashed into binding names: two that met
+/// would have their RoleBindings overwrite each other.
 pub fn hash_hex(s: &str) -> String {
-    format!("{:016x}", stable_hash(s))
+    let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `prefix` followed by `s`, or, when that is longer than `max`, its first characters and a hash of
