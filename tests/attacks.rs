@@ -35,27 +35,6 @@ struct Org {
     _operator: Operator,
 }
 
-/// Roster's RBAC and nothing else: its ClusterRoles, and the self-service role for every
-/// authenticated user in the org namespace (the chart's `selfService.bindAuthenticated`).
-async fn install_roster_rbac(admin: &Client, ns: &str) {
-    support::install_cluster_roles(admin).await;
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": { "name": "self-service", "namespace": ns },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-self-service" },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
-    }))
-    .unwrap();
-    Api::<RoleBinding>::namespaced(admin.clone(), ns)
-        .patch(
-            "self-service",
-            &PatchParams::apply("roster-tests").force(),
-            &Patch::Apply(&binding),
-        )
-        .await
-        .unwrap();
-}
-
 fn organization(work: &str, policy: Value) -> Value {
     json!({
         "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
@@ -129,7 +108,7 @@ impl Org {
         support::install_crds(&admin).await;
         let ns = support::namespace(&admin, test).await;
         let work = support::namespace(&admin, &format!("{test}-work")).await;
-        install_roster_rbac(&admin, &ns).await;
+        support::install_roster_rbac(&admin, &ns).await;
         (admin, ns, work)
     }
 

@@ -7,9 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use roster::api::{Invite, Membership, MembershipPhase, OrgRole, Organization};
 use support::eventually;
 
@@ -18,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Story {
     client: Client,
     ns: String,
-    dir: std::path::PathBuf,
+    /// Where each step's YAML is written for kubectl; removed with the story.
+    dir: tempfile::TempDir,
     step: u32,
 }
 
@@ -35,7 +35,7 @@ impl Story {
 
     fn kubectl_as(&mut self, user: &str, verb: &str, yaml: &str) -> (bool, String) {
         self.step += 1;
-        let file = self.dir.join(format!("step-{}.yaml", self.step));
+        let file = self.dir.path().join(format!("step-{}.yaml", self.step));
         std::fs::write(&file, yaml).unwrap();
         let (ok, out, err) = support::kubectl(&[
             "--as",
@@ -123,56 +123,40 @@ fn invite(name: &str, email: &str, role: &str) -> String {
     )
 }
 
-async fn install_roles(client: &Client, ns: &str) {
-    support::install_cluster_roles(client).await;
-    // The install option `roster-self-service` for everyone, here only in this org's namespace.
-    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": { "name": "self-service", "namespace": ns },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-self-service" },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
-    }))
-    .unwrap();
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .patch(
-            "self-service",
-            &PatchParams::apply("roster-tests").force(),
-            &Patch::Apply(&binding),
-        )
-        .await
-        .unwrap();
+/// A fresh org namespace with roster's RBAC and roster running with its webhook, the platform
+/// having applied `organization` there.
+async fn start(test: &str, organization: &str) -> (Story, support::Operator) {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, test).await;
+    support::install_roster_rbac(&client, &ns).await;
+    let operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    support::apply(&client, &ns, organization).await;
+    let story = Story {
+        client,
+        ns,
+        dir: tempfile::tempdir().unwrap(),
+        step: 0,
+    };
+    (story, operator)
 }
 
 #[tokio::test]
 async fn a_new_org_runs_itself_through_kubectl() {
-    let client = support::admin_client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "story").await;
-    install_roles(&client, &ns).await;
-    let _operator = support::operator_with_webhook(&[&ns]);
-    support::wait_for_webhook(&client, &ns).await;
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().to_path_buf();
-    let mut story = Story {
-        client: client.clone(),
-        ns: ns.clone(),
-        dir,
-        step: 0,
-    };
     let (olivia, adam, mia, sam) = (
         "olivia@corp.example",
         "adam@corp.example",
         "mia@corp.example",
         "sam@example.org",
     );
-
     // 1. The platform engineer creates the org and its first owner.
-    support::apply(
-        &client,
-        &ns,
+    let (mut story, _operator) = start(
+        "story",
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  policy:\n    maxOwners: 1\n    selfJoin:\n      emailDomains: [example.org]\n      role: member\n",
     )
     .await;
+    let (client, ns) = (story.client.clone(), story.ns.clone());
     support::apply(&client, &ns, &membership("olivia", olivia, "owner", None)).await;
     story.active("olivia", OrgRole::Owner).await;
     eventually("olivia's owner rights", WAIT, || async {
@@ -339,26 +323,13 @@ async fn proof_of(client: &Client, ns: &str, membership: &str) -> String {
 /// and people are for members), and still joins with the invite they were handed.
 #[tokio::test]
 async fn outsiders_read_nothing_and_still_join_with_an_invite() {
-    let client = support::admin_client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "outsider").await;
-    install_roles(&client, &ns).await;
-    let _operator = support::operator_with_webhook(&[&ns]);
-    support::wait_for_webhook(&client, &ns).await;
-    let scratch = tempfile::tempdir().unwrap();
-    let mut story = Story {
-        client: client.clone(),
-        ns: ns.clone(),
-        dir: scratch.path().to_path_buf(),
-        step: 0,
-    };
     let (owner, eve) = ("owner@corp.example", "eve@elsewhere.example");
-    support::apply(
-        &client,
-        &ns,
+    let (mut story, _operator) = start(
+        "outsider",
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  profile:\n    description: members only\n",
     )
     .await;
+    let (client, ns) = (story.client.clone(), story.ns.clone());
     support::apply(&client, &ns, &membership("owner", owner, "owner", None)).await;
     story.active("owner", OrgRole::Owner).await;
     support::apply(&client, &ns, &invite("eve", eve, "member")).await;
@@ -395,26 +366,13 @@ async fn outsiders_read_nothing_and_still_join_with_an_invite() {
 /// removal budget, and the owner still removes someone.
 #[tokio::test]
 async fn a_self_joiner_who_keeps_leaving_spends_no_removal_budget() {
-    let client = support::admin_client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "leaver").await;
-    install_roles(&client, &ns).await;
-    let _operator = support::operator_with_webhook(&[&ns]);
-    support::wait_for_webhook(&client, &ns).await;
-    let scratch = tempfile::tempdir().unwrap();
-    let mut story = Story {
-        client: client.clone(),
-        ns: ns.clone(),
-        dir: scratch.path().to_path_buf(),
-        step: 0,
-    };
     let (owner, sam) = ("owner@corp.example", "sam@example.org");
-    support::apply(
-        &client,
-        &ns,
+    let (mut story, _operator) = start(
+        "leaver",
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: corp\nspec:\n  policy:\n    maxRemovalsPerHour: 2\n    selfJoin:\n      emailDomains: [example.org]\n      role: member\n",
     )
     .await;
+    let (client, ns) = (story.client.clone(), story.ns.clone());
     support::apply(&client, &ns, &membership("owner", owner, "owner", None)).await;
     support::apply(
         &client,

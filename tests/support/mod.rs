@@ -570,3 +570,25 @@ pub fn redemption_yaml(
         "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n  invite:\n    name: {invite}\n    proof: {proof}\n"
     )
 }
+
+/// Roster's RBAC and nothing else: the ClusterRoles roster ships, and `roster-self-service` for
+/// every authenticated user in `ns` (the chart's `selfService.bindAuthenticated`, here only there).
+pub async fn install_roster_rbac(client: &Client, ns: &str) {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    install_cluster_roles(client).await;
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "self-service", "namespace": ns },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "roster-self-service" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated" }]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .patch(
+            "self-service",
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .expect("bind roster-self-service");
+}
