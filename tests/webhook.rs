@@ -1084,11 +1084,26 @@ async fn with_the_operator_down_an_org_namespace_is_still_emptied_and_people_sti
     eventually(
         "the namespace to be gone once roster is back",
         Duration::from_secs(90),
-        || async { namespaces.get_opt(&doomed).await.unwrap().is_none().then_some(()) },
+        || async {
+            namespaces
+                .get_opt(&doomed)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
     )
     .await;
     let memberships: Api<Membership> = Api::namespaced(admin.clone(), &other);
-    assert_eq!(memberships.list(&Default::default()).await.unwrap().items.len(), 2);
+    assert_eq!(
+        memberships
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
