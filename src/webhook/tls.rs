@@ -1,5 +1,6 @@
 //! The webhook's serving certificate: from files (cert-manager, a mounted Secret), reloaded when
-//! they change, or self-managed: a CA and a serving certificate generated at start.
+//! they change, or self-managed: a CA and a serving certificate generated at start. Optionally it
+//! also asks callers for a client certificate, so that only the API server gets through.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,10 +59,6 @@ impl ClientAuth {
             .build()
             .with_context(|| format!("use {} as the webhook client CA", ca.display()))?;
         Ok(ClientAuth(Some(verifier)))
-    }
-
-    pub fn required(&self) -> bool {
-        self.0.is_some()
     }
 }
 
