@@ -206,9 +206,13 @@ async fn main() {
             std::future::ready(([("content-type", "application/json")], null.clone()))
         }),
     );
-    let tls = webhook::tls::self_signed(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
-        .await
-        .unwrap();
+    let tls = webhook::tls::self_signed(
+        &["localhost".into()],
+        &["127.0.0.1".parse().unwrap()],
+        webhook::tls::ClientAuth::anyone(),
+    )
+    .await
+    .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -65,6 +65,47 @@ pki() {
     -days 3650 -extfile "$p/apiserver.ext" -out "$p/apiserver.crt" 2>/dev/null
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
+  webhook_client_pki
+}
+
+# The API server authenticates itself to admission webhooks with a client certificate from a CA of
+# its own, so that a webhook can tell the API server's calls from anyone else's (roster's
+# --webhook-client-ca takes webhook-client-ca.crt).
+webhook_client_pki() {
+  local p=$dir/pki
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=roster-local-webhook-client-ca" \
+    -keyout "$p/webhook-client-ca.key" -out "$p/webhook-client-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver-webhook-client" \
+    -keyout "$p/webhook-client.key" -out "$p/webhook-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$p/webhook-client.ext"
+  openssl x509 -req -in "$p/webhook-client.csr" -CA "$p/webhook-client-ca.crt" \
+    -CAkey "$p/webhook-client-ca.key" -CAcreateserial -days 3650 -extfile "$p/webhook-client.ext" \
+    -out "$p/webhook-client.crt" 2>/dev/null
+  # '*' matches every webhook host: tests serve webhooks on loopback at ports picked at random.
+  cat >"$dir/webhook-client.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: '*'
+  user:
+    client-certificate: $p/webhook-client.crt
+    client-key: $p/webhook-client.key
+EOF
+  cat >"$dir/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $dir/webhook-client.kubeconfig
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $dir/webhook-client.kubeconfig
+EOF
 }
 
 write_kubeconfig() { # file server token user
@@ -140,6 +181,7 @@ start() {
     --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
     --client-ca-file "$dir/pki/ca.crt" \
+    --admission-control-config-file "$dir/admission.yaml" \
     --token-auth-file "$dir/tokens.csv" \
     --authorization-mode RBAC \
     --service-account-issuer "https://kubernetes.default.svc" \

@@ -49,7 +49,11 @@ start() {
   metrics=$(free_port)
   webhook=$(free_port)
   mkdir -p "$dir/logs"
-  env "${env[@]}" nohup "$roster" run "${args[@]}" \
+  # The local API server presents a client certificate to webhooks (hack/control-plane.sh): accept
+  # no other caller, as the chart's webhook.clientCA does in a cluster.
+  local clients=()
+  [[ -f $dir/pki/webhook-client-ca.crt ]] && clients=(--webhook-client-ca "$dir/pki/webhook-client-ca.crt")
+  env "${env[@]}" nohup "$roster" run "${args[@]}" "${clients[@]}" \
     --metrics-addr "127.0.0.1:$metrics" \
     --webhook-addr "127.0.0.1:$webhook" --webhook-url "https://127.0.0.1:$webhook/validate" \
     >"$dir/logs/roster.log" 2>&1 &

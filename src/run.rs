@@ -76,6 +76,13 @@ pub struct RunArgs {
     #[arg(long, env = "ROSTER_WEBHOOK_CERT_DIR")]
     pub webhook_cert_dir: Option<PathBuf>,
 
+    /// PEM file with the CA that signs the API server's client certificate for webhooks
+    /// (`--admission-control-config-file`). With it, the webhook refuses, in the TLS handshake, every
+    /// caller without a certificate that CA signed; without it, anyone who reaches the port may call.
+    /// Read at start: restart roster when it changes.
+    #[arg(long, env = "ROSTER_WEBHOOK_CLIENT_CA")]
+    pub webhook_client_ca: Option<PathBuf>,
+
     /// Name of the ValidatingWebhookConfiguration roster writes (with the CA it generated) at start.
     /// Without it roster writes none (for example when the Helm chart or cert-manager owns it).
     #[arg(long, env = "ROSTER_WEBHOOK_CONFIG_NAME")]
@@ -237,6 +244,22 @@ async fn rules_config(
     Ok((config, me))
 }
 
+/// Who may call the webhook, from `--webhook-client-ca`.
+fn webhook_clients(args: &RunArgs) -> anyhow::Result<webhook::tls::ClientAuth> {
+    match &args.webhook_client_ca {
+        Some(ca) => {
+            tracing::info!(ca = %ca.display(), "the webhook accepts only callers with a client certificate this CA signed");
+            webhook::tls::ClientAuth::signed_by(ca)
+        }
+        None => {
+            tracing::warn!(
+                "the webhook does not authenticate its callers (no --webhook-client-ca)"
+            );
+            Ok(webhook::tls::ClientAuth::anyone())
+        }
+    }
+}
+
 /// Starts the webhook server; returns its task.
 async fn start_webhook(
     args: &RunArgs,
@@ -251,8 +274,11 @@ async fn start_webhook(
     }
     let addr: SocketAddr = args.webhook_addr.parse().context("--webhook-addr")?;
     let endpoint = endpoint(args)?;
+    let clients = webhook_clients(args)?;
     let tls = match &args.webhook_cert_dir {
-        Some(dir) => webhook::tls::from_files(dir.join("tls.crt"), dir.join("tls.key")).await?,
+        Some(dir) => {
+            webhook::tls::from_files(dir.join("tls.crt"), dir.join("tls.key"), clients).await?
+        }
         None => {
             let (dns, ips) = certificate_names(endpoint.as_ref());
             // In a cluster, replicas share one certificate through a Secret in their namespace.
@@ -265,10 +291,11 @@ async fn start_webhook(
                         &dns,
                         &ips,
                         webhook::tls::FOLLOW_SHARED_SECRET,
+                        clients,
                     )
                     .await?
                 }
-                _ => webhook::tls::self_signed(&dns, &ips).await?,
+                _ => webhook::tls::self_signed(&dns, &ips, clients).await?,
             }
         }
     };

@@ -311,6 +311,11 @@ fn chart_lints_with_default_and_other_values() {
             "webhook.certManager.issuerRef.kind=ClusterIssuer",
             "webhook.certManager.issuerRef.name=corp-ca",
         ],
+        vec![
+            "webhook.clientCA.secretName=apiserver-webhook-client-ca",
+            "networkPolicy.enabled=true",
+            "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
         for s in &set {
@@ -516,6 +521,75 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
             assert_eq!(ns, RELEASE_NS, "{}", d["kind"]);
         }
     }
+}
+
+/// By default the webhook takes any caller and no NetworkPolicy is rendered; a client CA Secret makes
+/// it accept only the API server's certificate, and the NetworkPolicy opens the two ports alone.
+#[test]
+fn a_client_ca_and_a_network_policy_restrict_who_calls_roster() {
+    let docs = render(&[]);
+    assert!(flag(&container_args(&docs), "--webhook-client-ca").is_none());
+    assert!(of_kind(&docs, "NetworkPolicy").is_empty());
+
+    let docs = render(&[
+        "webhook.certManager.enabled=true",
+        "webhook.clientCA.secretName=apiserver-webhook-client-ca",
+        "networkPolicy.enabled=true",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
+    ]);
+    let ca = flag(&container_args(&docs), "--webhook-client-ca")
+        .expect("--webhook-client-ca")
+        .to_string();
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "apiserver-webhook-client-ca")
+        .expect("the client CA Secret is a volume");
+    let mount = container(&docs)["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("and is mounted");
+    assert_eq!(mount["readOnly"], true);
+    assert_eq!(
+        ca,
+        format!("{}/ca.crt", mount["mountPath"].as_str().unwrap())
+    );
+    assert!(
+        container(&docs)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/var/run/roster/webhook-tls"),
+        "the certificate's mount stays"
+    );
+
+    let policy = find(&docs, "NetworkPolicy", RELEASE);
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        find(&docs, "Deployment", RELEASE)["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let ingress = policy["spec"]["ingress"].as_array().unwrap();
+    let ports: Vec<&Value> = ingress.iter().map(|i| &i["ports"]).collect();
+    assert_eq!(
+        ports,
+        [
+            &json!([{ "port": "webhook", "protocol": "TCP" }]),
+            &json!([{ "port": "metrics", "protocol": "TCP" }])
+        ]
+    );
+    assert!(
+        ingress[0].get("from").is_none(),
+        "the API server's address varies"
+    );
+    assert_eq!(
+        ingress[1]["from"],
+        json!([{ "namespaceSelector": { "matchLabels": { "name": "monitoring" } } }])
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Webhook replicas and their certificates, with the real API server calling them over TLS: files
 //! (as cert-manager or a mounted Secret provide them, reloaded when they change), self-managed
-//! certificates shared by replicas through a Secret, and the removal budget per replica.
+//! certificates shared by replicas through a Secret, the removal budget per replica, and callers
+//! authenticated by client certificate (only the API server's get through the handshake).
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use roster::api::{Membership, MembershipPhase};
 use rustls::pki_types::pem::PemObject;
@@ -44,51 +46,106 @@ fn write_certificate(dir: &Path) -> String {
     ca_cert.pem()
 }
 
-/// Whether a TLS handshake with 127.0.0.1:`port` succeeds when trusting only `ca`.
-async fn trusted_by(port: u16, ca: &str) -> bool {
-    connect(port, ca).await.is_some()
+/// A client certificate and key (PEM) a caller presents, if any.
+type Identity = Option<(String, String)>;
+
+/// What the API server presents to webhooks (hack/control-plane.sh configures it).
+fn api_server() -> Identity {
+    Some(support::api_server_webhook_identity())
 }
 
-/// A TLS connection to 127.0.0.1:`port` that trusts only `ca`.
+/// A client certificate of a CA the webhook was never told about.
+fn stranger() -> Identity {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    Some((cert.pem(), key.serialize_pem()))
+}
+
+/// Whether a TLS handshake with 127.0.0.1:`port` succeeds when trusting only `ca` (presenting the
+/// API server's client certificate, which webhooks that authenticate callers ask for).
+async fn trusted_by(port: u16, ca: &str) -> bool {
+    connect(port, ca, &api_server()).await.is_ok()
+}
+
+/// A TLS connection to 127.0.0.1:`port` that trusts only `ca` and presents `identity`.
 async fn connect(
     port: u16,
     ca: &str,
-) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    identity: &Identity,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .unwrap(),
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(
             ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
             tcp,
         )
         .await
-        .ok()
 }
 
-/// POSTs an AdmissionReview to a webhook at 127.0.0.1:`port`, as the API server would, and returns
-/// its response.
-async fn post_review(port: u16, ca: &str, review: &Value) -> Value {
+/// POSTs `review` to /validate at 127.0.0.1:`port` as `identity`; the raw HTTP response, or the
+/// error that ended the exchange. With TLS 1.3 the server checks the client's certificate after the
+/// client's side of the handshake is done, so a refusal may only surface when reading.
+async fn exchange(
+    port: u16,
+    ca: &str,
+    identity: &Identity,
+    review: &Value,
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tls = connect(port, ca).await.expect("a TLS connection");
+    let mut tls = connect(port, ca, identity)
+        .await
+        .map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(review).unwrap();
     let head = format!(
         "POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(&body).await.unwrap();
+    // A refused write still leaves the server's alert to read, which says why.
+    let written = match tls.write_all(head.as_bytes()).await {
+        Ok(()) => tls.write_all(&body).await,
+        e => e,
+    };
     let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw).await; // the server may close without a TLS close_notify
-    let raw = String::from_utf8(raw).unwrap();
+    let read = tls.read_to_end(&mut raw).await;
+    // The server may close without a TLS close_notify after a full response.
+    match (read, raw.is_empty()) {
+        (Err(e), true) => Err(e.to_string()),
+        (Ok(_), true) if written.is_err() => Err(written.unwrap_err().to_string()),
+        (Ok(_), true) => Err("closed without a response".into()),
+        _ => Ok(String::from_utf8(raw).unwrap()),
+    }
+}
+
+/// POSTs an AdmissionReview to a webhook at 127.0.0.1:`port`, as the API server would (with its
+/// client certificate), and returns its response.
+async fn post_review(port: u16, ca: &str, review: &Value) -> Value {
+    let raw = exchange(port, ca, &api_server(), review)
+        .await
+        .expect("an HTTP response");
     let (status, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(status.starts_with("HTTP/1.1 200"), "{raw}");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
@@ -114,6 +171,8 @@ async fn certificates_from_files_are_served_and_reloaded_when_they_change() {
             &format!("roster-{ns}"),
             "--webhook-cert-dir",
             dir.to_str().unwrap(),
+            "--webhook-client-ca",
+            &support::webhook_client_ca(),
         ],
     );
     // The API server reaches the webhook with the caBundle taken from ca.crt.
@@ -147,6 +206,7 @@ async fn replicas_share_one_self_managed_certificate() {
         &names,
         &ips,
         FOLLOW,
+        roster::webhook::tls::ClientAuth::anyone(),
     )
     .await
     .unwrap();
@@ -157,6 +217,7 @@ async fn replicas_share_one_self_managed_certificate() {
         &names,
         &ips,
         FOLLOW,
+        roster::webhook::tls::ClientAuth::anyone(),
     )
     .await
     .unwrap();
@@ -164,7 +225,7 @@ async fn replicas_share_one_self_managed_certificate() {
         a.ca_bundle, b.ca_bundle,
         "the second replica serves the first one's certificate"
     );
-    let fresh = roster::webhook::tls::self_signed(&names, &ips)
+    let fresh = roster::webhook::tls::self_signed(&names, &ips, Default::default())
         .await
         .unwrap();
     assert_ne!(
@@ -204,6 +265,8 @@ async fn each_replica_counts_the_removals_it_admitted_and_forged_reviews_leave_n
             &format!("127.0.0.1:{b_port}"),
             "--webhook-cert-dir",
             dir.to_str().unwrap(),
+            "--webhook-client-ca",
+            &support::webhook_client_ca(),
         ],
     );
     support::eventually("replica B to be ready", Duration::from_secs(30), || async {
@@ -322,10 +385,14 @@ async fn replicas_follow_the_shared_certificate_when_it_is_replaced() {
     let ns = support::namespace(&client, "tls-follow").await;
     let names = ["localhost".to_string()];
     let ips = ["127.0.0.1".parse().unwrap()];
-    let tls =
-        roster::webhook::tls::shared_self_signed(&client, &ns, "shared", &names, &ips, FOLLOW)
-            .await
-            .unwrap();
+    // Callers authenticated: a reload must keep asking for the client certificate.
+    let clients =
+        roster::webhook::tls::ClientAuth::signed_by(support::webhook_client_ca().as_ref()).unwrap();
+    let tls = roster::webhook::tls::shared_self_signed(
+        &client, &ns, "shared", &names, &ips, FOLLOW, clients,
+    )
+    .await
+    .unwrap();
     let first_ca = String::from_utf8(tls.ca_bundle.clone().unwrap()).unwrap();
     let listener = roster::webhook::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -360,4 +427,57 @@ async fn replicas_follow_the_shared_certificate_when_it_is_replaced() {
     )
     .await;
     assert!(!trusted_by(port, &first_ca).await);
+    let anonymous = exchange(port, &second_ca, &None, &json!({})).await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+}
+
+/// Only the API server may call the webhook: a forged AdmissionReview POSTed straight to its port is
+/// refused in the TLS handshake without a client certificate, or with one another CA signed, while
+/// the API server's calls (and the same review with its client certificate) are answered.
+#[tokio::test]
+async fn only_callers_with_the_api_servers_client_certificate_reach_the_webhook() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "tls-callers").await;
+    let _operator = support::operator_with_webhook(&[&ns]);
+    support::wait_for_webhook(&client, &ns).await;
+    let config = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&format!("roster-{ns}"))
+        .await
+        .unwrap();
+    let hook = &config.webhooks.unwrap()[0].client_config;
+    let ca = String::from_utf8(hook.ca_bundle.clone().unwrap().0).unwrap();
+    let url = hook.url.clone().unwrap();
+    let port: u16 = url
+        .trim_start_matches("https://127.0.0.1:")
+        .trim_end_matches("/validate")
+        .parse()
+        .unwrap();
+
+    let forged = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "forged", "operation": "CREATE",
+            "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Organization" },
+            "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "organizations" },
+            "name": "org", "namespace": ns,
+            "userInfo": { "username": "mallory@example.com" },
+            "object": { "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+                        "metadata": { "name": "org", "namespace": ns }, "spec": {} },
+        }
+    });
+    for (who, identity) in [
+        ("no client certificate", None),
+        ("another CA's", stranger()),
+    ] {
+        let refused = exchange(port, &ca, &identity, &forged).await;
+        let error = refused.expect_err(&format!("{who}: refused"));
+        assert!(
+            error.contains("alert"),
+            "{who}: refused in the handshake: {error}"
+        );
+    }
+    let answer = exchange(port, &ca, &api_server(), &forged).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"uid\":\"forged\""), "{answer}");
 }

@@ -3,8 +3,8 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
+    MatchCondition, RuleWithOperations, ServiceReference, ValidatingWebhook,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
@@ -97,6 +97,7 @@ pub fn configuration(
             side_effects: "None".into(),
             timeout_seconds: Some(5),
             namespace_selector,
+            match_conditions: Some(vec![kubernetes_controllers_delete()]),
             rules: Some(vec![
                 rule(&["CREATE", "UPDATE", "DELETE"], ""),
                 // The webhook trusts status (effective roles), so it reviews who writes it.
@@ -104,6 +105,28 @@ pub fn configuration(
             ]),
             ..Default::default()
         }]),
+    }
+}
+
+/// The name of the match condition that lets Kubernetes' own controllers delete without roster.
+pub const KUBERNETES_CONTROLLERS_DELETE: &str = "skip-kubernetes-controller-deletions";
+
+/// Deleting a namespace (the namespace controller) or what an owner took with it (the garbage
+/// collector) must go through while roster is down: with `failurePolicy: Fail` the webhook would
+/// otherwise hold them until roster is back. roster allows those deletions anyway (rules::authorize:
+/// a namespace or organization being deleted takes everything in it, and the controller still keeps
+/// the last owner through its finalizer), so the API server need not ask it.
+fn kubernetes_controllers_delete() -> MatchCondition {
+    let users = crate::rules::actor::KUBERNETES_CONTROLLERS
+        .iter()
+        .map(|u| format!("'{u}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    MatchCondition {
+        name: KUBERNETES_CONTROLLERS_DELETE.into(),
+        expression: format!(
+            "!(request.operation == 'DELETE' && request.userInfo.username in [{users}])"
+        ),
     }
 }
 
@@ -195,6 +218,12 @@ mod tests {
                 .all(|r| r.ends_with("/status"))
         );
         assert_eq!(h.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+        let conditions = h.match_conditions.as_ref().unwrap();
+        assert_eq!(conditions.len(), 1);
+        for user in crate::rules::actor::KUBERNETES_CONTROLLERS {
+            assert!(conditions[0].expression.contains(user), "{user}");
+        }
+        assert!(conditions[0].expression.contains("'DELETE'"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The webhook's serving certificate: from files (cert-manager, a mounted Secret), reloaded when
-//! they change, or self-managed: a CA and a serving certificate generated at start.
+//! they change, or self-managed: a CA and a serving certificate generated at start. Optionally it
+//! also asks callers for a client certificate, so that only the API server gets through.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -10,6 +12,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 
 /// A serving configuration, and the CA bundle clients need when roster made the certificate.
 pub struct Tls {
@@ -22,19 +29,71 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Who may open a connection to the webhook. Anyone who can reach its port could otherwise POST
+/// AdmissionReviews; with a client CA, only callers with a certificate it signed (the API server,
+/// configured with a `WebhookAdmissionConfiguration` kubeconfig) get past the TLS handshake.
+#[derive(Clone, Default)]
+pub struct ClientAuth(Option<Arc<dyn ClientCertVerifier>>);
+
+impl ClientAuth {
+    /// Any caller: no client certificate is asked for.
+    pub fn anyone() -> ClientAuth {
+        ClientAuth(None)
+    }
+
+    /// Only callers with a certificate signed by a CA in the PEM file `ca`.
+    pub fn signed_by(ca: &Path) -> anyhow::Result<ClientAuth> {
+        install_crypto_provider();
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("read the webhook client CA {}", ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.with_context(|| format!("parse {}", ca.display()))?)?;
+        }
+        anyhow::ensure!(
+            !roots.is_empty(),
+            "the webhook client CA {} holds no certificate",
+            ca.display()
+        );
+        let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .with_context(|| format!("use {} as the webhook client CA", ca.display()))?;
+        Ok(ClientAuth(Some(verifier)))
+    }
+}
+
+/// A rustls server configuration for a PEM certificate chain and key; with a client CA, a
+/// connection without a certificate it signed fails in the handshake, before any request is read.
+fn server_config(cert: &[u8], key: &[u8], clients: &ClientAuth) -> anyhow::Result<RustlsConfig> {
+    let chain = CertificateDer::pem_slice_iter(cert).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key)?;
+    let builder = ServerConfig::builder();
+    let builder = match &clients.0 {
+        Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    // What axum-server sets when it builds the configuration itself.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
+fn from_pem_files(cert: &Path, key: &Path, clients: &ClientAuth) -> anyhow::Result<RustlsConfig> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    server_config(&read(cert)?, &read(key)?, clients).with_context(|| {
+        format!(
+            "load the webhook certificate {} and key {}",
+            cert.display(),
+            key.display()
+        )
+    })
+}
+
 /// Certificate and key from PEM files, reloaded whenever either file's modification time changes.
 /// A `ca.crt` beside them (as cert-manager writes it) becomes the `caBundle` roster writes.
-pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
+pub async fn from_files(cert: PathBuf, key: PathBuf, clients: ClientAuth) -> anyhow::Result<Tls> {
     install_crypto_provider();
-    let config = RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .with_context(|| {
-            format!(
-                "load the webhook certificate {} and key {}",
-                cert.display(),
-                key.display()
-            )
-        })?;
+    let config = from_pem_files(&cert, &key, &clients)?;
     let ca_bundle = cert
         .parent()
         .and_then(|dir| std::fs::read(dir.join("ca.crt")).ok());
@@ -50,8 +109,9 @@ pub async fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<Tls> {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let now = (stamp(&cert), stamp(&key));
             if now != seen {
-                match reloading.reload_from_pem_file(&cert, &key).await {
-                    Ok(()) => {
+                match from_pem_files(&cert, &key, &clients) {
+                    Ok(fresh) => {
+                        reloading.reload_from_config(fresh.get_inner());
                         tracing::info!(cert = %cert.display(), "reloaded the webhook certificate");
                         seen = now;
                     }
@@ -100,8 +160,8 @@ fn generate(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Ge
     })
 }
 
-async fn serving(g: Generated) -> anyhow::Result<Tls> {
-    let config = RustlsConfig::from_pem(g.cert.into_bytes(), g.key.into_bytes()).await?;
+fn serving(g: Generated, clients: &ClientAuth) -> anyhow::Result<Tls> {
+    let config = server_config(g.cert.as_bytes(), g.key.as_bytes(), clients)?;
     Ok(Tls {
         config,
         ca_bundle: Some(g.ca.into_bytes()),
@@ -110,9 +170,13 @@ async fn serving(g: Generated) -> anyhow::Result<Tls> {
 
 /// A fresh CA and a serving certificate for `dns_names` and `ips` (rcgen's default validity); the
 /// CA's PEM goes into the ValidatingWebhookConfiguration's `caBundle`.
-pub async fn self_signed(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Tls> {
+pub async fn self_signed(
+    dns_names: &[String],
+    ips: &[std::net::IpAddr],
+    clients: ClientAuth,
+) -> anyhow::Result<Tls> {
     install_crypto_provider();
-    serving(generate(dns_names, ips)?).await
+    serving(generate(dns_names, ips)?, &clients)
 }
 
 /// The Secret that replicas share a self-managed certificate through, for the webhook
@@ -132,6 +196,7 @@ pub async fn shared_self_signed(
     dns_names: &[String],
     ips: &[std::net::IpAddr],
     follow_every: Duration,
+    clients: ClientAuth,
 ) -> anyhow::Result<Tls> {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
@@ -183,11 +248,11 @@ pub async fn shared_self_signed(
         }
     };
     let serving_cert = shared.cert.clone();
-    let tls = serving(shared).await?;
+    let tls = serving(shared, &clients)?;
     follow_shared_secret(
         api,
         secret.to_string(),
-        tls.config.clone(),
+        (tls.config.clone(), clients),
         serving_cert,
         follow_every,
     );
@@ -215,7 +280,7 @@ pub const FOLLOW_SHARED_SECRET: Duration = Duration::from_secs(30);
 fn follow_shared_secret(
     api: kube::Api<k8s_openapi::api::core::v1::Secret>,
     secret: String,
-    config: RustlsConfig,
+    (config, clients): (RustlsConfig, ClientAuth),
     mut serving_cert: String,
     every: Duration,
 ) {
@@ -231,11 +296,9 @@ fn follow_shared_secret(
             if shared.cert == serving_cert {
                 continue;
             }
-            match config
-                .reload_from_pem(shared.cert.clone().into_bytes(), shared.key.into_bytes())
-                .await
-            {
-                Ok(()) => {
+            match server_config(shared.cert.as_bytes(), shared.key.as_bytes(), &clients) {
+                Ok(fresh) => {
+                    config.reload_from_config(fresh.get_inner());
                     tracing::info!(%secret, "serving the shared webhook certificate that replaced ours");
                     serving_cert = shared.cert;
                 }

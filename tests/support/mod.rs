@@ -363,8 +363,37 @@ pub async fn apply(client: &Client, ns: &str, yaml: &str) {
     }
 }
 
+/// A file of the control plane's PKI (`hack/control-plane.sh` keeps it beside the kubeconfig).
+fn pki(file: &str) -> PathBuf {
+    let path = control_plane()
+        .kubeconfig
+        .parent()
+        .expect("the kubeconfig is in the control plane's directory")
+        .join("pki")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: the control plane predates webhook client certificates; restart it (hack/control-plane.sh down, then up)",
+        path.display()
+    );
+    path
+}
+
+/// The CA that signs the client certificate the API server presents to webhooks, as roster's
+/// `--webhook-client-ca` takes it.
+pub fn webhook_client_ca() -> String {
+    pki("webhook-client-ca.crt").to_str().unwrap().to_string()
+}
+
+/// The API server's client certificate and key for webhooks (PEM), to call a webhook as it does.
+pub fn api_server_webhook_identity() -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(pki(f)).unwrap();
+    (read("webhook-client.crt"), read("webhook-client.key"))
+}
+
 /// Starts `roster run` with its admission webhook, which the API server calls over TLS for the
-/// given namespaces only (the ValidatingWebhookConfiguration `roster-<first namespace>` selects them).
+/// given namespaces only (the ValidatingWebhookConfiguration `roster-<first namespace>` selects them),
+/// and which accepts no caller but the API server (`--webhook-client-ca`).
 pub fn operator_with_webhook(namespaces: &[&str]) -> Operator {
     let port = free_port();
     Operator::start(
@@ -376,6 +405,8 @@ pub fn operator_with_webhook(namespaces: &[&str]) -> Operator {
             &format!("https://127.0.0.1:{port}/validate"),
             "--webhook-config-name",
             &format!("roster-{}", namespaces[0]),
+            "--webhook-client-ca",
+            &webhook_client_ca(),
         ],
     )
 }
