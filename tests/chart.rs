@@ -272,6 +272,13 @@ fn assert_operator_needs(rules: &[PolicyRule]) {
         "selfsubjectreviews",
         None
     ));
+    assert!(allows(
+        rules,
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None
+    ));
 }
 
 fn bindable(extra: &[&str]) -> BTreeSet<String> {

@@ -366,18 +366,27 @@ pub async fn apply(client: &Client, ns: &str, yaml: &str) {
 /// Starts `roster run` with its admission webhook, which the API server calls over TLS for the
 /// given namespaces only (the ValidatingWebhookConfiguration `roster-<first namespace>` selects them).
 pub fn operator_with_webhook(namespaces: &[&str]) -> Operator {
+    operator_with_webhook_and(namespaces, &[])
+}
+
+/// [`operator_with_webhook`] with more arguments to `roster run`.
+pub fn operator_with_webhook_and(namespaces: &[&str], extra: &[&str]) -> Operator {
     let port = free_port();
-    Operator::start(
-        namespaces,
-        &[
-            "--webhook-addr",
-            &format!("127.0.0.1:{port}"),
-            "--webhook-url",
-            &format!("https://127.0.0.1:{port}/validate"),
-            "--webhook-config-name",
-            &format!("roster-{}", namespaces[0]),
-        ],
-    )
+    let (addr, url, config) = (
+        format!("127.0.0.1:{port}"),
+        format!("https://127.0.0.1:{port}/validate"),
+        format!("roster-{}", namespaces[0]),
+    );
+    let mut args = vec![
+        "--webhook-addr",
+        &addr,
+        "--webhook-url",
+        &url,
+        "--webhook-config-name",
+        &config,
+    ];
+    args.extend(extra);
+    Operator::start(namespaces, &args)
 }
 
 /// Waits until the webhook answers for `ns`: a dry-run create of an invalid-for-roster object
