@@ -382,7 +382,11 @@ async fn outsiders_read_nothing_and_still_join_with_an_invite() {
     let (ok, out, err) = support::kubectl(&["--as", eve, "-n", &ns, "get", "organization", "corp"]);
     assert!(!ok && err.contains("Forbidden"), "{out}{err}");
 
-    let (ok, out) = story.create_as(eve, &membership("eve", eve, "member", Some(("eve", &code))));
+    let proof = support::proof(&code, &ns, "eve", eve);
+    let (ok, out) = story.create_as(
+        eve,
+        &membership("eve", eve, "member", Some(("eve", &proof))),
+    );
     assert!(ok, "eve joins with the invite: {out}");
     story.active("eve", OrgRole::Member).await;
 }
