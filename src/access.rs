@@ -209,7 +209,10 @@ pub fn claims(
         } else if let Some(first) = all_orgs
             .iter()
             .filter(|o| {
-                o.meta().deletion_timestamp.is_none() && o.spec.access.namespaces.contains(ns)
+                // One in an excluded namespace is no organization and claims nothing.
+                o.meta().deletion_timestamp.is_none()
+                    && o.spec.access.namespaces.contains(ns)
+                    && !o.namespace().is_some_and(|n| excluded.contains(&n))
             })
             .min_by_key(|o| key(o))
             .filter(|o| key(o) < key(org))

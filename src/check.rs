@@ -940,6 +940,32 @@ fn with_right_proof(m: &Membership, invites: &[Invite]) -> Membership {
     m
 }
 
+/// Every roster object in an excluded namespace: the webhook refuses each create, and an
+/// Organization that got there anyway grants nothing.
+fn report_excluded(ns: &str, group: &Namespace, config: &Config, findings: &mut Findings) {
+    fn each<K: Resource<DynamicType = ()>>(
+        objects: &[Checked<K>],
+        ns: &str,
+        config: &Config,
+        findings: &mut Findings,
+    ) {
+        for c in objects {
+            if let Err(denial) = rules::org_namespace(config, ns, &K::kind(&())) {
+                findings.on(
+                    Severity::Error,
+                    c,
+                    denial.reason.as_str(),
+                    format!("the admission webhook would refuse it: {}", denial.message),
+                );
+            }
+        }
+    }
+    each(&group.organizations, ns, config, findings);
+    each(&group.memberships, ns, config, findings);
+    each(&group.invites, ns, config, findings);
+    each(&group.teams, ns, config, findings);
+}
+
 fn check_namespace(
     ns: &str,
     group: &mut Namespace,
@@ -976,6 +1002,7 @@ fn check_namespace(
         namespace_deleting: false,
     };
 
+    report_excluded(ns, group, config, findings);
     // One Organization per namespace; the first (by name) is the organization.
     let org = group.organizations.first().map(|c| c.object.clone());
     for (i, c) in group.organizations.iter().enumerate() {

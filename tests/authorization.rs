@@ -2329,3 +2329,74 @@ fn invites_follow_the_invite_policy() {
     }
     t.run();
 }
+
+#[test]
+fn excluded_namespaces_are_never_org_namespaces() {
+    use roster::rules::org_namespace;
+    let config = Config::default();
+    for kind in ["Organization", "Membership", "Invite", "Team"] {
+        for ns in ["kube-system", "kube-public", "kube-node-lease"] {
+            let denial = org_namespace(&config, ns, kind).expect_err(&format!("{kind} in {ns}"));
+            assert_eq!(denial.reason, Reason::ExcludedNamespace, "{kind} in {ns}");
+            assert!(
+                denial.message.contains(ns) && denial.message.contains("never org namespaces"),
+                "{kind} in {ns}: {}",
+                denial.message
+            );
+            assert!(GUIDANCE.iter().any(|g| denial.message.contains(g)));
+        }
+        assert_eq!(org_namespace(&config, NS, kind), Ok(()), "{kind} in {NS}");
+    }
+}
+
+#[test]
+fn whoever_sets_access_must_be_allowed_to_bind_what_it_hands_out() {
+    use roster::rules::bind_rights;
+    use std::collections::BTreeSet;
+    let pairs = |items: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+            .collect()
+    };
+    let all = pairs(&[
+        ("acme-prod", "admin"),
+        ("acme-prod", "edit"),
+        ("acme-prod", "view"),
+        ("acme-dev", "admin"),
+        ("acme-dev", "edit"),
+        ("acme-dev", "view"),
+    ]);
+    let access = org_spec().access;
+    let added = changed(&access, |a| a.namespaces.push("victim".into()));
+    let remapped = changed(&access, |a| a.cluster_roles.member = "admin".into());
+    let refused = |r: Result<(), roster::rules::Denial>, text: &str| {
+        let d = r.expect_err(text);
+        assert_eq!(d.reason, Reason::BindNotAllowed, "{text}");
+        assert!(
+            d.message.contains(text) && d.message.contains("ask"),
+            "{d:?}"
+        );
+    };
+    // create: every namespace and every mapped ClusterRole
+    assert_eq!(bind_rights(None, &access, &all), Ok(()));
+    refused(bind_rights(None, &access, &BTreeSet::new()), "acme-");
+    let mut no_view_in_dev = all.clone();
+    no_view_in_dev.remove(&("acme-dev".to_string(), "view".to_string()));
+    refused(
+        bind_rights(None, &access, &no_view_in_dev),
+        "view in namespace acme-dev",
+    );
+    // a namespace added: that namespace only
+    refused(bind_rights(Some(&access), &added, &all), "victim");
+    let victim = pairs(&[("victim", "admin"), ("victim", "edit"), ("victim", "view")]);
+    assert_eq!(bind_rights(Some(&access), &added, &victim), Ok(()));
+    // a namespace removed: nothing new is bound
+    assert_eq!(bind_rights(Some(&added), &access, &BTreeSet::new()), Ok(()));
+    // a changed mapping rebinds every namespace
+    refused(
+        bind_rights(Some(&access), &remapped, &BTreeSet::new()),
+        "acme-",
+    );
+    assert_eq!(bind_rights(Some(&access), &remapped, &all), Ok(()));
+}

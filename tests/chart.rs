@@ -272,6 +272,37 @@ fn assert_operator_needs(rules: &[PolicyRule]) {
         "selfsubjectreviews",
         None
     ));
+    assert!(allows(
+        rules,
+        "create",
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        None
+    ));
+}
+
+/// The policy that narrows roster's own writes: it selects roster's ServiceAccount only, and knows
+/// the allow-list and the excluded namespaces (the release namespace among them).
+fn assert_admission_policy(docs: &[Value]) {
+    let policy = find(docs, "ValidatingAdmissionPolicy", RELEASE);
+    let binding = find(docs, "ValidatingAdmissionPolicyBinding", RELEASE);
+    assert_eq!(binding["spec"]["policyName"], RELEASE);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    let spec = policy["spec"].to_string();
+    assert!(
+        spec.contains("system:serviceaccount:roster-system:roster"),
+        "{spec}"
+    );
+    for word in [
+        "kube-system",
+        "roster-system",
+        "roster-org-owner",
+        "edit",
+        "roster.dev/invite-code",
+    ] {
+        assert!(spec.contains(word), "{word}: {spec}");
+    }
 }
 
 fn bindable(extra: &[&str]) -> BTreeSet<String> {
@@ -515,6 +546,10 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
             .all(|b| b["roleRef"]["name"] != "roster-self-service"),
         "self-service is bound only when asked"
     );
+    assert_admission_policy(&docs);
+    let off = render(&["admissionPolicy.enabled=false"]);
+    assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&off, "ValidatingAdmissionPolicyBinding").is_empty());
     // Everything namespaced lands in the release namespace.
     for d in &docs {
         if let Some(ns) = d["metadata"]["namespace"].as_str() {
@@ -981,6 +1016,67 @@ fn chart_cluster_roles_are_roster_access_cluster_roles() {
 // helm install into the real control plane, and the operator as the chart's ServiceAccount.
 
 /// A kubeconfig for `token`, with the server and CA of the test control plane.
+/// What RBAC lets roster's ServiceAccount do but roster never does: the chart's
+/// ValidatingAdmissionPolicy refuses it, whoever holds the token.
+async fn refused_by_the_admission_policy(kubeconfig: &Path, dir: &Path, release: &str, work: &str) {
+    let binding = |name: &str, ns: &str, role: &str, labelled: bool| {
+        let labels = if labelled {
+            json!({ "app.kubernetes.io/managed-by": "roster" })
+        } else {
+            json!({})
+        };
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": { "name": name, "namespace": ns, "labels": labels },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory@example.com" }]
+        })
+    };
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": { "name": "loot", "namespace": work }
+    });
+    let attempts = [
+        ("its own ClusterRole", binding("own", work, release, true)),
+        (
+            "roster-org-owner in kube-system",
+            binding("system", "kube-system", "roster-org-owner", true),
+        ),
+        (
+            "edit without roster's label",
+            binding("unlabelled", work, "edit", false),
+        ),
+        ("a Secret that is no invite code", secret),
+    ];
+    let create = |what: &str, object: &Value| {
+        let file = dir.join(format!("{}.json", what.replace(' ', "-")));
+        std::fs::write(&file, object.to_string()).unwrap();
+        kubectl_with(
+            kubeconfig,
+            &["create", "--dry-run=server", "-f", file.to_str().unwrap()],
+        )
+    };
+    // The API server enforces a new policy once its informer has it. Server dry runs are admitted
+    // by the same policies and leave nothing behind.
+    let (what, first) = &attempts[0];
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (_, _, err) = create(what, first);
+        if err.contains("ValidatingAdmissionPolicy") {
+            last.clear();
+            break;
+        }
+        last = format!("admitted or refused otherwise: {err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.is_empty(), "{what}: not refused by the policy: {last}");
+    for (what, object) in &attempts[1..] {
+        let (ok, _, err) = create(what, object);
+        assert!(!ok, "{what} was created");
+        assert!(err.contains("ValidatingAdmissionPolicy"), "{what}: {err}");
+    }
+}
+
 fn token_kubeconfig(token: &str, path: &Path) {
     let kc = kube::config::Kubeconfig::read_from(&support::control_plane().kubeconfig)
         .expect("read the test kubeconfig");
@@ -1211,6 +1307,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     );
     assert!(ok, "kubectl auth whoami as the ServiceAccount: {err}");
     assert_eq!(whoami, sa_user);
+    refused_by_the_admission_policy(&sa_kubeconfig, &dir, &release, &work_ns).await;
 
     // The operator with the installed Deployment's arguments, adjusted to run outside the cluster:
     // loopback addresses, and the webhook reached by URL instead of through the Service.
@@ -1667,7 +1764,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
             Some(release_ns.as_str()),
         ),
         (
-            "clusterroles,clusterrolebindings,validatingwebhookconfigurations",
+            "clusterroles,clusterrolebindings,validatingwebhookconfigurations,validatingadmissionpolicies,validatingadmissionpolicybindings",
             None,
         ),
     ] {

@@ -131,6 +131,22 @@ const CASES: &[Case] = &[
         message: "kube-system, which the installer excluded",
     },
     Case {
+        folder: "excluded-org-namespace",
+        severity: "error",
+        file: "all.yaml",
+        object: "Organization kube-system/sneaky",
+        rule: "ExcludedNamespace",
+        message: "namespace kube-system is excluded by the installer",
+    },
+    Case {
+        folder: "excluded-org-namespace",
+        severity: "error",
+        file: "all.yaml",
+        object: "Membership kube-system/ada",
+        rule: "ExcludedNamespace",
+        message: "never org namespaces",
+    },
+    Case {
         folder: "typos",
         severity: "error",
         file: "all.yaml",

@@ -1472,3 +1472,157 @@ async fn an_unreadable_status_freezes_no_organization() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where organizations may live and what they may hand out.
+
+#[tokio::test]
+async fn an_excluded_namespace_is_never_an_org_namespace() {
+    let admin = support::admin_client().await;
+    support::install_crds(&admin).await;
+    let ns = support::namespace(&admin, "webhook-excluded-org-ns").await;
+    let work = support::namespace(&admin, "webhook-excluded-org-work").await;
+    // Stored while no webhook runs, as if it had been bypassed.
+    apply_all(
+        &admin,
+        &ns,
+        &[
+            org(json!({}), json!({ "access": { "namespaces": [work] } })),
+            membership("owner", OWNER, "owner"),
+        ],
+    )
+    .await;
+    let _operator = support::operator_with_webhook_and(&[&ns], &["--excluded-namespaces", &ns]);
+    support::wait_for_webhook(&admin, &ns).await;
+
+    let orgs: Api<Organization> = Api::namespaced(admin.clone(), &ns);
+    let ready = eventually("the Organization to say why it is none", WAIT, || async {
+        let o = orgs.get("org").await.unwrap();
+        let c = o
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.status == "False").then_some(c)
+    })
+    .await;
+    assert_eq!(ready.reason, "NamespaceExcluded", "{ready:?}");
+    assert!(ready.message.contains(&ns), "{ready:?}");
+    let m: Api<Membership> = Api::namespaced(admin.clone(), &ns);
+    eventually("the owner's Membership to stay Pending", WAIT, || async {
+        let s = m.get("owner").await.unwrap().status?;
+        (s.phase == Some(MembershipPhase::Pending)).then_some(())
+    })
+    .await;
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::all(admin.clone());
+    let bound = bindings
+        .list(&kube::api::ListParams::default().labels(&format!("roster.dev/organization={ns}")))
+        .await
+        .unwrap();
+    assert!(bound.items.is_empty(), "{:?}", bound.items);
+
+    // Creates of every roster kind are refused there, for platform admins too; deletes are not.
+    for o in [
+        object("Organization", "again", json!({})),
+        membership("member", MEMBER, "member"),
+        invite("join", None, "member"),
+        team("platform", json!([{ "user": OWNER, "role": "owner" }])),
+    ] {
+        let e = Op::Create(o.clone())
+            .send(&admin, &ns, false)
+            .await
+            .expect_err("created in an excluded namespace");
+        let m = webhook_denial(&e).unwrap_or_else(|| panic!("{e}"));
+        assert!(m.contains("[rule ExcludedNamespace]"), "{m}");
+        assert!(m.contains(&ns), "{m}");
+    }
+    delete("Membership", "owner")
+        .send(&admin, &ns, false)
+        .await
+        .expect("deleting what slipped in");
+}
+
+/// A GitOps controller made a platform principal, with RBAC on its org namespace only.
+const DEPLOYER: &str = "deployer@example.com";
+
+#[tokio::test]
+async fn a_platform_principal_hands_out_only_what_it_may_bind_itself() {
+    let admin = support::admin_client().await;
+    support::install_crds(&admin).await;
+    let ns = support::namespace(&admin, "webhook-bind-org").await;
+    let victim = support::namespace(&admin, "webhook-bind-victim").await;
+    support::allow_roster_rbac(&admin, &ns).await;
+    let _operator = support::operator_with_webhook_and(&[&ns], &["--platform-users", DEPLOYER]);
+    support::wait_for_webhook(&admin, &ns).await;
+    let deployer = support::client_as(DEPLOYER, &[]).await;
+    let claiming = org(json!({}), json!({ "access": { "namespaces": [victim] } }));
+
+    let e = Op::Create(claiming.clone())
+        .send(&deployer, &ns, false)
+        .await
+        .expect_err("an Organization handing out a namespace the deployer has no rights in");
+    let m = webhook_denial(&e).unwrap_or_else(|| panic!("{e}"));
+    assert!(m.contains("[rule BindNotAllowed]"), "{m}");
+    assert!(m.contains(&victim) && m.contains("admin"), "{m}");
+    // The same through an update of spec.access.
+    Op::Create(org(json!({}), json!({})))
+        .send(&deployer, &ns, false)
+        .await
+        .expect("an Organization without workload namespaces");
+    let e = patch(
+        "Organization",
+        "org",
+        json!({ "access": { "namespaces": [victim] } }),
+    )
+    .send(&deployer, &ns, false)
+    .await
+    .expect_err("adding the namespace later");
+    assert!(
+        webhook_denial(&e).is_some_and(|m| m.contains("[rule BindNotAllowed]")),
+        "{e}"
+    );
+
+    grant_bind(&admin, &victim, DEPLOYER, &["admin", "edit", "view"]).await;
+    eventually("the update to be admitted", WAIT, || async {
+        patch(
+            "Organization",
+            "org",
+            json!({ "access": { "namespaces": [victim] } }),
+        )
+        .send(&deployer, &ns, false)
+        .await
+        .ok()
+    })
+    .await;
+}
+
+/// `bind` on `roles` in `ns` for `user`: a ClusterRole with resourceNames bound in `ns` only.
+async fn grant_bind(admin: &Client, ns: &str, user: &str, roles: &[&str]) {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let name = format!("bind-{ns}");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "rules": [{ "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                    "verbs": ["bind"], "resourceNames": roles }]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .patch(
+            &name,
+            &PatchParams::apply("roster-tests").force(),
+            &Patch::Apply(&role),
+        )
+        .await
+        .expect("apply the bind ClusterRole");
+    support::apply(
+        admin,
+        ns,
+        &yaml(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+        })),
+    )
+    .await;
+}

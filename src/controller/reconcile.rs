@@ -221,11 +221,21 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
     let objects = Snapshot::read(&ctx.stores, &namespace);
     let memberships: Vec<&Membership> = objects.memberships.iter().map(AsRef::as_ref).collect();
-    let org = objects.organizations.first().map(AsRef::as_ref);
+    // An Organization in an excluded namespace is no organization, even if the webhook was
+    // bypassed: nothing is bound and no code Secret is written there.
+    let excluded = rules::org_namespace(&ctx.config, &namespace, "Organization").err();
+    let org = objects
+        .organizations
+        .first()
+        .map(AsRef::as_ref)
+        .filter(|_| excluded.is_none());
     // One object's failure is reported on that object and never stops the rest of the org: every
     // step runs, and the reconcile fails at the end (so that it is retried with backoff).
     let mut failed = Vec::new();
-    let codes = ensure_codes(&ctx, &objects.invites).await;
+    let codes = match excluded {
+        None => ensure_codes(&ctx, &objects.invites).await,
+        Some(_) => Codes::default(),
+    };
     failed.extend(codes.failed.iter().map(|(i, e)| format!("Invite {i}: {e}")));
     let effective = rules::compute(
         OrgObjects {
@@ -252,8 +262,10 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .and_then(org_owner_ref);
     let org_ref = org_ref.as_ref();
-    failed
-        .extend(write_organizations(&ctx, &objects.organizations, &effective, &synced, now).await);
+    failed.extend(match &excluded {
+        None => write_organizations(&ctx, &objects.organizations, &effective, &synced, now).await,
+        Some(denial) => write_excluded(&ctx, &objects.organizations, denial, now).await,
+    });
     failed.extend(write_memberships(&ctx, org, &memberships, &effective, org_ref).await);
     failed.extend(write_invites(&ctx, &objects.invites, &effective, &codes, org_ref, now).await);
     failed.extend(write_teams(&ctx, org, &objects.teams, &effective, &synced, org_ref, now).await);
@@ -441,8 +453,38 @@ async fn write_organizations(
             ));
         }
     }
-    for extra in organizations.iter().skip(1) {
-        let status = duplicate_org_status(extra, org.name_any(), now);
+    let why = format!(
+        "this namespace already holds Organization {}; delete this one (an org namespace holds one Organization)",
+        org.name_any()
+    );
+    failed.extend(
+        write_not_ready(ctx, &organizations[1..], "DuplicateOrganization", &why, now).await,
+    );
+    failed
+}
+
+/// Every Organization of an excluded namespace is told why it is none.
+async fn write_excluded(
+    ctx: &Context,
+    organizations: &[Arc<Organization>],
+    denial: &rules::Denial,
+    now: Timestamp,
+) -> Vec<String> {
+    let why = format!("{}; this one grants nothing", denial.message);
+    write_not_ready(ctx, organizations, "NamespaceExcluded", &why, now).await
+}
+
+/// `Ready=False` with `reason` on Organizations that are not the namespace's organization.
+async fn write_not_ready(
+    ctx: &Context,
+    organizations: &[Arc<Organization>],
+    reason: &'static str,
+    why: &str,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for extra in organizations {
+        let status = not_the_org_status(extra, reason, why, now);
         if extra.status.as_ref() != Some(&status) {
             failed.extend(labelled(
                 extra.as_ref(),
@@ -643,9 +685,10 @@ fn is_active_owner(s: Option<&MembershipStatus>) -> bool {
     })
 }
 
-fn duplicate_org_status(
+fn not_the_org_status(
     extra: &Organization,
-    winner: String,
+    reason: &'static str,
+    why: &str,
     now: Timestamp,
 ) -> OrganizationStatus {
     let previous = extra.status.clone().unwrap_or_default();
@@ -656,10 +699,8 @@ fn duplicate_org_status(
             vec![Want::new(
                 rules::effective::condition::READY,
                 false,
-                "DuplicateOrganization",
-                format!(
-                    "this namespace already holds Organization {winner}; delete this one (an org namespace holds one Organization)"
-                ),
+                reason,
+                why,
             )],
             extra.meta().generation,
             now,

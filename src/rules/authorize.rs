@@ -91,6 +91,7 @@ pub enum Reason {
     OpenAdminInvite,
     DeletionProtection,
     RemovalBudget,
+    BindNotAllowed,
 }
 
 impl Reason {
@@ -116,6 +117,7 @@ impl Reason {
             Reason::OpenAdminInvite => "OpenAdminInvite",
             Reason::DeletionProtection => "DeletionProtection",
             Reason::RemovalBudget => "RemovalBudget",
+            Reason::BindNotAllowed => "BindNotAllowed",
         }
     }
 }
@@ -918,6 +920,60 @@ fn check_cluster_roles<'a>(
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The rule that keeps organizations out of the namespaces the installer excluded.
+pub const EXCLUDED_ORG_NAMESPACE: &str = "excluded namespaces are never org namespaces";
+
+/// Excluded namespaces hold Kubernetes' and roster's own components (the webhook's CA key, Helm's
+/// release Secrets): an org there would hand its owners that namespace. Creating any roster kind
+/// there is refused; deleting stays allowed so that what slipped in can be cleaned up.
+pub fn org_namespace(config: &Config, namespace: &str, kind: &str) -> Result<(), Denial> {
+    if !config.excluded_namespaces.contains(namespace) {
+        return Ok(());
+    }
+    deny(
+        Reason::ExcludedNamespace,
+        format!(
+            "namespace {namespace} is excluded by the installer (--excluded-namespaces) and {EXCLUDED_ORG_NAMESPACE}: choose an org namespace of its own for the {kind}"
+        ),
+    )
+}
+
+/// The (workload namespace, ClusterRole) pairs roster would start binding because `new` replaces
+/// `old` (`None` for a create). With the mapping unchanged only added namespaces bind anything new;
+/// a changed mapping rebinds every namespace.
+pub fn binds_to_confirm(old: Option<&Access>, new: &Access) -> BTreeSet<(String, String)> {
+    let m = &new.cluster_roles;
+    let roles: BTreeSet<&String> = [&m.owner, &m.admin, &m.member, &m.viewer].into();
+    let same_roles = old.is_some_and(|o| o.cluster_roles == new.cluster_roles);
+    new.namespaces
+        .iter()
+        .filter(|ns| !same_roles || !old.is_some_and(|o| o.namespaces.contains(ns)))
+        .flat_map(|ns| roles.iter().map(move |r| (ns.clone(), r.to_string())))
+        .collect()
+}
+
+/// roster binds with its own rights on behalf of whoever sets `spec.access`, so that requester must
+/// hold what Kubernetes asks of anyone creating such a RoleBinding: `bind` on the ClusterRole in
+/// that namespace. `may_bind` holds the pairs the API server confirmed (SubjectAccessReviews).
+pub fn bind_rights(
+    old: Option<&Access>,
+    new: &Access,
+    may_bind: &BTreeSet<(String, String)>,
+) -> Result<(), Denial> {
+    match binds_to_confirm(old, new)
+        .into_iter()
+        .find(|pair| !may_bind.contains(pair))
+    {
+        Some((ns, role)) => deny(
+            Reason::BindNotAllowed,
+            format!(
+                "spec.access would have roster bind ClusterRole {role} in namespace {ns}, which you may not bind yourself (verb bind on clusterroles/{role} in {ns}); ask a cluster admin to grant you that, or leave {ns} out"
             ),
         ),
         None => Ok(()),

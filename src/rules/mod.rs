@@ -16,7 +16,8 @@ pub mod ttl;
 
 pub use actor::{Actor, Config};
 pub use authorize::{
-    Context, Decision, Denial, Operation, Reason, Redemption, authorize, reserved_metadata,
+    Context, Decision, Denial, Operation, Reason, Redemption, authorize, bind_rights,
+    binds_to_confirm, org_namespace, reserved_metadata,
 };
 pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
 pub use index::OrgIndex;

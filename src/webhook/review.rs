@@ -2,7 +2,13 @@
 //! [`crate::rules::authorize`], and answer.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::authentication::v1::UserInfo;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::{Api, ListParams, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as Verb,
@@ -11,7 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
+use crate::api::{Access, Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
 use crate::caches::Caches;
 use crate::rules::{self, Actor, Config, Context, Decision, Operation, OrgIndex, Redemption};
 
@@ -95,6 +101,12 @@ impl Decider {
             &self.config,
         );
         let kind = req.kind.kind.as_str();
+        if req.operation == Verb::Create
+            && is_roster_kind(kind)
+            && let Err(denial) = rules::org_namespace(&self.config, &namespace, kind)
+        {
+            return deny(req, denial);
+        }
         // Before the caches: roster's own status writes must never wait for them (the controller
         // writes status through this webhook), and who writes status needs nothing cached.
         if req.sub_resource.as_deref() == Some("status") {
@@ -103,7 +115,7 @@ impl Decider {
         // Until the caches have listed what exists, every index is empty: every org would look like
         // a namespace without an Organization (where deletions are always allowed) and without
         // members. Wait for them briefly, or refuse; never decide from nothing.
-        if matches!(kind, "Membership" | "Invite" | "Team" | "Organization")
+        if is_roster_kind(kind)
             && tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.stores.ready())
                 .await
                 .is_err()
@@ -118,7 +130,7 @@ impl Decider {
         let mut index = self.caches.index(&namespace);
 
         if let (Verb::Create | Verb::Update, Some(new)) = (&req.operation, &req.object)
-            && matches!(kind, "Membership" | "Invite" | "Team" | "Organization")
+            && is_roster_kind(kind)
             && let Err(denial) = rules::reserved_metadata(
                 &actor,
                 req.old_object.as_ref().map(|o| &o.metadata),
@@ -310,6 +322,22 @@ impl Decider {
             };
             decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
         }
+        if decision.denial.is_none()
+            && let Some((old, new)) = access_change(&op)
+        {
+            match self.bind_rights(req, old, new).await {
+                Ok(()) => {}
+                Err(Ok(denial)) => decision.denial = Some(denial),
+                Err(Err(e)) => {
+                    return Answer {
+                        response: AdmissionResponse::from(req).deny(format!(
+                            "roster: could not confirm your right to bind the ClusterRoles of spec.access ({e}); try again"
+                        )),
+                        reason: "SubjectAccessReviewFailed",
+                    };
+                }
+            }
+        }
         match decision.denial {
             Some(denial) => {
                 let mut answer = deny(req, denial);
@@ -356,6 +384,54 @@ impl Decider {
         }
     }
 
+    /// Asks the API server whether the requester may `bind` each ClusterRole where `spec.access`
+    /// would have roster bind it, then lets the rules decide. `Err(Err)` when it could not ask.
+    async fn bind_rights(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        old: Option<&Access>,
+        new: &Access,
+    ) -> Result<(), Result<rules::Denial, kube::Error>> {
+        let mut may_bind = BTreeSet::new();
+        for (ns, role) in rules::binds_to_confirm(old, new) {
+            if self
+                .may_bind(&req.user_info, &ns, &role)
+                .await
+                .map_err(Err)?
+            {
+                may_bind.insert((ns, role));
+            }
+        }
+        rules::bind_rights(old, new, &may_bind).map_err(Ok)
+    }
+
+    async fn may_bind(&self, user: &UserInfo, namespace: &str, role: &str) -> kube::Result<bool> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: user.username.clone(),
+                groups: user.groups.clone(),
+                uid: user.uid.clone(),
+                extra: user.extra.clone(),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some("bind".into()),
+                    group: Some("rbac.authorization.k8s.io".into()),
+                    resource: Some("clusterroles".into()),
+                    name: Some(role.into()),
+                    namespace: Some(namespace.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        Ok(answer
+            .status
+            .is_some_and(|s| s.allowed && s.denied != Some(true)))
+    }
+
     async fn namespace_deleting(&self, namespace: &str) -> bool {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         matches!(api.get_opt(namespace).await, Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_some())
@@ -400,6 +476,22 @@ fn deny(req: &AdmissionRequest<DynamicObject>, denial: rules::Denial) -> Answer 
     Answer {
         response,
         reason: denial.reason.as_str(),
+    }
+}
+
+fn is_roster_kind(kind: &str) -> bool {
+    matches!(kind, "Membership" | "Invite" | "Team" | "Organization")
+}
+
+/// The `spec.access` an Organization create or update sets, with the one it replaces; `None`
+/// when access stays as it was (the SubjectAccessReviews are asked only then).
+fn access_change<'a>(op: &Operation<'a>) -> Option<(Option<&'a Access>, &'a Access)> {
+    match *op {
+        Operation::CreateOrganization(spec) => Some((None, &spec.access)),
+        Operation::UpdateOrganization { old, new } if old.access != new.access => {
+            Some((Some(&old.access), &new.access))
+        }
+        _ => None,
     }
 }
 

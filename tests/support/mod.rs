@@ -395,20 +395,30 @@ pub fn api_server_webhook_identity() -> (String, String) {
 /// given namespaces only (the ValidatingWebhookConfiguration `roster-<first namespace>` selects them),
 /// and which accepts no caller but the API server (`--webhook-client-ca`).
 pub fn operator_with_webhook(namespaces: &[&str]) -> Operator {
+    operator_with_webhook_and(namespaces, &[])
+}
+
+/// [`operator_with_webhook`] with more arguments to `roster run`.
+pub fn operator_with_webhook_and(namespaces: &[&str], extra: &[&str]) -> Operator {
     let port = free_port();
-    Operator::start(
-        namespaces,
-        &[
-            "--webhook-addr",
-            &format!("127.0.0.1:{port}"),
-            "--webhook-url",
-            &format!("https://127.0.0.1:{port}/validate"),
-            "--webhook-config-name",
-            &format!("roster-{}", namespaces[0]),
-            "--webhook-client-ca",
-            &webhook_client_ca(),
-        ],
-    )
+    let (addr, url, config, client_ca) = (
+        format!("127.0.0.1:{port}"),
+        format!("https://127.0.0.1:{port}/validate"),
+        format!("roster-{}", namespaces[0]),
+        webhook_client_ca(),
+    );
+    let mut args = vec![
+        "--webhook-addr",
+        &addr,
+        "--webhook-url",
+        &url,
+        "--webhook-config-name",
+        &config,
+        "--webhook-client-ca",
+        &client_ca,
+    ];
+    args.extend(extra);
+    Operator::start(namespaces, &args)
 }
 
 /// Waits until the webhook answers for `ns`: a dry-run create of an invalid-for-roster object
