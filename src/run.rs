@@ -120,7 +120,8 @@ pub struct RunArgs {
     )]
     pub allowed_cluster_roles: Vec<String>,
 
-    /// Namespaces an organization may never claim in `spec.access.namespaces` (roster's own is added).
+    /// Namespaces that are never org namespaces and that no `spec.access.namespaces` may claim
+    /// (roster's own is added).
     #[arg(
         long,
         env = "ROSTER_EXCLUDED_NAMESPACES",
