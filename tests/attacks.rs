@@ -364,6 +364,24 @@ async fn system_identities_get_no_role_from_org_people() {
     });
     refused(org.create_as(ADAM, team).await, "[rule SystemSubject]");
 
+    // A role the platform gave a system: identity is not the org's to raise.
+    org.platform_create(membership(
+        "ci",
+        "system:serviceaccount:ci:deployer",
+        "viewer",
+    ))
+    .await;
+    refused(
+        org.patch_as(
+            OLIVE,
+            "Membership",
+            "ci",
+            json!({ "spec": { "role": "owner" } }),
+        )
+        .await,
+        "[rule SystemSubject]",
+    );
+
     // A service account redeeming an open invite for itself.
     org.create_as(ADAM, invite("open", None, "viewer", 3))
         .await

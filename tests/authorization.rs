@@ -1685,6 +1685,22 @@ fn name_a_system_group() {
             everyone_but_platform(),
         );
     }
+    // A role a platform principal gave a system: identity is theirs to change, too.
+    let sa_viewer = user("system:serviceaccount:acme:ci", OrgRole::Viewer);
+    t.row(
+        "promote a system: user's Membership to owner",
+        &w,
+        || {
+            Op::UpdateMembership(
+                sa_viewer.clone(),
+                MembershipSpec {
+                    role: OrgRole::Owner,
+                    ..sa_viewer.clone()
+                },
+            )
+        },
+        everyone_but_platform(),
+    );
     // A system: user creating its own Membership (a service account with an invite code).
     let sa = "system:serviceaccount:acme:joiner";
     t.case(

@@ -328,6 +328,17 @@ fn permission(
             if own && old.role == new.role {
                 return Ok(()); // your own profile fields
             }
+            // A platform principal gave a system: identity its role; only one may change it.
+            if let Some(subject) = old.subject().filter(|s| identity::is_system(s.name()))
+                && old.role != new.role
+            {
+                return deny(
+                    Reason::SystemSubject,
+                    format!(
+                        "this Membership names {subject}, a Kubernetes system identity; only platform principals may change its role"
+                    ),
+                );
+            }
             let have = role(index, actor, "changing a Membership")?;
             let from = target_rank(index, old);
             match have {
