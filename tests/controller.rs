@@ -29,6 +29,19 @@ async fn setup(test: &str) -> (Client, String, Operator) {
     (client, ns, operator)
 }
 
+/// [`setup`] with an Organization of the default policy and its owner applied.
+async fn setup_org(test: &str) -> (Client, String, Operator) {
+    let (client, ns, operator) = setup(test).await;
+    support::apply(&client, &ns, &org_yaml("")).await;
+    support::apply(
+        &client,
+        &ns,
+        &support::membership_yaml("owner", "owner@example.com", "owner"),
+    )
+    .await;
+    (client, ns, operator)
+}
+
 fn org_yaml(extra_policy: &str) -> String {
     format!(
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Test Org\n  billingAdmin: owner@example.com\n  policy:\n    minOwners: 1\n{extra_policy}"
@@ -150,14 +163,7 @@ async fn memberships_before_their_organization_wait_and_then_take_effect() {
 
 #[tokio::test]
 async fn invite_expires_within_a_second_of_its_expiry() {
-    let (client, ns, _operator) = setup("invite-expiry").await;
-    support::apply(&client, &ns, &org_yaml("")).await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("owner", "owner@example.com", "owner"),
-    )
-    .await;
+    let (client, ns, _operator) = setup_org("invite-expiry").await;
     support::apply(
         &client,
         &ns,
@@ -205,14 +211,7 @@ fn redemption_yaml(name: &str, ns: &str, user: &str, invite: &str, code: &str) -
 
 #[tokio::test]
 async fn a_two_use_invite_is_accepted_after_two_redemptions_and_denies_a_third() {
-    let (client, ns, _operator) = setup("two-use").await;
-    support::apply(&client, &ns, &org_yaml("")).await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("owner", "owner@example.com", "owner"),
-    )
-    .await;
+    let (client, ns, _operator) = setup_org("two-use").await;
     support::apply(
         &client,
         &ns,
@@ -765,14 +764,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// its memory flat, and codes are still read (and redeemed) for the Invites' own Secrets.
 #[tokio::test]
 async fn labelled_secrets_no_invite_owns_are_never_read() {
-    let (client, ns, operator) = setup("foreign-code-secrets").await;
-    support::apply(&client, &ns, &org_yaml("")).await;
-    support::apply(
-        &client,
-        &ns,
-        &support::membership_yaml("owner", "owner@example.com", "owner"),
-    )
-    .await;
+    let (client, ns, operator) = setup_org("foreign-code-secrets").await;
     wait_phase(&client, &ns, "owner", MembershipPhase::Active).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(operator.child.id());
