@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde::Deserialize;
 use support::Operator;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -385,7 +386,7 @@ async fn teams_active_deactivated_and_refused_access() {
     expect_health(&client, &ns, "Organization", "org", "Healthy", "").await;
     expect_health(&client, &ns, "Team", "plain", "Healthy", "").await;
     expect_health(&client, &ns, "Team", "ops", "Healthy", "").await;
-    expect_health(&client, &ns, "Team", "off", "Suspended", "Deactivated").await;
+    expect_health(&client, &ns, "Team", "off", "Healthy", "Deactivated").await;
     expect_health(
         &client,
         &ns,
@@ -518,4 +519,79 @@ async fn no_applied_kind_carries_an_owner_reference() {
     }
     // What roster creates for them (code Secrets, RoleBindings) is not in Git and carries no Argo CD
     // tracking annotation: Argo CD neither applies nor prunes it, whatever its ownerReferences.
+}
+
+/// The `argocd-cm` ConfigMaps of docs/argocd.md, parsed from its YAML blocks.
+fn documented_config_maps() -> Vec<serde_yaml::Value> {
+    let doc = std::fs::read_to_string(repo().join("docs/argocd.md")).unwrap();
+    doc.split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter(|block| block.contains("kind: ConfigMap"))
+        .map(|block| {
+            serde_yaml::from_str(block).expect("a ConfigMap block of docs/argocd.md parses")
+        })
+        .collect()
+}
+
+/// Both snippets of docs/argocd.md (the `roster.dev/*` wildcard and one key per kind) hold exactly
+/// the script the tests above run, so what people paste is what was tested.
+#[test]
+fn the_documented_argocd_cm_holds_the_tested_health_check() {
+    let script = std::fs::read_to_string(repo().join("docs/argocd/health.lua")).unwrap();
+    let maps = documented_config_maps();
+    assert_eq!(maps.len(), 2, "a wildcard snippet and a per-kind one");
+    let data = |m: &serde_yaml::Value, key: &str| -> Option<String> {
+        m["data"][key].as_str().map(str::to_string)
+    };
+    let wildcard = maps
+        .iter()
+        .find_map(|m| data(m, "resource.customizations"))
+        .expect("a resource.customizations snippet");
+    let wildcard: serde_yaml::Value = serde_yaml::from_str(&wildcard).unwrap();
+    assert_eq!(
+        wildcard["roster.dev/*"]["health.lua"].as_str(),
+        Some(script.as_str()),
+        "resource.customizations: roster.dev/*: health.lua"
+    );
+    for kind in ["Organization", "Membership", "Invite", "Team"] {
+        let key = format!("resource.customizations.health.roster.dev_{kind}");
+        assert_eq!(
+            maps.iter().find_map(|m| data(m, &key)).as_deref(),
+            Some(script.as_str()),
+            "{key}"
+        );
+    }
+}
+
+/// Every Namespace and Organization of examples/ asks Argo CD to prune or delete it only after a
+/// person confirms.
+#[test]
+fn example_namespaces_and_organizations_need_a_confirmed_prune() {
+    let mut seen = 0;
+    for folder in std::fs::read_dir(repo().join("examples")).unwrap() {
+        for file in std::fs::read_dir(folder.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let object = serde_yaml::Value::deserialize(doc).unwrap();
+                let kind = object["kind"].as_str().unwrap_or_default();
+                if kind != "Namespace" && kind != "Organization" {
+                    continue;
+                }
+                seen += 1;
+                assert_eq!(
+                    object["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].as_str(),
+                    Some("Prune=confirm,Delete=confirm"),
+                    "{kind} {:?} in {}",
+                    object["metadata"]["name"],
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        seen >= 9,
+        "the examples' Namespaces and Organizations: {seen}"
+    );
 }

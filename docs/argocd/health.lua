@@ -2,6 +2,9 @@
 -- roster's status follows kstatus: status.observedGeneration names the spec the conditions describe,
 -- Ready sums the object up, Reconciling=True while roster works toward the spec or waits on
 -- something that resolves by itself, Stalled=True when only a person can fix it.
+-- Settled end states (an Invite accepted, expired or revoked; a deactivated Team) are Ready=True,
+-- so they are Healthy, with Ready's reason first in the message. Never Suspended: Argo CD makes the
+-- whole Application Suspended then, and a sync with waves waits for it forever (docs/argocd.md).
 -- Written for argocd-cm's defaults: no Lua standard library (no string, math or os) is used.
 local hs = { status = "Progressing", message = "Waiting for roster to observe this object" }
 local function say(c)
@@ -32,12 +35,6 @@ if stalled ~= nil then
   hs.message = say(stalled)
 elseif reconciling ~= nil then
   hs.message = say(reconciling)
-elseif obj.kind == "Team" and obj.spec ~= nil and obj.spec.active == false then
-  hs.status = "Suspended"
-  hs.message = "Deactivated: spec.active is false, the team grants no access"
-  if ready ~= nil then
-    hs.message = say(ready)
-  end
 elseif ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = say(ready)
