@@ -414,7 +414,13 @@ async fn organizations_ready_duplicate_and_short_of_owners() {
         &support::membership_yaml("owner", "owner@example.com", "owner"),
     )
     .await;
-    support::apply(&client, few, &org_yaml("org", "", "")).await;
+    // Two owners required, one there: the org waits for a second.
+    support::apply(
+        &client,
+        few,
+        &org_yaml("org", "", "").replace("minOwners: 1", "minOwners: 2"),
+    )
+    .await;
     support::apply_memberships(
         &client,
         few,
@@ -435,14 +441,6 @@ async fn organizations_ready_duplicate_and_short_of_owners() {
         "DuplicateOrganization",
     )
     .await;
-    expect_health(&client, few, "Organization", "org", "Healthy", "").await;
-    // The platform raises the quorum above the owners there are.
-    support::apply(
-        &client,
-        few,
-        &org_yaml("org", "", "").replace("minOwners: 1", "minOwners: 2"),
-    )
-    .await;
     expect_health(
         &client,
         few,
@@ -452,6 +450,13 @@ async fn organizations_ready_duplicate_and_short_of_owners() {
         "OwnerQuorumNotMet",
     )
     .await;
+    support::apply(
+        &client,
+        few,
+        &support::membership_yaml("bob", "bob@example.com", "owner"),
+    )
+    .await;
+    expect_health(&client, few, "Organization", "org", "Healthy", "").await;
 }
 
 /// Argo CD prunes only live objects without ownerReferences (gitops-engine leaves any object with
