@@ -6,6 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 hack/install-deps.sh
 hack/build-control-plane.sh >/dev/null
+hack/build-argocd-health.sh >/dev/null
 dir=${TMPDIR:-/tmp}/roster-test-shared-$$
 trap 'hack/control-plane.sh down "$dir" >/dev/null 2>&1 || true' EXIT INT TERM
 ROSTER_TEST_KUBECONFIG=$(hack/control-plane.sh up "$dir")
