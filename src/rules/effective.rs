@@ -50,7 +50,7 @@ pub struct OrgObjects<'a> {
 }
 
 /// The effective state: a status for every object, plus what the controller must do besides.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Effective {
     pub organization: Option<OrganizationStatus>,
     pub memberships: BTreeMap<String, MembershipEffect>,
@@ -213,208 +213,243 @@ pub fn display(subject: &Subject) -> String {
     }
 }
 
-/// Computes the effective state of one organization at `now`.
+/// Computes the effective state of one organization at `now`, in the numbered steps of
+/// [`Computation`].
 pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
-    let org = objs.organization;
-    let org_deleting = org.is_some_and(|o| o.meta().deletion_timestamp.is_some());
-    let default_policy = OrgPolicy::default();
-    let policy = org.map_or(&default_policy, |o| &o.spec.policy);
+    let mut c = Computation::new(objs, now);
+    c.judge_memberships();
+    c.hold_last_owners();
+    c.seat();
+    let mut out = Effective::default();
+    let tally = c.membership_statuses(&mut out);
+    let pending_invites = c.invite_statuses(&mut out);
+    c.team_statuses(&tally, &mut out);
+    c.organization_status(&tally, pending_invites, &mut out);
+    out
+}
 
-    let mut memberships: Vec<&Membership> = objs.memberships.to_vec();
-    memberships.sort_by_key(|m| age_key(*m));
+/// What one computation knows so far, shared by its steps. Memberships are referred to by their
+/// index in `memberships` (oldest first).
+struct Computation<'a> {
+    objs: OrgObjects<'a>,
+    org: Option<&'a Organization>,
+    org_deleting: bool,
+    policy: OrgPolicy,
+    min_owners: usize,
+    now: Timestamp,
+    memberships: Vec<&'a Membership>,
+    invites: BTreeMap<String, InviteUse<'a>>,
+    verdicts: Vec<Verdict>,
+    /// The first Membership of each user or group.
+    claimed: HashMap<Subject, usize>,
+    /// The invite each redeeming Membership redeemed.
+    redeemed: HashMap<usize, String>,
+    /// Effective owners held as owners (a demotion or removal that would break the quorum).
+    held: HashSet<usize>,
+    seated: HashSet<usize>,
+    seated_owners: usize,
+}
 
-    // Memberships that are redeemed afresh below: the live ones that are not being deleted, by name
-    // and creation time (a recorded use names both, so a Membership re-created under the same
-    // name is another redemption).
-    let redeemed_afresh: HashMap<&str, Option<Timestamp>> = memberships
-        .iter()
-        .filter(|m| m.meta().deletion_timestamp.is_none())
-        .map(|m| {
-            (
-                m.meta().name.as_deref().unwrap_or(""),
-                m.meta().creation_timestamp.as_ref().map(|t| t.0),
-            )
-        })
-        .collect();
-    let mut invites: BTreeMap<String, InviteUse> = objs
-        .invites
-        .iter()
-        .map(|inv| {
-            let created = inv.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
-            // Redemptions of Memberships that are gone or going still count: a use is never given
-            // back.
-            let carried = inv
-                .status
-                .as_ref()
-                .map(|s| {
-                    s.accepted_by
-                        .iter()
-                        .filter(|a| {
-                            redeemed_afresh
-                                .get(a.membership.as_str())
-                                .is_none_or(|created| {
-                                    a.at.as_ref().is_some_and(|at| Some(at.0) != *created)
-                                })
-                        })
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut expires_at = ttl::expires_at(created, &inv.spec, &policy.invites);
-            // Expired is final: a longer spec.ttl or defaultTTL never revives a code. (Without an
-            // Organization the default policy stands in, so an expiry seen then is not final.)
-            if let Some(s) = inv.status.as_ref()
-                && s.phase == Some(InvitePhase::Expired)
-                && org.is_some()
+/// The org-wide tallies of the Membership statuses.
+#[derive(Default)]
+struct Tally {
+    owners: Vec<String>,
+    admins: Vec<String>,
+    effective_subjects: HashSet<Subject>,
+    seat_waiting: usize,
+}
+
+impl<'a> Computation<'a> {
+    fn new(objs: OrgObjects<'a>, now: Timestamp) -> Computation<'a> {
+        let org = objs.organization;
+        let policy = org.map(|o| o.spec.policy.clone()).unwrap_or_default();
+        let mut memberships: Vec<&Membership> = objs.memberships.to_vec();
+        memberships.sort_by_key(|m| age_key(*m));
+        let invites = invite_uses(objs.invites, &memberships, org.is_some(), &policy, now);
+        Computation {
+            objs,
+            org,
+            org_deleting: org.is_some_and(|o| o.meta().deletion_timestamp.is_some()),
+            min_owners: policy.min_owners.max(1) as usize,
+            policy,
+            now,
+            verdicts: Vec::with_capacity(memberships.len()),
+            memberships,
+            invites,
+            claimed: HashMap::new(),
+            redeemed: HashMap::new(),
+            held: HashSet::new(),
+            seated: HashSet::new(),
+            seated_owners: 0,
+        }
+    }
+
+    /// 1. Validity of each Membership on its own and against the others, oldest first, and the
+    ///    redemption of invites.
+    fn judge_memberships(&mut self) {
+        // Redemptions already recorded in status were valid when made; they are never undone, so
+        // they take their uses before new ones.
+        let mut redemptions: Vec<usize> = Vec::new();
+        for i in 0..self.memberships.len() {
+            let m = self.memberships[i];
+            let v = self.verdict(i, m);
+            // Every live Membership is redeemed afresh (see `invite_uses`): a candidate to take a
+            // use, and one whose use was recorded to keep it, whatever else is wrong with it now.
+            let live = m.meta().deletion_timestamp.is_none();
+            if m.spec.invite.is_some()
+                && live
+                && (matches!(v, Verdict::Candidate) || is_recorded(m))
             {
-                expires_at = expires_at.min(s.expires_at.as_ref().map_or(now, |t| t.0));
+                redemptions.push(i);
             }
-            (
-                inv.name_any(),
-                InviteUse {
-                    invite: inv,
-                    expires_at,
-                    accepted: carried,
-                    waits_for: None,
-                },
-            )
-        })
-        .collect();
+            self.verdicts.push(v);
+        }
+        let (recorded, fresh): (Vec<usize>, Vec<usize>) = redemptions
+            .into_iter()
+            .partition(|&i| is_recorded(self.memberships[i]));
+        self.redeem_each(recorded);
+        // Which admin invite is the pending one is decided once the uses already made are counted.
+        one_pending_admin_invite(&mut self.invites, self.now);
+        self.redeem_each(fresh);
+    }
 
-    // 1. Validity of each Membership on its own and against the others, oldest first.
-    let mut verdicts: Vec<Verdict> = Vec::with_capacity(memberships.len());
-    let mut claimed: HashMap<Subject, usize> = HashMap::new();
-    // Redemptions already recorded in status were valid when made; they are never undone, so they
-    // take their uses before new ones.
-    let mut redemptions: Vec<usize> = Vec::new();
-    for (i, m) in memberships.iter().enumerate() {
-        let v = if org.is_none() {
-            Verdict::Out(
+    /// The verdict on Membership `i` on its own and against the older ones.
+    fn verdict(&mut self, i: usize, m: &Membership) -> Verdict {
+        if self.org.is_none() {
+            return Verdict::Out(
                 NotInForce::OrganizationMissing,
                 "no Organization in this namespace yet; this Membership takes effect when one is created".into(),
-            )
-        } else if m.meta().deletion_timestamp.is_some() {
-            Verdict::Leaving
-        } else if let Some(subject) = m.spec.subject() {
-            if let Some(&first) = claimed.get(&subject) {
-                let first = memberships[first].name_any();
-                Verdict::Out(
-                    NotInForce::Duplicate,
-                    format!(
-                        "{subject} already has Membership {first}; delete this one or change that one"
-                    ),
-                )
-            } else {
-                claimed.insert(subject, i);
-                Verdict::Candidate
-            }
-        } else {
-            Verdict::Out(
+            );
+        }
+        if m.meta().deletion_timestamp.is_some() {
+            return Verdict::Leaving;
+        }
+        let Some(subject) = m.spec.subject() else {
+            return Verdict::Out(
                 NotInForce::InvalidSpec,
                 "set exactly one of spec.user or spec.group".into(),
-            )
+            );
         };
-        // Every live Membership is redeemed afresh (see `redeemed_afresh`): a candidate to take a
-        // use, and one whose use was recorded to keep it, whatever else is wrong with it now.
-        let live = m.meta().deletion_timestamp.is_none();
-        if m.spec.invite.is_some() && live && (matches!(v, Verdict::Candidate) || is_recorded(m)) {
-            redemptions.push(i);
+        if let Some(&first) = self.claimed.get(&subject) {
+            let first = self.memberships[first].name_any();
+            return Verdict::Out(
+                NotInForce::Duplicate,
+                format!(
+                    "{subject} already has Membership {first}; delete this one or change that one"
+                ),
+            );
         }
-        verdicts.push(v);
+        self.claimed.insert(subject, i);
+        Verdict::Candidate
     }
-    let (recorded, fresh): (Vec<usize>, Vec<usize>) = redemptions
-        .into_iter()
-        .partition(|&i| is_recorded(memberships[i]));
-    let mut redeemed: HashMap<usize, String> = HashMap::new();
-    let mut redeem_each = |indexes: Vec<usize>, invites: &mut BTreeMap<String, InviteUse<'_>>| {
+
+    fn redeem_each(&mut self, indexes: Vec<usize>) {
         for i in indexes {
-            match redeem(memberships[i], invites, objs.invite_codes, policy) {
+            let m = self.memberships[i];
+            match redeem(m, &mut self.invites, self.objs.invite_codes, &self.policy) {
                 Ok(invite) => {
-                    redeemed.insert(i, invite);
+                    self.redeemed.insert(i, invite);
                 }
-                Err((why, msg)) => verdicts[i] = Verdict::Out(why, msg),
+                Err((why, msg)) => self.verdicts[i] = Verdict::Out(why, msg),
             }
         }
-    };
-    redeem_each(recorded, &mut invites);
-    // Which admin invite is the pending one is decided once the uses already made are counted.
-    one_pending_admin_invite(&mut invites, now);
-    redeem_each(fresh, &mut invites);
+    }
 
-    // 2. Owner quorum: hold back demotions and removals of effective owners that would leave fewer
-    //    than minOwners while the organization has members.
-    let desired_owners = memberships
-        .iter()
-        .zip(&verdicts)
-        .filter(|(m, v)| matches!(v, Verdict::Candidate) && m.spec.role == OrgRole::Owner)
-        .count();
-    let has_members = verdicts.iter().any(|v| matches!(v, Verdict::Candidate));
-    let min_owners = policy.min_owners.max(1) as usize;
-    let mut held: HashSet<usize> = HashSet::new();
-    let mut held_subjects: HashSet<Subject> = HashSet::new();
-    if !org_deleting && has_members && desired_owners < min_owners {
-        let mut need = min_owners - desired_owners;
-        for (i, m) in memberships.iter().enumerate() {
+    /// 2. Owner quorum: hold back demotions and removals of effective owners that would leave fewer
+    ///    than minOwners while the organization has members.
+    fn hold_last_owners(&mut self) {
+        let desired_owners = self
+            .memberships
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(m, v)| matches!(v, Verdict::Candidate) && m.spec.role == OrgRole::Owner)
+            .count();
+        let has_members = self
+            .verdicts
+            .iter()
+            .any(|v| matches!(v, Verdict::Candidate));
+        if self.org_deleting || !has_members || desired_owners >= self.min_owners {
+            return;
+        }
+        let mut need = self.min_owners - desired_owners;
+        let mut held_subjects: HashSet<Subject> = HashSet::new();
+        for i in 0..self.memberships.len() {
             if need == 0 {
                 break;
             }
+            let m = self.memberships[i];
             let was_owner = m.status.as_ref().is_some_and(|s| {
                 s.phase == Some(MembershipPhase::Active) && s.effective_role == Some(OrgRole::Owner)
             });
-            let holdable = match &verdicts[i] {
-                Verdict::Candidate => m.spec.role < OrgRole::Owner,
-                // Unless a newer Membership for the same subject is an owner and takes over.
-                Verdict::Leaving => {
-                    m.spec
-                        .subject()
-                        .and_then(|s| claimed.get(&s))
-                        .is_none_or(|&j| {
-                            !matches!(verdicts[j], Verdict::Candidate)
-                                || memberships[j].spec.role < OrgRole::Owner
-                        })
-                }
-                Verdict::Out(..) => false,
-            };
             // One held Membership per user or group, however many old ones are leaving.
-            if was_owner && holdable && m.spec.subject().is_some_and(|s| held_subjects.insert(s)) {
-                held.insert(i);
+            if was_owner
+                && self.holdable(i)
+                && m.spec.subject().is_some_and(|s| held_subjects.insert(s))
+            {
+                self.held.insert(i);
                 need -= 1;
-                // A held leaving owner keeps its user or group: a newer Membership for the same
-                // subject (a renamed object, say) waits until the old one is gone.
-                if let (Verdict::Leaving, Some(subject)) = (&verdicts[i], m.spec.subject())
-                    && let Some(&j) = claimed.get(&subject)
-                    && matches!(verdicts[j], Verdict::Candidate)
-                {
-                    verdicts[j] = Verdict::Out(
-                        NotInForce::WaitingForPreviousMembership,
-                        format!(
-                            "{subject} is still held by Membership {} as the last owner; this one takes over once it is gone",
-                            m.name_any()
-                        ),
-                    );
-                }
+                self.newer_waits_for_held(i);
             }
         }
     }
 
-    // 3. Seats: owners (including held ones) first, then everyone else, oldest first.
-    let mut seated: HashSet<usize> = HashSet::new();
-    {
-        let mut order: Vec<usize> = (0..memberships.len())
-            .filter(|&i| matches!(verdicts[i], Verdict::Candidate) || held.contains(&i))
+    /// Whether Membership `i`, an effective owner, can be held as one.
+    fn holdable(&self, i: usize) -> bool {
+        let m = self.memberships[i];
+        match &self.verdicts[i] {
+            Verdict::Candidate => m.spec.role < OrgRole::Owner,
+            // Unless a newer Membership for the same subject is an owner and takes over.
+            Verdict::Leaving => m
+                .spec
+                .subject()
+                .and_then(|s| self.claimed.get(&s))
+                .is_none_or(|&j| {
+                    !matches!(self.verdicts[j], Verdict::Candidate)
+                        || self.memberships[j].spec.role < OrgRole::Owner
+                }),
+            Verdict::Out(..) => false,
+        }
+    }
+
+    /// A held leaving owner keeps its user or group: a newer Membership for the same subject (a
+    /// renamed object, say) waits until the old one is gone.
+    fn newer_waits_for_held(&mut self, i: usize) {
+        let m = self.memberships[i];
+        if let (Verdict::Leaving, Some(subject)) = (&self.verdicts[i], m.spec.subject())
+            && let Some(&j) = self.claimed.get(&subject)
+            && matches!(self.verdicts[j], Verdict::Candidate)
+        {
+            self.verdicts[j] = Verdict::Out(
+                NotInForce::WaitingForPreviousMembership,
+                format!(
+                    "{subject} is still held by Membership {} as the last owner; this one takes over once it is gone",
+                    m.name_any()
+                ),
+            );
+        }
+    }
+
+    /// 3. Seats: owners (including held ones) first, then everyone else, oldest first. Then
+    ///    invariant 1 whatever the desired state: without minOwners owners in place (a new
+    ///    organization, or one whose owners were removed behind the webhook's back), no Membership
+    ///    takes effect.
+    fn seat(&mut self) {
+        let owner_like = |c: &Self, i: usize| {
+            c.memberships[i].spec.role == OrgRole::Owner || c.held.contains(&i)
+        };
+        let mut order: Vec<usize> = (0..self.memberships.len())
+            .filter(|&i| matches!(self.verdicts[i], Verdict::Candidate) || self.held.contains(&i))
             .collect();
-        order.sort_by_key(|&i| {
-            (
-                !(memberships[i].spec.role == OrgRole::Owner || held.contains(&i)),
-                i,
-            )
-        });
-        let limit = policy.max_members.map_or(usize::MAX, |l| l.max(0) as usize);
+        order.sort_by_key(|&i| (!owner_like(self, i), i));
+        let limit = self
+            .policy
+            .max_members
+            .map_or(usize::MAX, |l| l.max(0) as usize);
         for (n, i) in order.into_iter().enumerate() {
             if n < limit {
-                seated.insert(i);
+                self.seated.insert(i);
             } else {
-                verdicts[i] = Verdict::Out(
+                self.verdicts[i] = Verdict::Out(
                     NotInForce::SeatLimitReached,
                     format!(
                         "all {limit} seats (spec.policy.maxMembers) are taken; it becomes Active when a seat frees up or the limit is raised"
@@ -422,147 +457,178 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 );
             }
         }
-    }
-
-    // Invariant 1 whatever the desired state: without minOwners owners in place (a new organization,
-    // or one whose owners were removed behind the webhook's back), no Membership takes effect.
-    let seated_owners = seated
-        .iter()
-        .filter(|&&i| memberships[i].spec.role == OrgRole::Owner || held.contains(&i))
-        .count();
-    if seated_owners < min_owners {
-        for i in seated.drain() {
-            verdicts[i] = Verdict::Out(
-                NotInForce::OwnerQuorumNotMet,
-                format!(
-                    "the organization has {seated_owners} of the {min_owners} owner(s) spec.policy.minOwners requires; Memberships take effect once enough owners are in place"
-                ),
-            );
-        }
-        held.clear();
-    }
-
-    // 4. Statuses of Memberships, and the org-wide tallies.
-    let mut out = Effective {
-        organization: None,
-        memberships: BTreeMap::new(),
-        invites: BTreeMap::new(),
-        teams: BTreeMap::new(),
-        next_change: None,
-        notices: Vec::new(),
-    };
-    let mut owners: Vec<String> = Vec::new();
-    let mut admins: Vec<String> = Vec::new();
-    let mut effective_subjects: HashSet<Subject> = HashSet::new();
-    let mut seat_waiting = 0usize;
-
-    for (i, m) in memberships.iter().enumerate() {
-        let name = m.name_any();
-        let previous = m.status.clone().unwrap_or_default();
-        let generation = m.meta().generation;
-        let mut status = MembershipStatus {
-            organization_uid: organization_uid(org, *m, previous.organization_uid.as_deref()),
-            observed_generation: generation,
-            ..Default::default()
-        };
-        let mut wanted = Vec::new();
-        let mut summary;
-        let active = seated.contains(&i);
-        if active {
-            let role = if held.contains(&i) {
-                OrgRole::Owner
-            } else {
-                m.spec.role
-            };
-            let subject = m.spec.subject().expect("seated memberships name a subject");
-            match role {
-                OrgRole::Owner => owners.push(display(&subject)),
-                OrgRole::Admin => admins.push(display(&subject)),
-                _ => {}
-            }
-            effective_subjects.insert(subject);
-            status.phase = Some(MembershipPhase::Active);
-            status.effective_role = Some(role);
-            status.joined_at = previous.joined_at.clone().or(Some(Time(now)));
-            summary = Summary::current("Active", format!("effective as {role}"));
-            if held.contains(&i) {
-                let (reason, message) = if m.meta().deletion_timestamp.is_some() {
-                    (
-                        "LastOwnerRemovalHeld",
-                        format!(
-                            "this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners) and the organization still has members; it is removed as soon as another owner is effective"
-                        ),
-                    )
-                } else {
-                    (
-                        "LastOwnerDemotionHeld",
-                        format!(
-                            "spec.role is {} but this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners); make another member owner first and the change applies by itself",
-                            m.spec.role
-                        ),
-                    )
-                };
-                wanted.push(Want::new(ROLE_CHANGE_HELD, true, reason, message.clone()));
-                // Held changes apply by themselves once another owner is effective.
-                summary = Summary::reconciling(
-                    reason,
-                    format!("effective as {role}, not yet as spec.role says: {message}"),
+        self.seated_owners = self.seated.iter().filter(|&&i| owner_like(self, i)).count();
+        if self.seated_owners < self.min_owners {
+            let (seated_owners, min_owners) = (self.seated_owners, self.min_owners);
+            for i in self.seated.drain() {
+                self.verdicts[i] = Verdict::Out(
+                    NotInForce::OwnerQuorumNotMet,
+                    format!(
+                        "the organization has {seated_owners} of the {min_owners} owner(s) spec.policy.minOwners requires; Memberships take effect once enough owners are in place"
+                    ),
                 );
-                if !conditions::is_true(&previous.conditions, ROLE_CHANGE_HELD) {
-                    out.notices.push(Notice {
-                        kind: "Membership",
-                        name: name.clone(),
-                        reason,
-                        message,
-                    });
-                }
             }
-        } else {
-            let (why, message) = match &verdicts[i] {
-                Verdict::Out(why, msg) => (*why, msg.clone()),
-                Verdict::Leaving | Verdict::Candidate => {
-                    (NotInForce::Deleting, "being deleted".to_string())
-                }
-            };
-            if why == NotInForce::SeatLimitReached {
-                seat_waiting += 1;
-            }
-
-            status.phase = Some(why.phase());
-            summary = match why.phase() {
-                MembershipPhase::Denied => Summary::stalled(why.reason(), message.clone()),
-                _ => Summary::reconciling(why.reason(), message.clone()),
-            };
-            let previously =
-                conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
-            if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
-                && previously != Some(why.reason())
-            {
-                out.notices.push(Notice {
-                    kind: "Membership",
-                    name: name.clone(),
-                    reason: why.reason(),
-                    message,
-                });
-            }
+            self.held.clear();
         }
-        // A recorded redemption stays recorded, also while the Membership is leaving.
-        status.invite = redeemed
-            .get(&i)
-            .cloned()
-            .or_else(|| previous.invite.clone().filter(|_| is_recorded(m)));
-        wanted.extend(summary.wants());
-        status.conditions = conditions::merge(&previous.conditions, wanted, generation, now);
-        let protect = active && status.effective_role == Some(OrgRole::Owner) && !org_deleting;
-        out.memberships
-            .insert(name, MembershipEffect { status, protect });
     }
-    owners.sort();
-    admins.sort();
 
-    // 5. Invites.
-    let mut pending_invites = 0;
-    for (name, u) in &invites {
+    /// 4. Statuses of Memberships, and the org-wide tallies.
+    fn membership_statuses(&self, out: &mut Effective) -> Tally {
+        let mut tally = Tally::default();
+        for (i, m) in self.memberships.iter().enumerate() {
+            let name = m.name_any();
+            let previous = m.status.clone().unwrap_or_default();
+            let generation = m.meta().generation;
+            let mut status = MembershipStatus {
+                organization_uid: organization_uid(
+                    self.org,
+                    *m,
+                    previous.organization_uid.as_deref(),
+                ),
+                observed_generation: generation,
+                ..Default::default()
+            };
+            let mut wanted = Vec::new();
+            let active = self.seated.contains(&i);
+            let summary = if active {
+                self.in_force(i, &previous, &mut status, &mut wanted, &mut tally, out)
+            } else {
+                self.not_in_force(i, &previous, &mut status, &mut tally, out)
+            };
+            // A recorded redemption stays recorded, also while the Membership is leaving.
+            status.invite = self
+                .redeemed
+                .get(&i)
+                .cloned()
+                .or_else(|| previous.invite.clone().filter(|_| is_recorded(m)));
+            wanted.extend(summary.wants());
+            status.conditions =
+                conditions::merge(&previous.conditions, wanted, generation, self.now);
+            let protect =
+                active && status.effective_role == Some(OrgRole::Owner) && !self.org_deleting;
+            out.memberships
+                .insert(name, MembershipEffect { status, protect });
+        }
+        tally.owners.sort();
+        tally.admins.sort();
+        tally
+    }
+
+    /// The status of seated Membership `i`: Active with its role, or the role held.
+    fn in_force(
+        &self,
+        i: usize,
+        previous: &MembershipStatus,
+        status: &mut MembershipStatus,
+        wanted: &mut Vec<Want>,
+        tally: &mut Tally,
+        out: &mut Effective,
+    ) -> Summary {
+        let m = self.memberships[i];
+        let held = self.held.contains(&i);
+        let role = if held { OrgRole::Owner } else { m.spec.role };
+        let subject = m.spec.subject().expect("seated memberships name a subject");
+        match role {
+            OrgRole::Owner => tally.owners.push(display(&subject)),
+            OrgRole::Admin => tally.admins.push(display(&subject)),
+            _ => {}
+        }
+        tally.effective_subjects.insert(subject);
+        status.phase = Some(MembershipPhase::Active);
+        status.effective_role = Some(role);
+        status.joined_at = previous.joined_at.clone().or(Some(Time(self.now)));
+        if !held {
+            return Summary::current("Active", format!("effective as {role}"));
+        }
+        let min_owners = self.min_owners;
+        let (reason, message) = if m.meta().deletion_timestamp.is_some() {
+            (
+                "LastOwnerRemovalHeld",
+                format!(
+                    "this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners) and the organization still has members; it is removed as soon as another owner is effective"
+                ),
+            )
+        } else {
+            (
+                "LastOwnerDemotionHeld",
+                format!(
+                    "spec.role is {} but this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners); make another member owner first and the change applies by itself",
+                    m.spec.role
+                ),
+            )
+        };
+        wanted.push(Want::new(ROLE_CHANGE_HELD, true, reason, message.clone()));
+        if !conditions::is_true(&previous.conditions, ROLE_CHANGE_HELD) {
+            out.notices.push(Notice {
+                kind: "Membership",
+                name: m.name_any(),
+                reason,
+                message: message.clone(),
+            });
+        }
+        // Held changes apply by themselves once another owner is effective.
+        Summary::reconciling(
+            reason,
+            format!("effective as {role}, not yet as spec.role says: {message}"),
+        )
+    }
+
+    /// The status of Membership `i` that is not in force: Pending or Denied, and why.
+    fn not_in_force(
+        &self,
+        i: usize,
+        previous: &MembershipStatus,
+        status: &mut MembershipStatus,
+        tally: &mut Tally,
+        out: &mut Effective,
+    ) -> Summary {
+        let (why, message) = match &self.verdicts[i] {
+            Verdict::Out(why, msg) => (*why, msg.clone()),
+            Verdict::Leaving | Verdict::Candidate => {
+                (NotInForce::Deleting, "being deleted".to_string())
+            }
+        };
+        if why == NotInForce::SeatLimitReached {
+            tally.seat_waiting += 1;
+        }
+        status.phase = Some(why.phase());
+        let previously = conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
+        if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
+            && previously != Some(why.reason())
+        {
+            out.notices.push(Notice {
+                kind: "Membership",
+                name: self.memberships[i].name_any(),
+                reason: why.reason(),
+                message: message.clone(),
+            });
+        }
+        match why.phase() {
+            MembershipPhase::Denied => Summary::stalled(why.reason(), message),
+            _ => Summary::reconciling(why.reason(), message),
+        }
+    }
+
+    /// 5. Invites; returns how many are usable.
+    fn invite_statuses(&self, out: &mut Effective) -> i32 {
+        let mut pending_invites = 0;
+        for (name, u) in &self.invites {
+            let status = self.invite_status(u, out);
+            if status.phase == Some(InvitePhase::Pending) {
+                if conditions::is_true(&status.conditions, USABLE) {
+                    pending_invites += 1;
+                }
+                out.next_change = Some(
+                    out.next_change
+                        .map_or(u.expires_at, |t: Timestamp| t.min(u.expires_at)),
+                );
+            }
+            out.invites.insert(name.clone(), status);
+        }
+        pending_invites
+    }
+
+    fn invite_status(&self, u: &InviteUse<'_>, out: &mut Effective) -> InviteStatus {
         let inv = u.invite;
         let previous = inv.status.clone().unwrap_or_default();
         let uses = u.accepted.len() as i32;
@@ -570,13 +636,53 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             InvitePhase::Revoked
         } else if uses >= inv.spec.max_uses {
             InvitePhase::Accepted
-        } else if now >= u.expires_at {
+        } else if self.now >= u.expires_at {
             InvitePhase::Expired
         } else {
             InvitePhase::Pending
         };
-        let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
-        let summary = match (phase, open_invites::refusal(&inv.spec, &policy.invites)) {
+        let summary = self.invite_summary(u, phase, uses);
+        let usable = Want::new(
+            USABLE,
+            phase == InvitePhase::Pending && summary.standing == conditions::Standing::Current,
+            summary.reason.clone(),
+            summary.message.clone(),
+        );
+        if phase == InvitePhase::Expired
+            && previous.phase.is_some()
+            && previous.phase != Some(InvitePhase::Expired)
+        {
+            out.notices.push(Notice {
+                kind: "Invite",
+                name: inv.name_any(),
+                reason: "InviteExpired",
+                message: format!(
+                    "invite for {} expired unused",
+                    inv.spec.email.as_deref().unwrap_or("anyone")
+                ),
+            });
+        }
+        InviteStatus {
+            phase: Some(phase),
+            expires_at: Some(Time(u.expires_at)),
+            uses,
+            accepted_by: u.accepted.clone(),
+            code_secret_name: previous.code_secret_name.clone(),
+            organization_uid: organization_uid(self.org, inv, previous.organization_uid.as_deref()),
+            observed_generation: inv.meta().generation,
+            conditions: conditions::merge(
+                &previous.conditions,
+                std::iter::once(usable).chain(summary.wants()).collect(),
+                inv.meta().generation,
+                self.now,
+            ),
+        }
+    }
+
+    fn invite_summary(&self, u: &InviteUse<'_>, phase: InvitePhase, uses: i32) -> Summary {
+        let spec = &u.invite.spec;
+        let (_, capped) = ttl::lifetime(spec, &self.policy.invites);
+        match (phase, open_invites::refusal(spec, &self.policy.invites)) {
             (InvitePhase::Pending, _) if u.waits_for.is_some() => Summary::reconciling(
                 "AnotherAdminInvitePending",
                 format!(
@@ -592,16 +698,12 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 "TTLCapped",
                 format!(
                     "usable; spec.ttl exceeds spec.policy.invites.maxTTL ({}), so it expires earlier",
-                    policy.invites.max_ttl
+                    self.policy.invites.max_ttl
                 ),
             ),
             (InvitePhase::Pending, None) => Summary::current(
                 "Usable",
-                format!(
-                    "{} of {} uses left",
-                    inv.spec.max_uses - uses,
-                    inv.spec.max_uses
-                ),
+                format!("{} of {} uses left", spec.max_uses - uses, spec.max_uses),
             ),
             // Settled end states: nothing is left for roster to do (kstatus reads them as Current).
             (InvitePhase::Accepted, _) => Summary::current(
@@ -616,56 +718,18 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 "Revoked",
                 "settled: the invite was revoked; the code no longer works",
             ),
-        };
-        let usable = Want::new(
-            USABLE,
-            phase == InvitePhase::Pending && summary.standing == conditions::Standing::Current,
-            summary.reason.clone(),
-            summary.message.clone(),
-        );
-        if phase == InvitePhase::Pending {
-            if usable.status {
-                pending_invites += 1;
-            }
-            out.next_change = Some(
-                out.next_change
-                    .map_or(u.expires_at, |t: Timestamp| t.min(u.expires_at)),
-            );
         }
-        if phase == InvitePhase::Expired
-            && previous.phase.is_some()
-            && previous.phase != Some(InvitePhase::Expired)
-        {
-            out.notices.push(Notice {
-                kind: "Invite",
-                name: name.clone(),
-                reason: "InviteExpired",
-                message: format!(
-                    "invite for {} expired unused",
-                    inv.spec.email.as_deref().unwrap_or("anyone")
-                ),
-            });
-        }
-        let status = InviteStatus {
-            phase: Some(phase),
-            expires_at: Some(Time(u.expires_at)),
-            uses,
-            accepted_by: u.accepted.clone(),
-            code_secret_name: previous.code_secret_name.clone(),
-            organization_uid: organization_uid(org, inv, previous.organization_uid.as_deref()),
-            observed_generation: inv.meta().generation,
-            conditions: conditions::merge(
-                &previous.conditions,
-                std::iter::once(usable).chain(summary.wants()).collect(),
-                inv.meta().generation,
-                now,
-            ),
-        };
-        out.invites.insert(name.clone(), status);
     }
 
-    // 6. Teams.
-    for team in objs.teams {
+    /// 6. Teams.
+    fn team_statuses(&self, tally: &Tally, out: &mut Effective) {
+        for team in self.objs.teams {
+            out.teams
+                .insert(team.name_any(), self.team_status(team, tally));
+        }
+    }
+
+    fn team_status(&self, team: &Team, tally: &Tally) -> TeamStatus {
         let previous = team.status.clone().unwrap_or_default();
         let mut unresolved = Vec::new();
         let mut owner = None;
@@ -677,7 +741,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             if member.role == crate::api::TeamRole::Owner {
                 owner = Some(display(&subject));
             }
-            if effective_subjects.contains(&subject) {
+            if tally.effective_subjects.contains(&subject) {
                 resolved += 1;
             } else {
                 unresolved.push(display(&subject));
@@ -726,39 +790,96 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         };
         wanted.extend(summary.wants());
         let generation = team.meta().generation;
-        out.teams.insert(
-            team.name_any(),
-            TeamStatus {
-                phase: Some(if team.spec.active {
-                    TeamPhase::Active
-                } else {
-                    TeamPhase::Deactivated
-                }),
-                owner,
-                members: resolved,
-                color: Some(
-                    team.spec
-                        .color
-                        .clone()
-                        .unwrap_or_else(|| stable_color(&team.name_any())),
-                ),
-                unresolved_members: unresolved,
-                organization_uid: organization_uid(org, team, previous.organization_uid.as_deref()),
-                observed_generation: generation,
-                conditions: conditions::merge(&previous.conditions, wanted, generation, now),
-            },
-        );
+        TeamStatus {
+            phase: Some(if team.spec.active {
+                TeamPhase::Active
+            } else {
+                TeamPhase::Deactivated
+            }),
+            owner,
+            members: resolved,
+            color: Some(
+                team.spec
+                    .color
+                    .clone()
+                    .unwrap_or_else(|| stable_color(&team.name_any())),
+            ),
+            unresolved_members: unresolved,
+            organization_uid: organization_uid(
+                self.org,
+                team,
+                previous.organization_uid.as_deref(),
+            ),
+            observed_generation: generation,
+            conditions: conditions::merge(&previous.conditions, wanted, generation, self.now),
+        }
     }
 
-    // 7. The Organization.
-    if let Some(org) = org {
+    /// 7. The Organization.
+    fn organization_status(&self, tally: &Tally, pending_invites: i32, out: &mut Effective) {
+        let Some(org) = self.org else {
+            return;
+        };
         let previous = org.status.clone().unwrap_or_default();
-        let members = seated.len() as i32;
+        let members = self.seated.len() as i32;
+        let mut wanted = self.org_conditions(members, tally);
+        if tally.seat_waiting > 0
+            && !previous
+                .conditions
+                .iter()
+                .any(|c| c.type_ == SEATS_AVAILABLE && c.reason == "SeatLimitReached")
+        {
+            out.notices.push(Notice {
+                kind: "Organization",
+                name: org.name_any(),
+                reason: "SeatLimitReached",
+                message: format!("{} Membership(s) wait for a seat", tally.seat_waiting),
+            });
+        }
+        // Owners arrive in the same sync as their Organization: a short quorum resolves by itself.
+        let n_owners = self.seated_owners;
+        let summary = if self.org_deleting {
+            Summary::reconciling("Deleting", "the organization is being deleted")
+        } else if n_owners >= self.min_owners {
+            Summary::current("Ready", format!("{members} member(s), {n_owners} owner(s)"))
+        } else {
+            Summary::reconciling("OwnerQuorumNotMet", "see the OwnerQuorum condition")
+        };
+        wanted.extend(summary.wants());
+        let generation = org.meta().generation;
+        let leadership = tally
+            .owners
+            .iter()
+            .map(|u| Leader {
+                user: u.clone(),
+                role: "owner".into(),
+            })
+            .chain(tally.admins.iter().map(|u| Leader {
+                user: u.clone(),
+                role: "admin".into(),
+            }))
+            .collect();
+        out.organization = Some(OrganizationStatus {
+            observed_generation: generation,
+            conditions: conditions::merge(&previous.conditions, wanted, generation, self.now),
+            owners: tally.owners.clone(),
+            admins: tally.admins.clone(),
+            leadership,
+            members,
+            seats: Seats {
+                used: members,
+                limit: self.policy.max_members,
+            },
+            pending_invites,
+        });
+    }
+
+    /// The Organization's conditions but the summary: quorum, owner target, seats, billing admin.
+    fn org_conditions(&self, members: i32, tally: &Tally) -> Vec<Want> {
         // Owners in place count even while the quorum is short and nobody is effective yet.
-        let n_owners = seated_owners;
+        let (n_owners, min_owners) = (self.seated_owners, self.min_owners);
         let mut wanted = Vec::new();
-        let quorum = n_owners >= min_owners;
-        wanted.push(if quorum {
+        wanted.push(if n_owners >= min_owners {
             Want::new(OWNER_QUORUM, true, "Satisfied", format!("{n_owners} effective owner(s), at least {min_owners} required"))
         } else if n_owners == 0 {
             Want::new(OWNER_QUORUM, false, "NoOwners", "the organization has no effective owner: create a Membership with role owner")
@@ -770,7 +891,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 format!("{n_owners} owner(s) but spec.policy.minOwners is {min_owners}: no Membership takes effect until more owners are added"),
             )
         });
-        match policy.max_owners {
+        match self.policy.max_owners {
             Some(max) if n_owners > max as usize => wanted.push(Want::new(
                 OWNERS_WITHIN_TARGET,
                 false,
@@ -779,8 +900,8 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             )),
             _ => wanted.push(Want::new(OWNERS_WITHIN_TARGET, true, "WithinTarget", "owner count is within spec.policy.maxOwners")),
         }
-        let limit = policy.max_members;
-        wanted.push(match limit {
+        let seat_waiting = tally.seat_waiting;
+        wanted.push(match self.policy.max_members {
             Some(l) if seat_waiting > 0 => Want::new(
                 SEATS_AVAILABLE,
                 false,
@@ -791,22 +912,10 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             Some(l) => Want::new(SEATS_AVAILABLE, true, "SeatsFree", format!("{} of {l} seats free", l - members)),
             None => Want::new(SEATS_AVAILABLE, true, "NoLimit", "spec.policy.maxMembers is not set"),
         });
-        if seat_waiting > 0
-            && !previous
-                .conditions
-                .iter()
-                .any(|c| c.type_ == SEATS_AVAILABLE && c.reason == "SeatLimitReached")
-        {
-            out.notices.push(Notice {
-                kind: "Organization",
-                name: org.name_any(),
-                reason: "SeatLimitReached",
-                message: format!("{seat_waiting} Membership(s) wait for a seat"),
-            });
-        }
+        let org = self.org.expect("only an Organization has conditions");
         wanted.push(match &org.spec.billing_admin {
             None => Want::new(BILLING_ADMIN, true, "NotSet", "spec.billingAdmin is not set"),
-            Some(u) if effective_subjects.contains(&Subject::User(u.clone())) => {
+            Some(u) if tally.effective_subjects.contains(&Subject::User(u.clone())) => {
                 Want::new(BILLING_ADMIN, true, "Member", format!("{u} holds an effective Membership"))
             }
             Some(u) => Want::new(
@@ -816,42 +925,67 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 format!("spec.billingAdmin {u} holds no effective Membership: add one or name another billing admin"),
             ),
         });
-        // Owners arrive in the same sync as their Organization: a short quorum resolves by itself.
-        let summary = if org_deleting {
-            Summary::reconciling("Deleting", "the organization is being deleted")
-        } else if quorum {
-            Summary::current("Ready", format!("{members} member(s), {n_owners} owner(s)"))
-        } else {
-            Summary::reconciling("OwnerQuorumNotMet", "see the OwnerQuorum condition")
-        };
-        wanted.extend(summary.wants());
-        let generation = org.meta().generation;
-        let leadership = owners
-            .iter()
-            .map(|u| Leader {
-                user: u.clone(),
-                role: "owner".into(),
-            })
-            .chain(admins.iter().map(|u| Leader {
-                user: u.clone(),
-                role: "admin".into(),
-            }))
-            .collect();
-        out.organization = Some(OrganizationStatus {
-            observed_generation: generation,
-            conditions: conditions::merge(&previous.conditions, wanted, generation, now),
-            owners,
-            admins,
-            leadership,
-            members,
-            seats: Seats {
-                used: members,
-                limit,
-            },
-            pending_invites,
-        });
+        wanted
     }
-    out
+}
+
+/// How each invite stands before Memberships redeem it. Redemptions of Memberships that are gone
+/// or going still count (a use is never given back); the live ones that are not being deleted are
+/// redeemed afresh, by name and creation time (a recorded use names both, so a Membership
+/// re-created under the same name is another redemption).
+fn invite_uses<'a>(
+    invites: &'a [Invite],
+    memberships: &[&Membership],
+    has_org: bool,
+    policy: &OrgPolicy,
+    now: Timestamp,
+) -> BTreeMap<String, InviteUse<'a>> {
+    let redeemed_afresh: HashMap<&str, Option<Timestamp>> = memberships
+        .iter()
+        .filter(|m| m.meta().deletion_timestamp.is_none())
+        .map(|m| {
+            (
+                m.meta().name.as_deref().unwrap_or(""),
+                m.meta().creation_timestamp.as_ref().map(|t| t.0),
+            )
+        })
+        .collect();
+    let carried = |inv: &Invite| -> Vec<AcceptedBy> {
+        let Some(s) = inv.status.as_ref() else {
+            return Vec::new();
+        };
+        s.accepted_by
+            .iter()
+            .filter(|a| {
+                redeemed_afresh
+                    .get(a.membership.as_str())
+                    .is_none_or(|created| a.at.as_ref().is_some_and(|at| Some(at.0) != *created))
+            })
+            .cloned()
+            .collect()
+    };
+    invites
+        .iter()
+        .map(|inv| {
+            let created = inv.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
+            let mut expires_at = ttl::expires_at(created, &inv.spec, &policy.invites);
+            // Expired is final: a longer spec.ttl or defaultTTL never revives a code. (Without an
+            // Organization the default policy stands in, so an expiry seen then is not final.)
+            if let Some(s) = inv.status.as_ref()
+                && s.phase == Some(InvitePhase::Expired)
+                && has_org
+            {
+                expires_at = expires_at.min(s.expires_at.as_ref().map_or(now, |t| t.0));
+            }
+            let u = InviteUse {
+                invite: inv,
+                expires_at,
+                accepted: carried(inv),
+                waits_for: None,
+            };
+            (inv.name_any(), u)
+        })
+        .collect()
 }
 
 fn is_recorded(m: &Membership) -> bool {
