@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use super::conditions::{self, Summary, Want};
+use super::age::{age_key, oldest_first};
 use super::{invite_code, leftovers, open_invites, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
@@ -186,14 +187,6 @@ fn one_pending_admin_invite(invites: &mut BTreeMap<String, InviteUse<'_>>, now: 
     }
 }
 
-/// The sort key that breaks every tie: creation time, then name.
-fn age_key<K: kube::Resource>(o: &K) -> (Option<Timestamp>, String) {
-    (
-        o.meta().creation_timestamp.as_ref().map(|t| t.0),
-        o.meta().name.clone().unwrap_or_default(),
-    )
-}
-
 /// The Organization a status is computed under: the namespace's, or else the one it belonged to
 /// (an object outlives its Organization only until roster deletes it, see `leftovers`).
 fn organization_uid<K: kube::Resource>(
@@ -264,7 +257,7 @@ impl<'a> Computation<'a> {
         let org = objs.organization;
         let policy = org.map(|o| o.spec.policy.clone()).unwrap_or_default();
         let mut memberships: Vec<&Membership> = objs.memberships.to_vec();
-        memberships.sort_by_key(|m| age_key(*m));
+        oldest_first(&mut memberships);
         let invites = invite_uses(objs.invites, &memberships, org.is_some(), &policy, now);
         Computation {
             objs,

@@ -51,12 +51,7 @@ impl OrgIndex {
             ..Default::default()
         };
         let mut ms: Vec<&Membership> = memberships.into_iter().collect();
-        ms.sort_by_key(|m| {
-            (
-                m.meta().creation_timestamp.as_ref().map(|t| t.0),
-                m.name_any(),
-            )
-        });
+        super::age::oldest_first(&mut ms);
         for m in ms {
             index.upsert_membership(m);
         }

@@ -3,6 +3,7 @@
 //! webhook, `roster check` and the tests all get the same answers.
 
 pub mod actor;
+pub mod age;
 pub mod authorize;
 pub mod conditions;
 pub mod effective;
@@ -16,6 +17,7 @@ pub mod status;
 pub mod ttl;
 
 pub use actor::{Actor, Config};
+pub use age::{age_key, oldest_first, organization_of};
 pub use authorize::{
     Context, Decision, Denial, Operation, Reason, Redemption, authorize, bind_rights,
     binds_to_confirm, org_namespace, reserved_metadata,
