@@ -32,7 +32,9 @@ pub fn organization_of<'a, I>(organizations: I) -> Option<&'a Organization>
 where
     I: IntoIterator<Item = &'a Organization>,
 {
-    organizations.into_iter().min_by(|a, b| age_key(*a).cmp(&age_key(*b)))
+    organizations
+        .into_iter()
+        .min_by(|a, b| age_key(*a).cmp(&age_key(*b)))
 }
 
 #[cfg(test)]
@@ -49,11 +51,17 @@ mod tests {
     #[test]
     fn the_oldest_wins_and_the_name_breaks_ties() {
         let orgs = [org("b", Some(10)), org("c", Some(5)), org("a", Some(10))];
-        assert_eq!(organization_of(&orgs).unwrap().metadata.name.as_deref(), Some("c"));
+        assert_eq!(
+            organization_of(&orgs).unwrap().metadata.name.as_deref(),
+            Some("c")
+        );
         let mut refs: Vec<&Organization> = orgs.iter().collect();
         oldest_first(&mut refs);
-        let names: Vec<&str> = refs.iter().map(|o| o.metadata.name.as_deref().unwrap()).collect();
+        let names: Vec<&str> = refs
+            .iter()
+            .map(|o| o.metadata.name.as_deref().unwrap())
+            .collect();
         assert_eq!(names, ["c", "a", "b"]);
-        assert_eq!(organization_of(&[]), None::<&Organization>);
+        assert!(organization_of(&[]).is_none());
     }
 }

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{self, Summary, Want};
 use super::age::{age_key, oldest_first};
+use super::conditions::{self, Summary, Want};
 use super::{invite_code, leftovers, open_invites, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
