@@ -9,7 +9,8 @@ use kube::{Resource, ResourceExt};
 
 use super::actor::{Actor, Config};
 use super::index::OrgIndex;
-use super::{identity, invite_code, open_invites, ttl};
+use super::redemption::{self, Refusal};
+use super::{identity, open_invites, ttl};
 use crate::api::{
     Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, Subject,
     TeamAccess, TeamRole, TeamSpec,
@@ -641,26 +642,6 @@ fn check_redemption(
     let Some(invite) = r.invite else {
         return invalid("no such Invite in this namespace; check spec.invite.name".into());
     };
-    // Compare before anything else about the invite, so a wrong code learns nothing.
-    let Some(code) = r.code else {
-        return invalid("its code is not generated yet; try again in a moment".into());
-    };
-    let user = spec.user.as_deref().unwrap_or_default();
-    let namespace = invite.meta().namespace.as_deref().unwrap_or_default();
-    if !invite_code::proof_matches(
-        code,
-        namespace,
-        &wanted.name,
-        user,
-        wanted.proof.as_deref().unwrap_or_default(),
-    ) {
-        return invalid(
-            "spec.invite.proof does not prove the code for your username; check the code you were given and let `kubectl roster join` compute the proof".into(),
-        );
-    }
-    if invite.spec.revoked {
-        return invalid("the invite was revoked; ask for a new one".into());
-    }
     let policy = index
         .organization
         .as_ref()
@@ -672,38 +653,34 @@ fn check_redemption(
         .as_ref()
         .map_or(ctx.now, |t| t.0);
     let status = invite.status.clone().unwrap_or_default();
-    // Expired is final, even if a longer ttl would give it time again.
-    if ctx.now >= ttl::expires_at(created, &invite.spec, &policy.invites)
-        || status.phase == Some(InvitePhase::Expired)
-    {
-        return invalid("the invite expired; ask for a new one".into());
-    }
-    if status.uses >= invite.spec.max_uses || status.phase == Some(InvitePhase::Accepted) {
-        return invalid("all its uses are taken; ask for a new one".into());
-    }
-    match &invite.spec.email {
-        Some(email) if email != user => {
-            return invalid(format!(
-                "it is for {email}, and you are {user}; ask for an invite of your own"
-            ));
+    let claim = redemption::Claim {
+        invite,
+        code: r.code,
+        // Expired is final, even if a longer ttl would give it time again.
+        expired: ctx.now >= ttl::expires_at(created, &invite.spec, &policy.invites)
+            || status.phase == Some(InvitePhase::Expired),
+        exhausted: status.uses >= invite.spec.max_uses
+            || status.phase == Some(InvitePhase::Accepted),
+    };
+    let user = spec.user.as_deref().unwrap_or_default();
+    let Some(refusal) = redemption::refusal(spec, &claim, &policy.invites) else {
+        return Ok(());
+    };
+    invalid(match refusal {
+        Refusal::CodeUnavailable => "its code is not generated yet; try again in a moment".into(),
+        Refusal::ProofMismatch => "spec.invite.proof does not prove the code for your username; check the code you were given and let `kubectl roster join` compute the proof".into(),
+        Refusal::Revoked => "the invite was revoked; ask for a new one".into(),
+        Refusal::Expired => "the invite expired; ask for a new one".into(),
+        Refusal::Exhausted => "all its uses are taken; ask for a new one".into(),
+        Refusal::EmailMismatch(email) => {
+            format!("it is for {email}, and you are {user}; ask for an invite of your own")
         }
-        Some(_) => {}
-        None => {
-            if let Some(refusal) = open_invites::refusal(&invite.spec, &policy.invites) {
-                return invalid(format!(
-                    "it names nobody, and {}; ask for an invite to your own e-mail",
-                    refusal.message()
-                ));
-            }
-        }
-    }
-    if spec.role != invite.spec.role {
-        return invalid(format!(
-            "it grants role {}; set spec.role to {}",
-            invite.spec.role, invite.spec.role
-        ));
-    }
-    Ok(())
+        Refusal::Open(open) => format!(
+            "it names nobody, and {}; ask for an invite to your own e-mail",
+            open.message()
+        ),
+        Refusal::RoleMismatch(role) => format!("it grants role {role}; set spec.role to {role}"),
+    })
 }
 
 /// Section 3: what can never become valid, for everyone including platform principals.

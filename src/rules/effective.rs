@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::age::{age_key, oldest_first};
 use super::conditions::{self, Summary, Want};
-use super::{invite_code, leftovers, open_invites, ttl};
+use super::{leftovers, open_invites, redemption, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
     MembershipStatus, OrgPolicy, OrgRole, Organization, OrganizationStatus, Seats, Subject, Team,
@@ -1011,77 +1011,15 @@ fn redeem(
     if !is_recorded(m) {
         let inv = u.invite;
         let user = m.spec.user.as_deref().unwrap_or_default();
-        let Some(code) = codes.get(&r.name) else {
-            return Err((
-                NotInForce::InviteCodeUnavailable,
-                format!("the code of Invite {} is not generated yet", r.name),
-            ));
-        };
-        let namespace = inv.meta().namespace.as_deref().unwrap_or_default();
-        if !invite_code::proof_matches(
-            code,
-            namespace,
-            &r.name,
-            user,
-            r.proof.as_deref().unwrap_or_default(),
-        ) {
-            return Err((
-                NotInForce::InviteCodeMismatch,
-                format!(
-                    "spec.invite.proof does not prove the code of Invite {} for {user}",
-                    r.name
-                ),
-            ));
-        }
-        if inv.spec.revoked {
-            return Err((
-                NotInForce::InviteRevoked,
-                format!("Invite {} was revoked", r.name),
-            ));
-        }
         let created = m.meta().creation_timestamp.as_ref().map(|t| t.0);
-        if created.is_some_and(|c| c >= u.expires_at) {
-            return Err((
-                NotInForce::InviteExpired,
-                format!(
-                    "Invite {} had expired when this Membership was created",
-                    r.name
-                ),
-            ));
-        }
-        match &inv.spec.email {
-            Some(email) if email != user => {
-                return Err((
-                    NotInForce::InviteEmailMismatch,
-                    format!("Invite {} is for {email}, not {user}", r.name),
-                ));
-            }
-            Some(_) => {}
-            None => {
-                if let Some(refusal) = open_invites::refusal(&inv.spec, &policy.invites) {
-                    let reason = match refusal {
-                        open_invites::Refusal::Disabled => NotInForce::OpenInvitesDisabled,
-                        open_invites::Refusal::Admin => NotInForce::OpenAdminInvite,
-                    };
-                    return Err((reason, format!("Invite {}: {}", r.name, refusal.message())));
-                }
-            }
-        }
-        // The webhook refuses this too; the controller holds it even when admission was bypassed.
-        if m.spec.role != inv.spec.role {
-            return Err((
-                NotInForce::InviteRoleMismatch,
-                format!(
-                    "Invite {} grants role {}; set spec.role to {}",
-                    r.name, inv.spec.role, inv.spec.role
-                ),
-            ));
-        }
-        if u.accepted.len() as i32 >= inv.spec.max_uses {
-            return Err((
-                NotInForce::InviteExhausted,
-                format!("Invite {} has no uses left", r.name),
-            ));
+        let claim = redemption::Claim {
+            invite: inv,
+            code: codes.get(&r.name).map(String::as_str),
+            expired: created.is_some_and(|c| c >= u.expires_at),
+            exhausted: u.accepted.len() as i32 >= inv.spec.max_uses,
+        };
+        if let Some(refusal) = redemption::refusal(&m.spec, &claim, &policy.invites) {
+            return Err(not_in_force(refusal, &r.name, user));
         }
         if let Some(first) = &u.waits_for {
             return Err((
@@ -1098,6 +1036,53 @@ fn redeem(
         at: m.meta().creation_timestamp.clone(),
     });
     Ok(r.name.clone())
+}
+
+/// Why a redemption takes no effect, in the controller's words.
+fn not_in_force(
+    refusal: redemption::Refusal<'_>,
+    invite: &str,
+    user: &str,
+) -> (NotInForce, String) {
+    use redemption::Refusal;
+    match refusal {
+        Refusal::CodeUnavailable => (
+            NotInForce::InviteCodeUnavailable,
+            format!("the code of Invite {invite} is not generated yet"),
+        ),
+        Refusal::ProofMismatch => (
+            NotInForce::InviteCodeMismatch,
+            format!("spec.invite.proof does not prove the code of Invite {invite} for {user}"),
+        ),
+        Refusal::Revoked => (
+            NotInForce::InviteRevoked,
+            format!("Invite {invite} was revoked"),
+        ),
+        Refusal::Expired => (
+            NotInForce::InviteExpired,
+            format!("Invite {invite} had expired when this Membership was created"),
+        ),
+        Refusal::Exhausted => (
+            NotInForce::InviteExhausted,
+            format!("Invite {invite} has no uses left"),
+        ),
+        Refusal::EmailMismatch(email) => (
+            NotInForce::InviteEmailMismatch,
+            format!("Invite {invite} is for {email}, not {user}"),
+        ),
+        Refusal::Open(open) => {
+            let reason = match open {
+                open_invites::Refusal::Disabled => NotInForce::OpenInvitesDisabled,
+                open_invites::Refusal::Admin => NotInForce::OpenAdminInvite,
+            };
+            (reason, format!("Invite {invite}: {}", open.message()))
+        }
+        // The webhook refuses this too; the controller holds it even when admission was bypassed.
+        Refusal::RoleMismatch(role) => (
+            NotInForce::InviteRoleMismatch,
+            format!("Invite {invite} grants role {role}; set spec.role to {role}"),
+        ),
+    }
 }
 
 /// A colour derived from the team name, the same on every run (FNV-1a into a palette with contrast).
