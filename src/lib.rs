@@ -3,7 +3,6 @@
 //! [`rules`] decides everything (roles, authorization, invariants, effective state) without I/O;
 //! the rest of the crate feeds it and applies its answers.
 
-pub mod access;
 pub mod api;
 pub mod caches;
 pub mod check;
@@ -16,3 +15,6 @@ pub mod removals;
 pub mod rules;
 pub mod run;
 pub mod webhook;
+
+// The RBAC derivation lives in the rules (`rules::rbac`); `access` is its old path.
+pub use rules::rbac as access;

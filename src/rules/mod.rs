@@ -12,6 +12,7 @@ pub mod index;
 pub mod invite_code;
 pub mod leftovers;
 pub mod open_invites;
+pub mod rbac;
 pub mod redemption;
 pub mod removals;
 pub mod status;

@@ -1,4 +1,4 @@
-//! Access: effective org and team roles become Kubernetes RBAC. Pure builders: from the effective
+//! RBAC derivation: effective org and team roles become Kubernetes RBAC. Pure builders: from the effective
 //! state, the ClusterRoles roster ships and the RoleBindings one organization should have.
 //!
 //! Bindings follow the *effective* role (status), never the desired one, so a held last-owner
