@@ -117,6 +117,17 @@ pub enum MembershipPhase {
     Denied,
 }
 
+impl MembershipPhase {
+    /// The name used in status, metrics and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipPhase::Active => "Active",
+            MembershipPhase::Pending => "Pending",
+            MembershipPhase::Denied => "Denied",
+        }
+    }
+}
+
 /// What is effective for this Membership, computed by the controller.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
