@@ -20,6 +20,7 @@ use crate::api::{
     Organization, OrganizationStatus, Team,
 };
 use crate::caches::code_secret_name;
+use crate::rules::ConditionReason;
 use crate::rules::conditions::{self, Want};
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
@@ -530,7 +531,14 @@ async fn write_organizations(
         org.name_any()
     );
     failed.extend(
-        write_not_ready(ctx, &organizations[1..], "DuplicateOrganization", &why, now).await,
+        write_not_ready(
+            ctx,
+            &organizations[1..],
+            ConditionReason::DuplicateOrganization,
+            &why,
+            now,
+        )
+        .await,
     );
     failed
 }
@@ -543,14 +551,21 @@ async fn write_excluded(
     now: Timestamp,
 ) -> Vec<String> {
     let why = format!("{}; this one grants nothing", denial.message);
-    write_not_ready(ctx, organizations, "NamespaceExcluded", &why, now).await
+    write_not_ready(
+        ctx,
+        organizations,
+        ConditionReason::NamespaceExcluded,
+        &why,
+        now,
+    )
+    .await
 }
 
 /// `Stalled` with `reason` on Organizations that are not the namespace's organization.
 async fn write_not_ready(
     ctx: &Context,
     organizations: &[Arc<Organization>],
-    reason: &'static str,
+    reason: ConditionReason,
     why: &str,
     now: Timestamp,
 ) -> Vec<String> {
@@ -667,7 +682,7 @@ async fn code_secret_failed(
         let usable = Want::new(
             rules::effective::condition::USABLE,
             false,
-            "CodeSecretFailed",
+            ConditionReason::CodeSecretFailed,
             message.clone(),
         );
         let generation = invite.meta().generation;
@@ -763,7 +778,7 @@ fn is_active_owner(s: Option<&MembershipStatus>) -> bool {
 
 fn not_the_org_status(
     extra: &Organization,
-    reason: &'static str,
+    reason: ConditionReason,
     why: &str,
     now: Timestamp,
 ) -> OrganizationStatus {

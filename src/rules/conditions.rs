@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::reason::ConditionReason;
 use crate::api::Condition;
 
 /// A condition as the rules want it, before timestamps.
@@ -63,15 +64,15 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn current(reason: &'static str, message: impl Into<String>) -> Summary {
+    pub fn current(reason: ConditionReason, message: impl Into<String>) -> Summary {
         Summary::new(Standing::Current, reason, message)
     }
 
-    pub fn reconciling(reason: &'static str, message: impl Into<String>) -> Summary {
+    pub fn reconciling(reason: ConditionReason, message: impl Into<String>) -> Summary {
         Summary::new(Standing::Reconciling, reason, message)
     }
 
-    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Summary {
+    pub fn stalled(reason: ConditionReason, message: impl Into<String>) -> Summary {
         Summary::new(Standing::Stalled, reason, message)
     }
 
@@ -220,7 +221,7 @@ mod tests {
 
     #[test]
     fn the_part_furthest_from_done_sums_the_object_up() {
-        let ready = Summary::current("Ready", "all good");
+        let ready = Summary::current(ConditionReason::Ready, "all good");
         let c = folded(ready.clone(), Standing::Current);
         assert_eq!(standing(&c), Standing::Current);
         assert_eq!(find(&c, READY).unwrap().reason, "Ready");
@@ -231,11 +232,17 @@ mod tests {
         assert_eq!(find(&c, STALLED).unwrap().reason, "Part");
         assert!(find(&c, "AccessSynced").is_some());
         // Reconciling gives way to Stalled, never the other way round; one abnormal condition.
-        let c = folded(Summary::reconciling("Quorum", "wait"), Standing::Stalled);
+        let c = folded(
+            Summary::reconciling(ConditionReason::OwnerQuorumNotMet, "wait"),
+            Standing::Stalled,
+        );
         assert_eq!(standing(&c), Standing::Stalled);
         assert!(find(&c, RECONCILING).is_none());
-        let c = folded(Summary::stalled("Dup", "fix it"), Standing::Reconciling);
-        assert_eq!(find(&c, READY).unwrap().reason, "Dup");
+        let c = folded(
+            Summary::stalled(ConditionReason::Duplicate, "fix it"),
+            Standing::Reconciling,
+        );
+        assert_eq!(find(&c, READY).unwrap().reason, "Duplicate");
         assert!(find(&c, RECONCILING).is_none());
         // Folding again replaces, never duplicates.
         let mut again = c.clone();

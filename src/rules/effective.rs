@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::age::{age_key, oldest_first};
 use super::conditions::{self, Summary, Want};
+use super::reason::ConditionReason;
 use super::{leftovers, open_invites, redemption, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
@@ -104,26 +105,28 @@ enum NotInForce {
 }
 
 impl NotInForce {
-    fn reason(self) -> &'static str {
+    fn reason(self) -> ConditionReason {
         match self {
-            NotInForce::OrganizationMissing => "OrganizationMissing",
-            NotInForce::Deleting => "Deleting",
-            NotInForce::InvalidSpec => "InvalidSpec",
-            NotInForce::Duplicate => "Duplicate",
-            NotInForce::InviteNotFound => "InviteNotFound",
-            NotInForce::InviteCodeUnavailable => "InviteCodeUnavailable",
-            NotInForce::InviteCodeMismatch => "InviteCodeMismatch",
-            NotInForce::InviteRevoked => "InviteRevoked",
-            NotInForce::InviteExpired => "InviteExpired",
-            NotInForce::InviteEmailMismatch => "InviteEmailMismatch",
-            NotInForce::InviteRoleMismatch => "InviteRoleMismatch",
-            NotInForce::OpenInvitesDisabled => "OpenInvitesDisabled",
-            NotInForce::OpenAdminInvite => "OpenAdminInvite",
-            NotInForce::InviteExhausted => "InviteExhausted",
-            NotInForce::AnotherAdminInvitePending => "AnotherAdminInvitePending",
-            NotInForce::SeatLimitReached => "SeatLimitReached",
-            NotInForce::OwnerQuorumNotMet => "OwnerQuorumNotMet",
-            NotInForce::WaitingForPreviousMembership => "WaitingForPreviousMembership",
+            NotInForce::OrganizationMissing => ConditionReason::OrganizationMissing,
+            NotInForce::Deleting => ConditionReason::Deleting,
+            NotInForce::InvalidSpec => ConditionReason::InvalidSpec,
+            NotInForce::Duplicate => ConditionReason::Duplicate,
+            NotInForce::InviteNotFound => ConditionReason::InviteNotFound,
+            NotInForce::InviteCodeUnavailable => ConditionReason::InviteCodeUnavailable,
+            NotInForce::InviteCodeMismatch => ConditionReason::InviteCodeMismatch,
+            NotInForce::InviteRevoked => ConditionReason::InviteRevoked,
+            NotInForce::InviteExpired => ConditionReason::InviteExpired,
+            NotInForce::InviteEmailMismatch => ConditionReason::InviteEmailMismatch,
+            NotInForce::InviteRoleMismatch => ConditionReason::InviteRoleMismatch,
+            NotInForce::OpenInvitesDisabled => ConditionReason::OpenInvitesDisabled,
+            NotInForce::OpenAdminInvite => ConditionReason::OpenAdminInvite,
+            NotInForce::InviteExhausted => ConditionReason::InviteExhausted,
+            NotInForce::AnotherAdminInvitePending => ConditionReason::AnotherAdminInvitePending,
+            NotInForce::SeatLimitReached => ConditionReason::SeatLimitReached,
+            NotInForce::OwnerQuorumNotMet => ConditionReason::OwnerQuorumNotMet,
+            NotInForce::WaitingForPreviousMembership => {
+                ConditionReason::WaitingForPreviousMembership
+            }
         }
     }
 
@@ -531,19 +534,19 @@ impl<'a> Computation<'a> {
         status.effective_role = Some(role);
         status.joined_at = previous.joined_at.clone().or(Some(Time(self.now)));
         if !held {
-            return Summary::current("Active", format!("effective as {role}"));
+            return Summary::current(ConditionReason::Active, format!("effective as {role}"));
         }
         let min_owners = self.min_owners;
         let (reason, message) = if m.meta().deletion_timestamp.is_some() {
             (
-                "LastOwnerRemovalHeld",
+                ConditionReason::LastOwnerRemovalHeld,
                 format!(
                     "this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners) and the organization still has members; it is removed as soon as another owner is effective"
                 ),
             )
         } else {
             (
-                "LastOwnerDemotionHeld",
+                ConditionReason::LastOwnerDemotionHeld,
                 format!(
                     "spec.role is {} but this is one of the last {min_owners} effective owner(s) (spec.policy.minOwners); make another member owner first and the change applies by itself",
                     m.spec.role
@@ -555,7 +558,7 @@ impl<'a> Computation<'a> {
             out.notices.push(Notice {
                 kind: "Membership",
                 name: m.name_any(),
-                reason,
+                reason: reason.as_str(),
                 message: message.clone(),
             });
         }
@@ -587,12 +590,12 @@ impl<'a> Computation<'a> {
         status.phase = Some(why.phase());
         let previously = conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
         if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
-            && previously != Some(why.reason())
+            && previously != Some(why.reason().as_str())
         {
             out.notices.push(Notice {
                 kind: "Membership",
                 name: self.memberships[i].name_any(),
-                reason: why.reason(),
+                reason: why.reason().as_str(),
                 message: message.clone(),
             });
         }
@@ -648,7 +651,7 @@ impl<'a> Computation<'a> {
             out.notices.push(Notice {
                 kind: "Invite",
                 name: inv.name_any(),
-                reason: "InviteExpired",
+                reason: ConditionReason::InviteExpired.as_str(),
                 message: format!(
                     "invite for {} expired unused",
                     inv.spec.email.as_deref().unwrap_or("anyone")
@@ -677,7 +680,7 @@ impl<'a> Computation<'a> {
         let (_, capped) = ttl::lifetime(spec, &self.policy.invites);
         match (phase, open_invites::refusal(spec, &self.policy.invites)) {
             (InvitePhase::Pending, _) if u.waits_for.is_some() => Summary::reconciling(
-                "AnotherAdminInvitePending",
+                ConditionReason::AnotherAdminInvitePending,
                 format!(
                     "admin Invite {} is older and still pending; only one admin invite may be pending, so this one cannot be redeemed until that one is used, expires or is revoked",
                     u.waits_for.as_deref().unwrap_or_default()
@@ -688,27 +691,27 @@ impl<'a> Computation<'a> {
                 format!("{}; this invite cannot be redeemed", refusal.message()),
             ),
             (InvitePhase::Pending, None) if capped => Summary::current(
-                "TTLCapped",
+                ConditionReason::TTLCapped,
                 format!(
                     "usable; spec.ttl exceeds spec.policy.invites.maxTTL ({}), so it expires earlier",
                     self.policy.invites.max_ttl
                 ),
             ),
             (InvitePhase::Pending, None) => Summary::current(
-                "Usable",
+                ConditionReason::Usable,
                 format!("{} of {} uses left", spec.max_uses - uses, spec.max_uses),
             ),
             // Settled end states: nothing is left for roster to do (kstatus reads them as Current).
             (InvitePhase::Accepted, _) => Summary::current(
-                "Accepted",
+                ConditionReason::Accepted,
                 "settled: all uses are taken; the code no longer works",
             ),
             (InvitePhase::Expired, _) => Summary::current(
-                "Expired",
+                ConditionReason::Expired,
                 "settled: the invite expired unused; create a new Invite to invite again",
             ),
             (InvitePhase::Revoked, _) => Summary::current(
-                "Revoked",
+                ConditionReason::Revoked,
                 "settled: the invite was revoked; the code no longer works",
             ),
         }
@@ -745,14 +748,14 @@ impl<'a> Computation<'a> {
             Want::new(
                 MEMBERS_RESOLVED,
                 true,
-                "AllMembersInOrganization",
+                ConditionReason::AllMembersInOrganization,
                 "every team member holds an effective Membership",
             )
         } else {
             Want::new(
                 MEMBERS_RESOLVED,
                 false,
-                "MembersNotInOrganization",
+                ConditionReason::MembersNotInOrganization,
                 format!(
                     "no effective Membership for {}; they get no team access until they join",
                     unresolved.join(", ")
@@ -762,20 +765,23 @@ impl<'a> Computation<'a> {
         let deactivated =
             "spec.active is false: the team grants no access and is kept for the record";
         wanted.push(if team.spec.active {
-            Want::new(ACTIVE, true, "Active", "spec.active is true")
+            Want::new(ACTIVE, true, ConditionReason::Active, "spec.active is true")
         } else {
-            Want::new(ACTIVE, false, "Deactivated", deactivated)
+            Want::new(ACTIVE, false, ConditionReason::Deactivated, deactivated)
         });
         // A deactivated team is a settled state, not one in progress. Naming people who have not
         // joined yet (self-join, a pending invite) is a normal state too: they get the team's access
         // when they join, and MembersResolved says who they are.
         let summary = if !team.spec.active {
-            Summary::current("Deactivated", deactivated)
+            Summary::current(ConditionReason::Deactivated, deactivated)
         } else if owner_resolved {
-            Summary::current("Active", format!("{resolved} member(s) in force"))
+            Summary::current(
+                ConditionReason::Active,
+                format!("{resolved} member(s) in force"),
+            )
         } else {
             Summary::current(
-                "OwnerNotInOrganization",
+                ConditionReason::OwnerNotInOrganization,
                 format!(
                     "{resolved} member(s) in force; the team owner holds no effective Membership yet (org admins manage the team meanwhile)"
                 ),
@@ -817,26 +823,34 @@ impl<'a> Computation<'a> {
         let members = self.seated.len() as i32;
         let mut wanted = self.org_conditions(members, tally);
         if tally.seat_waiting > 0
-            && !previous
-                .conditions
-                .iter()
-                .any(|c| c.type_ == SEATS_AVAILABLE && c.reason == "SeatLimitReached")
+            && !previous.conditions.iter().any(|c| {
+                c.type_ == SEATS_AVAILABLE && c.reason == ConditionReason::SeatLimitReached
+            })
         {
             out.notices.push(Notice {
                 kind: "Organization",
                 name: org.name_any(),
-                reason: "SeatLimitReached",
+                reason: ConditionReason::SeatLimitReached.as_str(),
                 message: format!("{} Membership(s) wait for a seat", tally.seat_waiting),
             });
         }
         // Owners arrive in the same sync as their Organization: a short quorum resolves by itself.
         let n_owners = self.seated_owners;
         let summary = if self.org_deleting {
-            Summary::reconciling("Deleting", "the organization is being deleted")
+            Summary::reconciling(
+                ConditionReason::Deleting,
+                "the organization is being deleted",
+            )
         } else if n_owners >= self.min_owners {
-            Summary::current("Ready", format!("{members} member(s), {n_owners} owner(s)"))
+            Summary::current(
+                ConditionReason::Ready,
+                format!("{members} member(s), {n_owners} owner(s)"),
+            )
         } else {
-            Summary::reconciling("OwnerQuorumNotMet", "see the OwnerQuorum condition")
+            Summary::reconciling(
+                ConditionReason::OwnerQuorumNotMet,
+                "see the OwnerQuorum condition",
+            )
         };
         wanted.extend(summary.wants());
         let generation = org.meta().generation;
@@ -873,14 +887,14 @@ impl<'a> Computation<'a> {
         let (n_owners, min_owners) = (self.seated_owners, self.min_owners);
         let mut wanted = Vec::new();
         wanted.push(if n_owners >= min_owners {
-            Want::new(OWNER_QUORUM, true, "Satisfied", format!("{n_owners} effective owner(s), at least {min_owners} required"))
+            Want::new(OWNER_QUORUM, true, ConditionReason::Satisfied, format!("{n_owners} effective owner(s), at least {min_owners} required"))
         } else if n_owners == 0 {
-            Want::new(OWNER_QUORUM, false, "NoOwners", "the organization has no effective owner: create a Membership with role owner")
+            Want::new(OWNER_QUORUM, false, ConditionReason::NoOwners, "the organization has no effective owner: create a Membership with role owner")
         } else {
             Want::new(
                 OWNER_QUORUM,
                 false,
-                "TooFewOwners",
+                ConditionReason::TooFewOwners,
                 format!("{n_owners} owner(s) but spec.policy.minOwners is {min_owners}: no Membership takes effect until more owners are added"),
             )
         });
@@ -888,33 +902,33 @@ impl<'a> Computation<'a> {
             Some(max) if n_owners > max as usize => wanted.push(Want::new(
                 OWNERS_WITHIN_TARGET,
                 false,
-                "AboveMaxOwners",
+                ConditionReason::AboveMaxOwners,
                 format!("{n_owners} owners exceed spec.policy.maxOwners ({max}); finish the ownership transfer by demoting an owner"),
             )),
-            _ => wanted.push(Want::new(OWNERS_WITHIN_TARGET, true, "WithinTarget", "owner count is within spec.policy.maxOwners")),
+            _ => wanted.push(Want::new(OWNERS_WITHIN_TARGET, true, ConditionReason::WithinTarget, "owner count is within spec.policy.maxOwners")),
         }
         let seat_waiting = tally.seat_waiting;
         wanted.push(match self.policy.max_members {
             Some(l) if seat_waiting > 0 => Want::new(
                 SEATS_AVAILABLE,
                 false,
-                "SeatLimitReached",
+                ConditionReason::SeatLimitReached,
                 format!("all {l} seats are used and {seat_waiting} Membership(s) wait for a seat: raise spec.policy.maxMembers or remove members"),
             ),
-            Some(l) if members >= l => Want::new(SEATS_AVAILABLE, false, "SeatLimitReached", format!("all {l} seats are used")),
-            Some(l) => Want::new(SEATS_AVAILABLE, true, "SeatsFree", format!("{} of {l} seats free", l - members)),
-            None => Want::new(SEATS_AVAILABLE, true, "NoLimit", "spec.policy.maxMembers is not set"),
+            Some(l) if members >= l => Want::new(SEATS_AVAILABLE, false, ConditionReason::SeatLimitReached, format!("all {l} seats are used")),
+            Some(l) => Want::new(SEATS_AVAILABLE, true, ConditionReason::SeatsFree, format!("{} of {l} seats free", l - members)),
+            None => Want::new(SEATS_AVAILABLE, true, ConditionReason::NoLimit, "spec.policy.maxMembers is not set"),
         });
         let org = self.org.expect("only an Organization has conditions");
         wanted.push(match &org.spec.billing_admin {
-            None => Want::new(BILLING_ADMIN, true, "NotSet", "spec.billingAdmin is not set"),
+            None => Want::new(BILLING_ADMIN, true, ConditionReason::NotSet, "spec.billingAdmin is not set"),
             Some(u) if tally.effective_subjects.contains(&Subject::User(u.clone())) => {
-                Want::new(BILLING_ADMIN, true, "Member", format!("{u} holds an effective Membership"))
+                Want::new(BILLING_ADMIN, true, ConditionReason::Member, format!("{u} holds an effective Membership"))
             }
             Some(u) => Want::new(
                 BILLING_ADMIN,
                 false,
-                "NotAMember",
+                ConditionReason::NotAMember,
                 format!("spec.billingAdmin {u} holds no effective Membership: add one or name another billing admin"),
             ),
         });

@@ -13,6 +13,7 @@ pub mod invite_code;
 pub mod leftovers;
 pub mod open_invites;
 pub mod rbac;
+pub mod reason;
 pub mod redemption;
 pub mod removals;
 pub mod status;
@@ -26,3 +27,4 @@ pub use authorize::{
 };
 pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
 pub use index::OrgIndex;
+pub use reason::ConditionReason;

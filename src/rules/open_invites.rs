@@ -2,6 +2,7 @@
 //! the policy disables them, and always for the admin role: org admins read every invite's code
 //! (to hand codes out), and only owners add admins.
 
+use super::reason::ConditionReason;
 use crate::api::{InvitePolicy, InviteSpec, OrgRole};
 
 /// Why an invite without `spec.email` may not be created or redeemed.
@@ -14,10 +15,10 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> ConditionReason {
         match self {
-            Refusal::Disabled => "OpenInvitesDisabled",
-            Refusal::Admin => "OpenAdminInvite",
+            Refusal::Disabled => ConditionReason::OpenInvitesDisabled,
+            Refusal::Admin => ConditionReason::OpenAdminInvite,
         }
     }
 
