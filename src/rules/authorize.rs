@@ -223,6 +223,57 @@ pub fn authorize(
     }
 }
 
+/// What a platform principal may store although it is not valid *yet*, because roster holds it in
+/// the effective state until it is: a second Membership for a subject (Denied `Duplicate` until
+/// the first is gone: a rename), an owner's demotion that would leave too few owners (held,
+/// `LastOwnerDemotionHeld`: a transfer), `minOwners` above the owners in place (Memberships wait,
+/// `OwnerQuorumNotMet`), a Team naming namespaces the Organization does not list yet (bound once
+/// it does, `NamespaceNotGranted`), a second pending admin invite (unusable while the first is
+/// pending, `AnotherAdminInvitePending`). GitOps engines are platform principals, and Flux
+/// dry-runs every object of a commit against the cluster as it is *before* the commit, applying
+/// nothing when one is refused: without this, a commit that transfers ownership or renames a
+/// Membership would never sync. Deletions stay refused (a prune is retried once the rest has
+/// landed), and so does everything that can never become valid.
+const HELD_UNTIL_VALID: [Reason; 5] = [
+    Reason::Duplicate,
+    Reason::LastOwner,
+    Reason::OwnerQuorum,
+    Reason::NamespaceNotInOrganization,
+    Reason::PendingAdminInvite,
+];
+
+/// The webhook's answer: [`authorize`], except that what roster holds until it is valid is
+/// admitted for platform principals, with the refusal as a warning (see [`HELD_UNTIL_VALID`]).
+pub fn admit(
+    index: &OrgIndex,
+    config: &Config,
+    actor: &Actor,
+    op: &Operation<'_>,
+    ctx: &Context,
+) -> Decision {
+    let mut decision = authorize(index, config, actor, op, ctx);
+    let deleting = matches!(
+        op,
+        Operation::DeleteMembership(_)
+            | Operation::DeleteInvite(_)
+            | Operation::DeleteTeam(_)
+            | Operation::DeleteOrganization(_)
+    );
+    if let Some(denial) = &decision.denial
+        && actor.platform
+        && !deleting
+        && HELD_UNTIL_VALID.contains(&denial.reason)
+    {
+        decision.warnings.push(format!(
+            "admitted for a platform principal although not valid yet; roster holds it until it is: {} [rule {}]",
+            denial.message,
+            denial.reason.as_str()
+        ));
+        decision.denial = None;
+    }
+    decision
+}
+
 /// The actor's org role, or the denial every role check starts from.
 fn role(index: &OrgIndex, actor: &Actor, what: &str) -> Result<OrgRole, Denial> {
     index.role_of(&actor.username, &actor.groups).ok_or_else(|| Denial {

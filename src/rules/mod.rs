@@ -22,7 +22,7 @@ pub mod ttl;
 pub use actor::{Actor, Config};
 pub use age::{age_key, oldest_first, organization_of};
 pub use authorize::{
-    Context, Decision, Denial, Operation, Reason, Redemption, authorize, bind_rights,
+    Context, Decision, Denial, Operation, Reason, Redemption, admit, authorize, bind_rights,
     binds_to_confirm, org_namespace, reserved_metadata,
 };
 pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
