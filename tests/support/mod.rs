@@ -5,6 +5,7 @@
 //! If the control plane cannot start, the test fails with the reason: nothing skips silently.
 #![allow(dead_code)]
 
+pub mod flux;
 pub mod invariants;
 
 use std::path::{Path, PathBuf};
