@@ -23,7 +23,9 @@ ROSTER_CONTROL_PLANE_DIR=$dir hack/operator.sh dev
 for example in examples/*/; do
   [ "$example" = examples/gitops/ ] || kubectl apply --server-side --field-manager roster-dev -R -f "$example"
 done
-kubectl wait --for condition=Ready organization --all -A --timeout 60s >/dev/null
+# Every object of every example settles Ready (kstatus Current): what `kubectl wait`, Flux and Argo CD
+# wait for.
+kubectl wait --for condition=Ready organizations,memberships,invites,teams --all -A --timeout 60s >/dev/null
 kubectl get roster -A
 cat <<MSG
 

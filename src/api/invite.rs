@@ -22,7 +22,12 @@ use super::{Condition, OrgRole};
     printcolumn(name = "Uses", type_ = "integer", json_path = ".status.uses"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxUses"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase")
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 // Org admins read every invite's code (to hand codes out), and admins may not add admins: an open
@@ -112,10 +117,18 @@ pub struct InviteStatus {
     /// The Secret in this namespace that holds the code (key `code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_secret_name: Option<String>,
+    /// The uid of the Organization this status was computed under. When that Organization is
+    /// deleted, roster deletes this object with it; another Organization never takes it over.
+    #[serde(
+        rename = "organizationUID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub organization_uid: Option<String>,
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`.
+    /// `Ready` (with `Reconciling` or `Stalled` while one holds) and `Usable`.
     #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

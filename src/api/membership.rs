@@ -27,6 +27,11 @@ use super::{Condition, OrgRole, Subject};
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -133,10 +138,18 @@ pub struct MembershipStatus {
     /// The invite redeemed, when it was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite: Option<String>,
+    /// The uid of the Organization this status was computed under. When that Organization is
+    /// deleted, roster deletes this object with it; another Organization never takes it over.
+    #[serde(
+        rename = "organizationUID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub organization_uid: Option<String>,
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` and `RoleChangeHeld`.
+    /// `Ready` (with `Reconciling` or `Stalled` while one holds) and `RoleChangeHeld`.
     #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

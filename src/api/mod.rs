@@ -21,7 +21,7 @@ pub use organization::{
     Access, ClusterRoleMap, DataRegion, InvitePolicy, Leader, OrgPolicy, Organization,
     OrganizationSpec, OrganizationStatus, Profile, Seats, SelfJoin, SelfJoinRole,
 };
-pub use team::{Team, TeamAccess, TeamClusterRoleMap, TeamMember, TeamSpec, TeamStatus};
+pub use team::{Team, TeamAccess, TeamClusterRoleMap, TeamMember, TeamPhase, TeamSpec, TeamStatus};
 
 /// The API group of every roster kind.
 pub const GROUP: &str = "roster.dev";

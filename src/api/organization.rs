@@ -330,7 +330,8 @@ pub struct OrganizationStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `OwnerQuorum`, `OwnersWithinTarget`, `SeatLimit`, `BillingAdmin`.
+    /// `Ready` (with `Reconciling` or `Stalled` while one holds), `OwnerQuorum`,
+    /// `OwnersWithinTarget`, `SeatsAvailable`, `BillingAdmin`, `AccessSynced`.
     #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

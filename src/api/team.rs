@@ -23,7 +23,12 @@ use super::{Condition, Subject, TeamRole};
     ),
     printcolumn(name = "Owner", type_ = "string", json_path = ".status.owner"),
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
-    printcolumn(name = "Active", type_ = "boolean", json_path = ".spec.active"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -179,10 +184,22 @@ impl Default for TeamClusterRoleMap {
     }
 }
 
+/// Whether a team is in force.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamPhase {
+    /// `spec.active` is true: team roles grant what the team maps.
+    Active,
+    /// `spec.active` is false: the team grants nothing and is kept for the record.
+    Deactivated,
+}
+
 /// What is true of the team, computed by the controller.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamStatus {
+    /// `Active` or `Deactivated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TeamPhase>,
     /// The team's owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -195,10 +212,19 @@ pub struct TeamStatus {
     /// Entries with no effective org Membership for the same user or group (groups as `group:NAME`).
     #[serde(default)]
     pub unresolved_members: Vec<String>,
+    /// The uid of the Organization this status was computed under. When that Organization is
+    /// deleted, roster deletes this object with it; another Organization never takes it over.
+    #[serde(
+        rename = "organizationUID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub organization_uid: Option<String>,
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `MembersResolved`.
+    /// `Ready` (with `Reconciling` or `Stalled` while one holds), `Active`, `MembersResolved` and,
+    /// with `spec.access`, `AccessSynced`.
     #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -14,8 +13,8 @@ use super::Context;
 use super::apply::FIELD_MANAGER;
 use super::reconcile::Writes;
 use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
-use crate::api::{Condition, Membership, MembershipStatus, Organization, Team};
-use crate::rules::conditions::{self, Want};
+use crate::api::{Membership, MembershipStatus, Organization, Team};
+use crate::rules::conditions::{Standing, Want};
 
 pub const ACCESS_SYNCED: &str = "AccessSynced";
 
@@ -189,55 +188,41 @@ async fn label_data_region(
     }
 }
 
-/// The `AccessSynced` condition of the Organization.
-pub fn org_condition(
-    previous: &[Condition],
-    synced: &Synced,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    let want = if !synced.failures.is_empty() {
-        Want::new(
-            ACCESS_SYNCED,
-            false,
-            "BindingFailed",
-            synced.failures.join("; "),
-        )
+/// The `AccessSynced` condition of the Organization, and where it leaves the Organization: failed
+/// writes are retried, refused namespaces wait for a person.
+pub fn org_access(synced: &Synced) -> (Want, Standing) {
+    if !synced.failures.is_empty() {
+        let message = synced.failures.join("; ");
+        let want = Want::new(ACCESS_SYNCED, false, "BindingFailed", message);
+        (want, Standing::Reconciling)
     } else if !synced.claims.refused.is_empty() {
-        let why: Vec<String> = synced
+        let why: Vec<&str> = synced
             .claims
             .refused
             .iter()
-            .map(|(_, why)| why.clone())
+            .map(|(_, why)| why.as_str())
             .collect();
-        Want::new(
-            ACCESS_SYNCED,
-            false,
-            "NamespaceRefused",
-            format!("spec.access.namespaces: {}", why.join("; ")),
-        )
+        let message = format!("spec.access.namespaces: {}", why.join("; "));
+        let want = Want::new(ACCESS_SYNCED, false, "NamespaceRefused", message);
+        (want, Standing::Stalled)
     } else {
-        Want::new(
-            ACCESS_SYNCED,
-            true,
-            "Synced",
-            format!(
-                "RoleBindings match the effective roles in {} workload namespace(s)",
-                synced.claims.granted.len()
-            ),
+        let message = format!(
+            "RoleBindings match the effective roles in {} workload namespace(s)",
+            synced.claims.granted.len()
+        );
+        (
+            Want::new(ACCESS_SYNCED, true, "Synced", message),
+            Standing::Current,
         )
-    };
-    conditions::merge(previous, vec![want], generation, now).remove(0)
+    }
 }
 
-/// The `AccessSynced` condition of a Team with `spec.access`.
-pub fn team_condition(
+/// The `AccessSynced` condition of a Team with `spec.access`, and where it leaves the Team.
+pub fn team_access(
     team: &Team,
     org: Option<&Organization>,
-    previous: &[Condition],
     synced: &Synced,
-    now: Timestamp,
-) -> Option<Condition> {
+) -> Option<(Want, Standing)> {
     let access = team.spec.access.as_ref()?;
     // Team roles bind only ClusterRoles the Organization's platform-set mapping uses.
     let unmapped: Vec<&str> = org.map_or_else(Vec::new, |o| {
@@ -251,36 +236,30 @@ pub fn team_condition(
         unmapped.dedup();
         unmapped
     });
-    let missing: Vec<&String> = access
+    let missing: Vec<&str> = access
         .namespaces
         .iter()
         .filter(|n| !synced.claims.granted.contains(n))
+        .map(String::as_str)
         .collect();
-    let want = if !team.spec.active {
-        Want::new(
-            ACCESS_SYNCED,
-            true,
+    let (standing, reason, message) = if !team.spec.active {
+        (
+            Standing::Current,
             "Deactivated",
-            "the team is deactivated and grants no access",
+            "the team is deactivated and grants no access".to_string(),
         )
     } else if !missing.is_empty() {
-        Want::new(
-            ACCESS_SYNCED,
-            false,
+        (
+            Standing::Stalled,
             "NamespaceNotGranted",
             format!(
                 "{} not among the Organization's workload namespaces (spec.access.namespaces of the Organization)",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                missing.join(", ")
             ),
         )
     } else if !unmapped.is_empty() {
-        Want::new(
-            ACCESS_SYNCED,
-            false,
+        (
+            Standing::Stalled,
             "ClusterRoleNotMapped",
             format!(
                 "spec.access.clusterRoles names {}, which the Organization's spec.access.clusterRoles does not use: team roles mapped to it grant nothing (ask a platform principal to map it, or name one the Organization uses)",
@@ -288,21 +267,20 @@ pub fn team_condition(
             ),
         )
     } else if !synced.failures.is_empty() {
-        Want::new(
-            ACCESS_SYNCED,
-            false,
+        (
+            Standing::Reconciling,
             "BindingFailed",
-            "see the Organization's AccessSynced condition",
+            "see the Organization's AccessSynced condition".to_string(),
         )
     } else {
-        Want::new(
-            ACCESS_SYNCED,
-            true,
+        (
+            Standing::Current,
             "Synced",
-            "team members have the access of their team roles",
+            "team members have the access of their team roles".to_string(),
         )
     };
-    Some(conditions::merge(previous, vec![want], team.meta().generation, now).remove(0))
+    let synced = standing == Standing::Current;
+    Some((Want::new(ACCESS_SYNCED, synced, reason, message), standing))
 }
 
 #[cfg(test)]
@@ -333,20 +311,20 @@ mod tests {
             },
             failures: vec![],
         };
-        let now = Timestamp::from_second(1_800_000_000).unwrap();
-        let unmapped =
-            team_condition(&team("monitoring-edit"), Some(&org), &[], &synced, now).unwrap();
-        assert_eq!(unmapped.status, "False");
+        let (unmapped, standing) =
+            team_access(&team("monitoring-edit"), Some(&org), &synced).unwrap();
+        assert!(!unmapped.status);
+        assert_eq!(standing, Standing::Stalled);
         assert_eq!(unmapped.reason, "ClusterRoleNotMapped");
         assert!(
             unmapped.message.contains("monitoring-edit"),
             "{}",
             unmapped.message
         );
-        let mapped = team_condition(&team("admin"), Some(&org), &[], &synced, now).unwrap();
+        let (mapped, standing) = team_access(&team("admin"), Some(&org), &synced).unwrap();
         assert_eq!(
-            (mapped.status.as_str(), mapped.reason.as_str()),
-            ("True", "Synced")
+            (mapped.status, mapped.reason.as_ref(), standing),
+            (true, "Synced", Standing::Current)
         );
     }
 }

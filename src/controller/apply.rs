@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,12 +15,20 @@ use super::Context;
 use crate::api::Invite;
 use crate::caches::{INVITE_CODE_LABEL, code_secret_name};
 use crate::rules::invite_code;
+use crate::rules::leftovers::is_organization_owner;
 
 /// The one field manager of every write roster makes.
 pub const FIELD_MANAGER: &str = "roster";
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
+}
+
+fn manager_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
 }
 
 /// Treats "the object is gone" as done: it was deleted while we reconciled.
@@ -54,14 +62,9 @@ where
     )
 }
 
-/// Applies the metadata roster owns on `obj`: its finalizers and owner references. What is left out
-/// is released (and removed when nobody else holds it).
-pub async fn metadata<K>(
-    ctx: &Context,
-    obj: &K,
-    finalizers: &[&str],
-    owners: &[OwnerReference],
-) -> Result<(), kube::Error>
+/// Applies the metadata roster owns on `obj`: its finalizers. What is left out is released (and
+/// removed when nobody else holds it).
+pub async fn metadata<K>(ctx: &Context, obj: &K, finalizers: &[&str]) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -72,9 +75,6 @@ where
     let mut meta = serde_json::json!({ "name": obj.name_any() });
     if !finalizers.is_empty() {
         meta["finalizers"] = serde_json::json!(finalizers);
-    }
-    if !owners.is_empty() {
-        meta["ownerReferences"] = serde_json::json!(owners);
     }
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -87,6 +87,55 @@ where
             .await
             .map(drop),
     )
+}
+
+/// Removes the ownerReferences to an Organization that roster wrote before (see
+/// `rules::leftovers`), keeping any other, whoever wrote them and however their managed fields are
+/// shared.
+pub async fn remove_organization_owners<K>(ctx: &Context, obj: &K) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let current = obj.owner_references();
+    let kept: Vec<&OwnerReference> = current
+        .iter()
+        .filter(|r| !is_organization_owner(r))
+        .collect();
+    // A merge patch replaces the whole list; the resourceVersion makes it apply only to the list
+    // read (409 Conflict otherwise, and the next reconcile reads again).
+    let owners = if kept.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(kept)
+    };
+    let body = serde_json::json!({ "metadata": {
+        "resourceVersion": obj.resource_version(),
+        "ownerReferences": owners,
+    }});
+    ctx.metrics.write(&K::kind(&()), "metadata");
+    ignore_not_found(
+        api.patch(&obj.name_any(), &manager_params(), &Patch::Merge(&body))
+            .await
+            .map(drop),
+    )
+}
+
+/// Deletes `obj` (what it owns goes with it, through the garbage collector).
+pub async fn delete<K>(ctx: &Context, obj: &K) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    ctx.metrics.write(&K::kind(&()), "delete");
+    let deleted = api.delete(&obj.name_any(), &DeleteParams::default()).await;
+    ignore_not_found(deleted.map(drop))
 }
 
 /// Creates the Secret with a fresh code for `invite`, owned by it; returns the Secret as stored.

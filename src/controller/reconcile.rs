@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -115,38 +114,10 @@ fn objects_in<K: Resource<DynamicType = ()> + Clone>(
     v
 }
 
-fn org_owner_ref(org: &Organization) -> Option<OwnerReference> {
-    let mut r = org.owner_ref(&())?;
-    r.block_owner_deletion = None;
-    Some(r)
-}
-
-/// Owner references roster keeps on an object: any to an Organization it set before (so that the
-/// garbage collector still removes the object once that Organization is gone) and the current one.
-fn wanted_owners(existing: &[OwnerReference], org: Option<&OwnerReference>) -> Vec<OwnerReference> {
-    let mut owners: Vec<OwnerReference> = existing
-        .iter()
-        .filter(|r| {
-            r.kind == "Organization"
-                && r.api_version == crate::api::GROUP.to_owned() + "/" + crate::api::VERSION
-        })
-        .cloned()
-        .collect();
-    if let Some(o) = org
-        && !owners.iter().any(|r| r.uid == o.uid)
-    {
-        owners.push(o.clone());
-    }
-    owners
-}
-
-/// Metadata changes are written only when something roster owns differs.
-async fn ensure_metadata<K>(
-    ctx: &Context,
-    obj: &K,
-    protect: bool,
-    org: Option<&OwnerReference>,
-) -> Result<(), kube::Error>
+/// Metadata changes are written only when something roster owns differs: the owner-protection
+/// finalizer, and ownerReferences to an Organization that roster wrote before (the kinds people
+/// apply carry none now, see `rules::leftovers`), removed once.
+async fn ensure_metadata<K>(ctx: &Context, obj: &K, protect: bool) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -157,18 +128,16 @@ where
     let has_finalizer = obj.finalizers().iter().any(|f| f == OWNER_PROTECTION);
     // Nothing new may be added to an object being deleted; it may only let go.
     let finalizer = protect && (!deleting || has_finalizer);
-    let existing = obj.owner_references();
-    let owners = if deleting {
-        wanted_owners(existing, None)
-    } else {
-        wanted_owners(existing, org)
-    };
-    let owners_missing = owners
+    if obj
+        .owner_references()
         .iter()
-        .any(|o| !existing.iter().any(|e| e.uid == o.uid));
-    if finalizer != has_finalizer || owners_missing {
+        .any(rules::leftovers::is_organization_owner)
+    {
+        apply::remove_organization_owners(ctx, obj).await?;
+    }
+    if finalizer != has_finalizer {
         let finalizers: &[&str] = if finalizer { &[OWNER_PROTECTION] } else { &[] };
-        apply::metadata(ctx, obj, finalizers, &owners).await?;
+        apply::metadata(ctx, obj, finalizers).await?;
     }
     Ok(())
 }
@@ -177,9 +146,8 @@ async fn write_membership(
     ctx: &Context,
     m: &Membership,
     effect: &MembershipEffect,
-    org: Option<&OwnerReference>,
 ) -> Result<(), String> {
-    write_object(ctx, m, effect.status.clone(), effect.protect, org).await
+    write_object(ctx, m, effect.status.clone(), effect.protect).await
 }
 
 /// The metadata roster owns on `obj`, then its status when that differs.
@@ -188,7 +156,6 @@ async fn write_object<K>(
     obj: &K,
     status: K::Status,
     protect: bool,
-    org: Option<&OwnerReference>,
 ) -> Result<(), String>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -199,7 +166,7 @@ where
     K::Status: PartialEq + serde::Serialize,
 {
     let written = async {
-        ensure_metadata(ctx, obj, protect, org).await?;
+        ensure_metadata(ctx, obj, protect).await?;
         if obj.status() != Some(&status) {
             apply::status(ctx, obj, &status).await?;
         }
@@ -219,7 +186,10 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     }
     let _timer = ctx.metrics.reconcile_timer();
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
-    let objects = Snapshot::read(&ctx.stores, &namespace);
+    let mut objects = Snapshot::read(&ctx.stores, &namespace);
+    // What a deleted Organization left behind takes no part: its access goes with the rest of
+    // the org's stale bindings below, and the objects themselves are deleted.
+    let left_over = objects.split_left_over();
     let memberships: Vec<&Membership> = objects.memberships.iter().map(AsRef::as_ref).collect();
     // An Organization in an excluded namespace is no organization, even if the webhook was
     // bypassed: nothing is bound and no code Secret is written there.
@@ -258,17 +228,14 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     )
     .await;
     failed.extend(synced.failures.iter().cloned());
-    let org_ref = org
-        .filter(|o| o.meta().deletion_timestamp.is_none())
-        .and_then(org_owner_ref);
-    let org_ref = org_ref.as_ref();
     failed.extend(match &excluded {
         None => write_organizations(&ctx, &objects.organizations, &effective, &synced, now).await,
         Some(denial) => write_excluded(&ctx, &objects.organizations, denial, now).await,
     });
-    failed.extend(write_memberships(&ctx, org, &memberships, &effective, org_ref).await);
-    failed.extend(write_invites(&ctx, &objects.invites, &effective, &codes, org_ref, now).await);
-    failed.extend(write_teams(&ctx, org, &objects.teams, &effective, &synced, org_ref, now).await);
+    failed.extend(remove_left_over(&ctx, &left_over).await);
+    failed.extend(write_memberships(&ctx, org, &memberships, &effective).await);
+    failed.extend(write_invites(&ctx, &objects.invites, &effective, &codes, now).await);
+    failed.extend(write_teams(&ctx, org, &objects.teams, &effective, &synced, now).await);
     if ctx.stopping() {
         return Ok(Action::await_change());
     }
@@ -323,7 +290,48 @@ struct Snapshot {
     teams: Vec<Team>,
 }
 
+/// The objects of a deleted Organization still in its namespace.
+#[derive(Default)]
+struct LeftOver {
+    memberships: Vec<Arc<Membership>>,
+    invites: Vec<Invite>,
+    teams: Vec<Team>,
+}
+
 impl Snapshot {
+    /// Takes out the objects left over from a deleted Organization (see `rules::leftovers`).
+    fn split_left_over(&mut self) -> LeftOver {
+        let present: Vec<String> = self
+            .organizations
+            .iter()
+            .filter_map(|o| o.meta().uid.clone())
+            .collect();
+        let present: Vec<&str> = present.iter().map(String::as_str).collect();
+        let left_over = |meta: &kube::api::ObjectMeta, recorded: Option<&str>| {
+            rules::leftovers::is_left_over(
+                rules::leftovers::organization_uid(meta, recorded),
+                &present,
+            )
+        };
+        let (memberships, kept) = std::mem::take(&mut self.memberships)
+            .into_iter()
+            .partition(|m| left_over(m.meta(), recorded(&m.status, |s| &s.organization_uid)));
+        self.memberships = kept;
+        let (invites, kept) = std::mem::take(&mut self.invites)
+            .into_iter()
+            .partition(|i| left_over(i.meta(), recorded(&i.status, |s| &s.organization_uid)));
+        self.invites = kept;
+        let (teams, kept) = std::mem::take(&mut self.teams)
+            .into_iter()
+            .partition(|t| left_over(t.meta(), recorded(&t.status, |s| &s.organization_uid)));
+        self.teams = kept;
+        LeftOver {
+            memberships,
+            invites,
+            teams,
+        }
+    }
+
     fn read(stores: &crate::caches::Stores, namespace: &str) -> Snapshot {
         Snapshot {
             organizations: objects_in(&stores.organizations, namespace),
@@ -337,6 +345,66 @@ impl Snapshot {
                 .map(|t| Team::clone(t))
                 .collect(),
         }
+    }
+}
+
+/// The Organization uid a status records.
+fn recorded<S>(status: &Option<S>, uid: impl Fn(&S) -> &Option<String>) -> Option<&str> {
+    status.as_ref().and_then(|s| uid(s).as_deref())
+}
+
+/// Deletes what a deleted Organization left behind, as the garbage collector did when these
+/// objects were owned by it; owner protection yields (the Organization is gone).
+async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<String> {
+    let mut failed = remove_all(ctx, left_over.memberships.iter().map(AsRef::as_ref)).await;
+    failed.extend(remove_all(ctx, left_over.invites.iter()).await);
+    failed.extend(remove_all(ctx, left_over.teams.iter()).await);
+    if !left_over.memberships.is_empty() {
+        tracing::info!(
+            memberships = left_over.memberships.len(),
+            invites = left_over.invites.len(),
+            teams = left_over.teams.len(),
+            "deleting what a deleted Organization left behind"
+        );
+    }
+    failed
+}
+
+async fn remove_all<'a, K>(ctx: &Context, objects: impl Iterator<Item = &'a K>) -> Vec<String>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + 'a,
+{
+    let mut writes = Writes::new();
+    let mut failed = Vec::new();
+    for obj in objects {
+        failed.extend(errors(writes.push(remove(ctx, obj)).await));
+    }
+    failed.extend(errors(writes.finish().await));
+    failed
+}
+
+/// Releases roster's finalizer on `obj` and deletes it.
+async fn remove<K>(ctx: &Context, obj: &K) -> Result<(), String>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let removed = async {
+        ensure_metadata(ctx, obj, false).await?;
+        if obj.meta().deletion_timestamp.is_none() {
+            apply::delete(ctx, obj).await?;
+        }
+        Ok::<(), kube::Error>(())
+    };
+    match labelled(obj, removed.await) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -440,12 +508,16 @@ async fn write_organizations(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        status.conditions.push(access::org_condition(
+        let (access, standing) = access::org_access(synced);
+        let generation = org.meta().generation;
+        conditions::fold(
+            &mut status.conditions,
+            access,
+            standing,
             previous,
-            synced,
-            org.meta().generation,
+            generation,
             now,
-        ));
+        );
         if org.status.as_ref() != Some(&status) {
             failed.extend(labelled(
                 org.as_ref(),
@@ -474,7 +546,7 @@ async fn write_excluded(
     write_not_ready(ctx, organizations, "NamespaceExcluded", &why, now).await
 }
 
-/// `Ready=False` with `reason` on Organizations that are not the namespace's organization.
+/// `Stalled` with `reason` on Organizations that are not the namespace's organization.
 async fn write_not_ready(
     ctx: &Context,
     organizations: &[Arc<Organization>],
@@ -505,7 +577,6 @@ async fn write_memberships(
     org: Option<&Organization>,
     memberships: &[&Membership],
     effective: &rules::Effective,
-    org_ref: Option<&OwnerReference>,
 ) -> Vec<String> {
     // Owners who stay owners, at least minOwners of them, keep the org owned in every state
     // between writes, so owners who leave then may free their seats first, like anyone else.
@@ -543,9 +614,7 @@ async fn write_memberships(
         }
         rank_in_flight = Some(rank);
         let effect = &effective.memberships[&m.name_any()];
-        failed.extend(errors(
-            writes.push(write_membership(ctx, m, effect, org_ref)).await,
-        ));
+        failed.extend(errors(writes.push(write_membership(ctx, m, effect)).await));
     }
     failed.extend(errors(writes.finish().await));
     failed
@@ -557,7 +626,6 @@ async fn write_invites(
     invites: &[Invite],
     effective: &rules::Effective,
     codes: &Codes,
-    org_ref: Option<&OwnerReference>,
     now: Timestamp,
 ) -> Vec<String> {
     let mut failed = Vec::new();
@@ -573,17 +641,15 @@ async fn write_invites(
             code_secret_failed(ctx, invite, &mut status, error, now).await;
         }
         failed.extend(errors(
-            writes
-                .push(write_object(ctx, invite, status, false, org_ref))
-                .await,
+            writes.push(write_object(ctx, invite, status, false)).await,
         ));
     }
     failed.extend(errors(writes.finish().await));
     failed
 }
 
-/// Reports a code Secret that could not be created: `Ready=False` (`CodeSecretFailed`) on a usable
-/// Invite, and a Warning Event.
+/// Reports a code Secret that could not be created: `Reconciling` (`CodeSecretFailed`, retried) on
+/// a usable Invite, and a Warning Event.
 async fn code_secret_failed(
     ctx: &Context,
     invite: &Invite,
@@ -598,17 +664,22 @@ async fn code_secret_failed(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        let want = Want::new(
-            rules::effective::condition::READY,
+        let usable = Want::new(
+            rules::effective::condition::USABLE,
             false,
             "CodeSecretFailed",
             message.clone(),
         );
-        let ready = conditions::merge(previous, vec![want], invite.meta().generation, now);
-        status
-            .conditions
-            .retain(|c| c.type_ != rules::effective::condition::READY);
-        status.conditions.extend(ready);
+        let generation = invite.meta().generation;
+        let standing = conditions::Standing::Reconciling;
+        conditions::fold(
+            &mut status.conditions,
+            usable,
+            standing,
+            previous,
+            generation,
+            now,
+        );
     }
     let event = Event {
         type_: EventType::Warning,
@@ -629,7 +700,6 @@ async fn write_teams(
     teams: &[Team],
     effective: &rules::Effective,
     synced: &access::Synced,
-    org_ref: Option<&OwnerReference>,
     now: Timestamp,
 ) -> Vec<String> {
     let mut failed = Vec::new();
@@ -644,13 +714,19 @@ async fn write_teams(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        status
-            .conditions
-            .extend(access::team_condition(team, org, previous, synced, now));
+        if let Some((access, standing)) = access::team_access(team, org, synced) {
+            let generation = team.meta().generation;
+            conditions::fold(
+                &mut status.conditions,
+                access,
+                standing,
+                previous,
+                generation,
+                now,
+            );
+        }
         failed.extend(errors(
-            writes
-                .push(write_object(ctx, team, status, false, org_ref))
-                .await,
+            writes.push(write_object(ctx, team, status, false)).await,
         ));
     }
     failed.extend(errors(writes.finish().await));
@@ -692,19 +768,11 @@ fn not_the_org_status(
     now: Timestamp,
 ) -> OrganizationStatus {
     let previous = extra.status.clone().unwrap_or_default();
+    // Only a person can fix it: by deleting this Organization, or the namespace's exclusion.
+    let stalled = conditions::Summary::stalled(reason, why).wants();
     OrganizationStatus {
         observed_generation: extra.meta().generation,
-        conditions: conditions::merge(
-            &previous.conditions,
-            vec![Want::new(
-                rules::effective::condition::READY,
-                false,
-                reason,
-                why,
-            )],
-            extra.meta().generation,
-            now,
-        ),
+        conditions: conditions::merge(&previous.conditions, stalled, extra.meta().generation, now),
         ..Default::default()
     }
 }

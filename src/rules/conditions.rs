@@ -1,4 +1,8 @@
-//! metav1.Condition bookkeeping: `lastTransitionTime` moves only when a condition's status flips.
+//! metav1.Condition bookkeeping: `lastTransitionTime` moves only when a condition's status flips;
+//! and the summary conditions (`Ready`, `Reconciling`, `Stalled`) that kstatus, `kubectl wait`, Flux
+//! and Argo CD read.
+
+use std::borrow::Cow;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -10,7 +14,7 @@ use crate::api::Condition;
 pub struct Want {
     pub type_: &'static str,
     pub status: bool,
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     pub message: String,
 }
 
@@ -18,15 +22,111 @@ impl Want {
     pub fn new(
         type_: &'static str,
         status: bool,
-        reason: &'static str,
+        reason: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Want {
         Want {
             type_,
             status,
-            reason,
+            reason: reason.into(),
             message: message.into(),
         }
+    }
+}
+
+pub const READY: &str = "Ready";
+/// kstatus' "abnormal-true" conditions: present only while they hold.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Where an object stands, in the terms of kstatus (sigs.k8s.io/cli-utils), which Flux's health
+/// checks and `wait` use: with neither `Reconciling` nor `Stalled`, `Ready=False` reads as "in
+/// progress" forever, so every state that is not in progress must be `Ready=True`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    /// What the spec asks is in effect, or the object has reached a settled end state (an invite
+    /// used up, expired or revoked; a deactivated team).
+    Current,
+    /// roster is working toward the spec, or waits on something that resolves by itself.
+    Reconciling,
+    /// Only a person can move it on.
+    Stalled,
+}
+
+/// The one-line summary of an object: `Ready` with its reason and message, plus `Reconciling` or
+/// `Stalled` carrying the same reason and message when one holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub standing: Standing,
+    pub reason: Cow<'static, str>,
+    pub message: String,
+}
+
+impl Summary {
+    pub fn current(reason: &'static str, message: impl Into<String>) -> Summary {
+        Summary::new(Standing::Current, reason, message)
+    }
+
+    pub fn reconciling(reason: &'static str, message: impl Into<String>) -> Summary {
+        Summary::new(Standing::Reconciling, reason, message)
+    }
+
+    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Summary {
+        Summary::new(Standing::Stalled, reason, message)
+    }
+
+    pub fn new(
+        standing: Standing,
+        reason: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Summary {
+        Summary {
+            standing,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The summary `conditions` state, if they carry one.
+    pub fn read(conditions: &[Condition]) -> Option<Summary> {
+        let ready = find(conditions, READY)?;
+        Some(Summary::new(
+            standing(conditions),
+            ready.reason.clone(),
+            ready.message.clone(),
+        ))
+    }
+
+    /// The summary of an object made of two parts: the part that is furthest from done (`Stalled`
+    /// over `Reconciling` over `Current`), the first on a tie.
+    pub fn and(self, other: Summary) -> Summary {
+        if other.standing > self.standing {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The conditions that say it.
+    pub fn wants(self) -> Vec<Want> {
+        let ready = Want::new(
+            READY,
+            self.standing == Standing::Current,
+            self.reason,
+            self.message,
+        );
+        let abnormal = match self.standing {
+            Standing::Current => None,
+            Standing::Reconciling => Some(RECONCILING),
+            Standing::Stalled => Some(STALLED),
+        };
+        let mut wants = vec![ready.clone()];
+        wants.extend(abnormal.map(|type_| Want {
+            type_,
+            status: true,
+            ..ready
+        }));
+        wants
     }
 }
 
@@ -58,6 +158,38 @@ pub fn merge(
             }
         })
         .collect()
+}
+
+/// Adds the condition of one part of an object (such as `AccessSynced`) to conditions that carry
+/// the summary of the rest, and folds the part into that summary (see [`Summary::and`]). `previous`
+/// (the object's conditions as stored) keeps their `lastTransitionTime`.
+pub fn fold(
+    conditions: &mut Vec<Condition>,
+    part: Want,
+    part_standing: Standing,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let part_summary = Summary::new(part_standing, part.reason.clone(), part.message.clone());
+    let summary = match Summary::read(conditions) {
+        Some(rest) => rest.and(part_summary),
+        None => part_summary,
+    };
+    conditions.retain(|c| ![READY, RECONCILING, STALLED, part.type_].contains(&c.type_.as_str()));
+    conditions.extend(merge(previous, vec![part], generation, now));
+    conditions.extend(merge(previous, summary.wants(), generation, now));
+}
+
+/// The standing that `conditions` state (`Current` when they state none).
+pub fn standing(conditions: &[Condition]) -> Standing {
+    if is_true(conditions, STALLED) {
+        Standing::Stalled
+    } else if is_true(conditions, RECONCILING) {
+        Standing::Reconciling
+    } else {
+        Standing::Current
+    }
 }
 
 /// The condition of a type, if present.

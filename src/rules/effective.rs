@@ -11,17 +11,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::conditions::{self, Want};
-use super::{invite_code, open_invites, ttl};
+use super::conditions::{self, Summary, Want};
+use super::{invite_code, leftovers, open_invites, ttl};
 use crate::api::{
     AcceptedBy, Invite, InvitePhase, InviteStatus, Leader, Membership, MembershipPhase,
     MembershipStatus, OrgPolicy, OrgRole, Organization, OrganizationStatus, Seats, Subject, Team,
-    TeamStatus,
+    TeamPhase, TeamStatus,
 };
 
 /// Condition types, shared with the controller and documentation.
 pub mod condition {
-    pub const READY: &str = "Ready";
+    pub use crate::rules::conditions::{READY, RECONCILING, STALLED};
+    /// An Invite's: whether its code can be redeemed now.
+    pub const USABLE: &str = "Usable";
+    /// A Team's: whether it is active (`spec.active`).
+    pub const ACTIVE: &str = "Active";
     pub const OWNER_QUORUM: &str = "OwnerQuorum";
     pub const OWNERS_WITHIN_TARGET: &str = "OwnersWithinTarget";
     pub const SEATS_AVAILABLE: &str = "SeatsAvailable";
@@ -188,6 +192,17 @@ fn age_key<K: kube::Resource>(o: &K) -> (Option<Timestamp>, String) {
         o.meta().creation_timestamp.as_ref().map(|t| t.0),
         o.meta().name.clone().unwrap_or_default(),
     )
+}
+
+/// The Organization a status is computed under: the namespace's, or else the one it belonged to
+/// (an object outlives its Organization only until roster deletes it, see `leftovers`).
+fn organization_uid<K: kube::Resource>(
+    org: Option<&Organization>,
+    object: &K,
+    recorded: Option<&str>,
+) -> Option<String> {
+    org.and_then(|o| o.meta().uid.clone())
+        .or_else(|| leftovers::organization_uid(object.meta(), recorded).map(str::to_owned))
 }
 
 /// The name shown for a subject in status lists: users as is, groups as `group:NAME`.
@@ -440,15 +455,19 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     let mut admins: Vec<String> = Vec::new();
     let mut effective_subjects: HashSet<Subject> = HashSet::new();
     let mut seat_waiting = 0usize;
+    // Subjects whose Membership waits on something that resolves by itself.
+    let mut waiting_subjects: HashSet<Subject> = HashSet::new();
     for (i, m) in memberships.iter().enumerate() {
         let name = m.name_any();
         let previous = m.status.clone().unwrap_or_default();
         let generation = m.meta().generation;
         let mut status = MembershipStatus {
+            organization_uid: organization_uid(org, *m, previous.organization_uid.as_deref()),
             observed_generation: generation,
             ..Default::default()
         };
         let mut wanted = Vec::new();
+        let mut summary;
         let active = seated.contains(&i);
         if active {
             let role = if held.contains(&i) {
@@ -466,12 +485,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             status.phase = Some(MembershipPhase::Active);
             status.effective_role = Some(role);
             status.joined_at = previous.joined_at.clone().or(Some(Time(now)));
-            wanted.push(Want::new(
-                READY,
-                true,
-                "Active",
-                format!("effective as {role}"),
-            ));
+            summary = Summary::current("Active", format!("effective as {role}"));
             if held.contains(&i) {
                 let (reason, message) = if m.meta().deletion_timestamp.is_some() {
                     (
@@ -490,6 +504,11 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     )
                 };
                 wanted.push(Want::new(ROLE_CHANGE_HELD, true, reason, message.clone()));
+                // Held changes apply by themselves once another owner is effective.
+                summary = Summary::reconciling(
+                    reason,
+                    format!("effective as {role}, not yet as spec.role says: {message}"),
+                );
                 if !conditions::is_true(&previous.conditions, ROLE_CHANGE_HELD) {
                     out.notices.push(Notice {
                         kind: "Membership",
@@ -509,8 +528,16 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             if why == NotInForce::SeatLimitReached {
                 seat_waiting += 1;
             }
+            if why.phase() == MembershipPhase::Pending
+                && let Some(subject) = m.spec.subject()
+            {
+                waiting_subjects.insert(subject);
+            }
             status.phase = Some(why.phase());
-            wanted.push(Want::new(READY, false, why.reason(), message.clone()));
+            summary = match why.phase() {
+                MembershipPhase::Denied => Summary::stalled(why.reason(), message.clone()),
+                _ => Summary::reconciling(why.reason(), message.clone()),
+            };
             let previously =
                 conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
             if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
@@ -529,6 +556,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             .get(&i)
             .cloned()
             .or_else(|| previous.invite.clone().filter(|_| is_recorded(m)));
+        wanted.extend(summary.wants());
         status.conditions = conditions::merge(&previous.conditions, wanted, generation, now);
         let protect = active && status.effective_role == Some(OrgRole::Owner) && !org_deleting;
         out.memberships
@@ -553,34 +581,26 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             InvitePhase::Pending
         };
         let (_, capped) = ttl::lifetime(&inv.spec, &policy.invites);
-        let ready = match (phase, open_invites::refusal(&inv.spec, &policy.invites)) {
-            (InvitePhase::Pending, _) if u.waits_for.is_some() => Want::new(
-                READY,
-                false,
+        let summary = match (phase, open_invites::refusal(&inv.spec, &policy.invites)) {
+            (InvitePhase::Pending, _) if u.waits_for.is_some() => Summary::reconciling(
                 "AnotherAdminInvitePending",
                 format!(
                     "admin Invite {} is older and still pending; only one admin invite may be pending, so this one cannot be redeemed until that one is used, expires or is revoked",
                     u.waits_for.as_deref().unwrap_or_default()
                 ),
             ),
-            (InvitePhase::Pending, Some(refusal)) => Want::new(
-                READY,
-                false,
+            (InvitePhase::Pending, Some(refusal)) => Summary::stalled(
                 refusal.reason(),
                 format!("{}; this invite cannot be redeemed", refusal.message()),
             ),
-            (InvitePhase::Pending, None) if capped => Want::new(
-                READY,
-                true,
+            (InvitePhase::Pending, None) if capped => Summary::current(
                 "TTLCapped",
                 format!(
                     "usable; spec.ttl exceeds spec.policy.invites.maxTTL ({}), so it expires earlier",
                     policy.invites.max_ttl
                 ),
             ),
-            (InvitePhase::Pending, None) => Want::new(
-                READY,
-                true,
+            (InvitePhase::Pending, None) => Summary::current(
                 "Usable",
                 format!(
                     "{} of {} uses left",
@@ -588,19 +608,28 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                     inv.spec.max_uses
                 ),
             ),
-            (InvitePhase::Accepted, _) => Want::new(READY, false, "Accepted", "all uses are taken"),
-            (InvitePhase::Expired, _) => Want::new(
-                READY,
-                false,
-                "Expired",
-                "the invite expired; create a new one",
+            // Settled end states: nothing is left for roster to do (kstatus reads them as Current).
+            (InvitePhase::Accepted, _) => Summary::current(
+                "Accepted",
+                "settled: all uses are taken; the code no longer works",
             ),
-            (InvitePhase::Revoked, _) => {
-                Want::new(READY, false, "Revoked", "the invite was revoked")
-            }
+            (InvitePhase::Expired, _) => Summary::current(
+                "Expired",
+                "settled: the invite expired unused; create a new Invite to invite again",
+            ),
+            (InvitePhase::Revoked, _) => Summary::current(
+                "Revoked",
+                "settled: the invite was revoked; the code no longer works",
+            ),
         };
+        let usable = Want::new(
+            USABLE,
+            phase == InvitePhase::Pending && summary.standing == conditions::Standing::Current,
+            summary.reason.clone(),
+            summary.message.clone(),
+        );
         if phase == InvitePhase::Pending {
-            if ready.status {
+            if usable.status {
                 pending_invites += 1;
             }
             out.next_change = Some(
@@ -628,10 +657,11 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             uses,
             accepted_by: u.accepted.clone(),
             code_secret_name: previous.code_secret_name.clone(),
+            organization_uid: organization_uid(org, inv, previous.organization_uid.as_deref()),
             observed_generation: inv.meta().generation,
             conditions: conditions::merge(
                 &previous.conditions,
-                vec![ready],
+                std::iter::once(usable).chain(summary.wants()).collect(),
                 inv.meta().generation,
                 now,
             ),
@@ -659,6 +689,13 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             }
         }
         let owner_resolved = owner.as_ref().is_some_and(|o| !unresolved.contains(o));
+        let owner_waiting = team
+            .spec
+            .members
+            .iter()
+            .filter(|m| m.role == crate::api::TeamRole::Owner)
+            .filter_map(|m| m.subject())
+            .any(|s| waiting_subjects.contains(&s));
         let mut wanted = vec![if unresolved.is_empty() {
             Want::new(
                 MEMBERS_RESOLVED,
@@ -677,32 +714,39 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 ),
             )
         }];
-        wanted.push(if !team.spec.active {
-            Want::new(
-                READY,
-                false,
-                "Deactivated",
-                "spec.active is false: the team grants no access",
+        let deactivated =
+            "spec.active is false: the team grants no access and is kept for the record";
+        wanted.push(if team.spec.active {
+            Want::new(ACTIVE, true, "Active", "spec.active is true")
+        } else {
+            Want::new(ACTIVE, false, "Deactivated", deactivated)
+        });
+        // A deactivated team is a settled state, not one in progress.
+        let summary = if !team.spec.active {
+            Summary::current("Deactivated", deactivated)
+        } else if owner_resolved {
+            Summary::current("Active", format!("{resolved} member(s) in force"))
+        } else if owner_waiting {
+            Summary::reconciling(
+                "OwnerNotInOrganization",
+                "the team owner's Membership is not in force yet; the team takes effect when it is",
             )
-        } else if !owner_resolved {
-            Want::new(
-                READY,
-                false,
+        } else {
+            Summary::stalled(
                 "OwnerNotInOrganization",
                 "the team owner holds no effective Membership; give the team an owner who does",
             )
-        } else {
-            Want::new(
-                READY,
-                true,
-                "Active",
-                format!("{resolved} member(s) in force"),
-            )
-        });
+        };
+        wanted.extend(summary.wants());
         let generation = team.meta().generation;
         out.teams.insert(
             team.name_any(),
             TeamStatus {
+                phase: Some(if team.spec.active {
+                    TeamPhase::Active
+                } else {
+                    TeamPhase::Deactivated
+                }),
                 owner,
                 members: resolved,
                 color: Some(
@@ -712,6 +756,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                         .unwrap_or_else(|| stable_color(&team.name_any())),
                 ),
                 unresolved_members: unresolved,
+                organization_uid: organization_uid(org, team, previous.organization_uid.as_deref()),
                 observed_generation: generation,
                 conditions: conditions::merge(&previous.conditions, wanted, generation, now),
             },
@@ -784,28 +829,15 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
                 format!("spec.billingAdmin {u} holds no effective Membership: add one or name another billing admin"),
             ),
         });
-        wanted.push(if org_deleting {
-            Want::new(
-                READY,
-                false,
-                "Deleting",
-                "the organization is being deleted",
-            )
+        // Owners arrive in the same sync as their Organization: a short quorum resolves by itself.
+        let summary = if org_deleting {
+            Summary::reconciling("Deleting", "the organization is being deleted")
         } else if quorum {
-            Want::new(
-                READY,
-                true,
-                "Ready",
-                format!("{members} member(s), {n_owners} owner(s)"),
-            )
+            Summary::current("Ready", format!("{members} member(s), {n_owners} owner(s)"))
         } else {
-            Want::new(
-                READY,
-                false,
-                "OwnerQuorumNotMet",
-                "see the OwnerQuorum condition",
-            )
-        });
+            Summary::reconciling("OwnerQuorumNotMet", "see the OwnerQuorum condition")
+        };
+        wanted.extend(summary.wants());
         let generation = org.meta().generation;
         let leadership = owners
             .iter()

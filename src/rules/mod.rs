@@ -9,6 +9,7 @@ pub mod effective;
 pub mod identity;
 pub mod index;
 pub mod invite_code;
+pub mod leftovers;
 pub mod open_invites;
 pub mod removals;
 pub mod status;
