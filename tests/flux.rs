@@ -33,8 +33,9 @@ const KINDS: [&str; 4] = ["Organization", "Membership", "Invite", "Team"];
 const KUSTOMIZATION_TIMEOUT: &str = "60s";
 /// How long a push may take to become a Ready Kustomization at its revision.
 const READY: Duration = Duration::from_secs(180);
-/// How long, after Ready, the roster objects may take to match the commit (pruned objects with
-/// finalizers go away after the Kustomization is Ready).
+/// How long, after Ready, the roster objects may take to match the commit: pruned objects with
+/// finalizers go away after the Kustomization is Ready, and Flux's `wait` counts a new object as
+/// ready before roster has written its status.
 const MATCH: Duration = Duration::from_secs(45);
 const WAIT: Duration = Duration::from_secs(45);
 const PRUNE_DISABLED: (&str, &str) = ("kustomize.toolkit.fluxcd.io/prune", "disabled");
@@ -221,8 +222,10 @@ impl Cluster {
         Api::namespaced_with(self.client.clone(), ns, &self.resources[kind])
     }
 
-    /// Whether the roster objects of `ns` are those of the tree: the same names per kind, and the
-    /// fields the tree sets the same. `Err` says what differs.
+    /// Whether the roster objects of `ns` are those of the tree: the same names per kind, the fields
+    /// the tree sets the same, and every one Ready by roster's status at its generation (Flux's
+    /// `wait` counts an object roster has not written a status for yet as ready). `Err` says what
+    /// differs.
     async fn matches(&self, tree: &Tree, ns: &str) -> Result<(), String> {
         let want = tree.roster_objects(ns);
         let mut have = BTreeMap::new();
@@ -237,6 +240,19 @@ impl Cluster {
                 let name = o.metadata.name.clone().unwrap();
                 if o.metadata.deletion_timestamp.is_some() {
                     return Err(format!("{kind} {ns}/{name} is being deleted"));
+                }
+                // What kstatus (Flux's `wait`) reads: roster has seen this generation and calls it
+                // Ready, neither Reconciling nor Stalled.
+                let status = &o.data["status"];
+                if status["observedGeneration"].as_i64() != o.metadata.generation
+                    || !condition_true(status, "Ready")
+                    || condition_true(status, "Reconciling")
+                    || condition_true(status, "Stalled")
+                {
+                    return Err(format!(
+                        "{kind} {ns}/{name} is not Ready at generation {:?}: {}",
+                        o.metadata.generation, status["conditions"]
+                    ));
                 }
                 have.insert((kind.to_string(), name), o.data["spec"].clone());
             }
