@@ -122,6 +122,8 @@ fn active_status(i: usize, now: Timestamp) -> MembershipStatus {
         effective_role: Some(role(i)),
         joined_at: Some(Time(now)),
         invite: None,
+        // As long as an Organization's uid, which the operator records.
+        organization_uid: Some("00000000-0000-4000-8000-000000000000".into()),
         observed_generation: Some(1),
         conditions: vec![Condition {
             type_: "Ready".into(),
