@@ -513,7 +513,7 @@ async fn flux_syncs_a_history_of_organizations_commit_by_commit() {
     let milhouse = "milhouse@globex.example";
     let margaret = "margaret@acme.example";
     eventually_can(milhouse, "list", "memberships.roster.dev", &globex, true).await;
-    eventually_can(milhouse, "create", "deployments.apps", &web_prod, true).await;
+    eventually_can(milhouse, "get", "pods", &web_prod, true).await;
     eventually_can(milhouse, "get", "pods", &data, true).await;
     eventually_can(margaret, "list", "memberships.roster.dev", &acme, true).await;
 
@@ -545,7 +545,7 @@ async fn flux_syncs_a_history_of_organizations_commit_by_commit() {
     tree.remove_team_member(&acme, "platform", margaret);
     sync.commit("removals", &tree).await;
     eventually_can(milhouse, "list", "memberships.roster.dev", &globex, false).await;
-    eventually_can(milhouse, "create", "deployments.apps", &web_prod, false).await;
+    eventually_can(milhouse, "get", "pods", &web_prod, false).await;
     eventually_can(milhouse, "get", "pods", &data, false).await;
     eventually_can(margaret, "list", "memberships.roster.dev", &acme, false).await;
 
@@ -619,6 +619,34 @@ async fn flux_syncs_a_history_of_organizations_commit_by_commit() {
         .await
         .expect("the acme namespace stays");
     assert!(kept.metadata.deletion_timestamp.is_none());
+    // roster revoked the org's access: no RoleBinding of roster's is left in its namespace.
+    let bindings =
+        Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(client.clone(), &acme);
+    eventually(
+        "no roster RoleBinding left in the acme namespace",
+        WAIT,
+        || async {
+            let left = bindings.list(&ListParams::default()).await.ok()?.items;
+            left.iter()
+                .all(|b| {
+                    !b.metadata
+                        .name
+                        .as_deref()
+                        .unwrap_or_default()
+                        .starts_with("roster-")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    eventually_can(
+        "ada@acme.example",
+        "list",
+        "memberships.roster.dev",
+        &acme,
+        false,
+    )
+    .await;
 
     stop.store(true, Ordering::Relaxed);
     let mut seen = Vec::new();
