@@ -11,7 +11,7 @@
 //! `cargo bench --bench converge` (about 5 minutes on 2 cores). Smaller runs:
 //! `ROSTER_BENCH_ORGS=10 ROSTER_BENCH_MEMBERS=50 ROSTER_BENCH_BIG_ORG=1000 cargo bench --bench converge`.
 //! `ROSTER_BENCH_FLOOR=1` adds a phase that writes, by the bench itself, what the operator writes
-//! for each Membership (owner reference, status, RoleBinding: three server-side applies): the
+//! for each Membership (status and RoleBinding: two server-side applies): the
 //! floor the operator can approach, as opposed to the baseline's one status write.
 //! Under `cargo test --all-targets` (no `--bench` argument) it prints a note and exits.
 //!
@@ -212,8 +212,7 @@ async fn create_orgs(
 }
 
 /// What the operator writes for each Membership, written by the bench instead (field manager
-/// `bench`): the owner reference to the Organization, the status, and the member's RoleBinding,
-/// all by server-side apply. The owner-protection finalizer is left out, so namespaces delete.
+/// `bench`): the status and the member's RoleBinding, both by server-side apply. The owner-protection finalizer is left out, so namespaces delete.
 async fn floor_writes(
     client: &Client,
     namespaces: &[String],
@@ -224,7 +223,7 @@ async fn floor_writes(
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("a valid time");
     let params = PatchParams::apply("bench").force();
     let jobs = namespaces.iter().flat_map(|ns| {
-        (0..members).flat_map(move |i| [0u8, 1, 2].map(move |write| (ns.as_str(), i, write)))
+        (0..members).flat_map(move |i| [1u8, 2].map(move |write| (ns.as_str(), i, write)))
     });
     stream::iter(jobs)
         .map(|(ns, i, write)| {
@@ -235,17 +234,6 @@ async fn floor_writes(
                 let what = format!("write {write} for Membership {ns}/{name}");
                 let memberships: Api<Membership> = Api::namespaced(client.clone(), ns);
                 match write {
-                    0 => {
-                        let body = serde_json::json!({
-                            "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
-                            "metadata": { "name": name, "ownerReferences": [{
-                                "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
-                                "name": "org", "uid": uid(None),
-                            }] },
-                        });
-                        let patch = Patch::Apply(&body);
-                        retrying(&what, || memberships.patch(&name, params, &patch)).await;
-                    }
                     1 => {
                         let body = serde_json::json!({
                             "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
@@ -678,8 +666,8 @@ async fn run(s: Settings) {
         floor_writes(&client, &floor_ns, s.members, s.concurrency, &uids).await;
         floor = Some(t0.elapsed());
         println!(
-            "floor: {n} creates + {} writes (owner reference, status, RoleBinding): {}; CPU s: {}",
-            3 * n,
+            "floor: {n} creates + {} writes (status, RoleBinding): {}; CPU s: {}",
+            2 * n,
             secs(t0.elapsed()),
             processes.since(&cpu)
         );
@@ -737,7 +725,7 @@ async fn run(s: Settings) {
     ));
     if let Some(floor) = floor {
         rows.push(row(
-            format!("floor: {n} creates + 3 SSA writes each"),
+            format!("floor: {n} creates + 2 SSA writes each"),
             secs(floor),
             "",
         ));

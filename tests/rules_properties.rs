@@ -14,6 +14,7 @@ use roster::api::{
     Invite, InvitePhase, Membership, MembershipPhase, MembershipSpec, MembershipStatus, OrgRole,
     Organization, Subject, Team,
 };
+use roster::rules::conditions::{self, Standing};
 use roster::rules::{self, Actor, Config, Context, Effective, Operation, OrgIndex, OrgObjects};
 
 const EPOCH: i64 = 1_800_000_000;
@@ -398,6 +399,42 @@ proptest! {
         let third = w.compute(w.now);
         prop_assert_eq!(statuses(&second), statuses(&third));
         prop_assert!(third.notices.is_empty(), "a settled state raises no new events: {:?}", third.notices);
+    }
+
+    #[test]
+    fn every_status_states_one_kstatus_standing(mut w in world()) {
+        // What kstatus (Flux's `wait`) and Argo CD read: Ready=True alone, or Ready=False with
+        // exactly one of Reconciling and Stalled; never Ready=False alone, which reads as "in
+        // progress" forever. Denied is Stalled, Pending is Reconciling, settled invites are Ready.
+        for _ in 0..2 {
+            let eff = w.compute(w.now);
+            let all = eff.memberships.iter().map(|(n, e)| (n.as_str(), &e.status.conditions))
+                .chain(eff.invites.iter().map(|(n, s)| (n.as_str(), &s.conditions)))
+                .chain(eff.organization.iter().map(|s| ("the Organization", &s.conditions)));
+            for (name, conditions) in all {
+                let ready = conditions::is_true(conditions, "Ready");
+                let reconciling = conditions::is_true(conditions, "Reconciling");
+                let stalled = conditions::is_true(conditions, "Stalled");
+                prop_assert!(conditions::find(conditions, "Ready").is_some(), "{name}: no Ready");
+                prop_assert_eq!(u8::from(ready) + u8::from(reconciling) + u8::from(stalled), 1, "{}: {:?}", name, conditions);
+                prop_assert!(conditions.iter().all(|c| c.status == "True" || !["Reconciling", "Stalled"].contains(&c.type_.as_str())), "{name}: abnormal-true conditions are present only while true");
+            }
+            for e in eff.memberships.values() {
+                let standing = conditions::standing(&e.status.conditions);
+                match e.status.phase {
+                    Some(MembershipPhase::Denied) => prop_assert_eq!(standing, Standing::Stalled),
+                    Some(MembershipPhase::Pending) => prop_assert_eq!(standing, Standing::Reconciling),
+                    _ => {}
+                }
+            }
+            for s in eff.invites.values() {
+                if s.phase != Some(InvitePhase::Pending) {
+                    prop_assert!(conditions::is_true(&s.conditions, "Ready"), "a settled invite is Ready: {:?}", s);
+                    prop_assert!(!conditions::is_true(&s.conditions, "Usable"));
+                }
+            }
+            w.apply(&eff);
+        }
     }
 
     #[test]

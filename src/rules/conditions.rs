@@ -201,3 +201,46 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn folded(rest: Summary, part: Standing) -> Vec<Condition> {
+        let mut conditions = merge(&[], rest.wants(), Some(1), now());
+        let status = part == Standing::Current;
+        let want = Want::new("AccessSynced", status, "Part", "the part");
+        fold(&mut conditions, want, part, &[], Some(1), now());
+        conditions
+    }
+
+    #[test]
+    fn the_part_furthest_from_done_sums_the_object_up() {
+        let ready = Summary::current("Ready", "all good");
+        let c = folded(ready.clone(), Standing::Current);
+        assert_eq!(standing(&c), Standing::Current);
+        assert_eq!(find(&c, READY).unwrap().reason, "Ready");
+        let c = folded(ready, Standing::Stalled);
+        assert_eq!(standing(&c), Standing::Stalled);
+        assert!(!is_true(&c, READY));
+        assert_eq!(find(&c, READY).unwrap().reason, "Part");
+        assert_eq!(find(&c, STALLED).unwrap().reason, "Part");
+        assert!(find(&c, "AccessSynced").is_some());
+        // Reconciling gives way to Stalled, never the other way round; one abnormal condition.
+        let c = folded(Summary::reconciling("Quorum", "wait"), Standing::Stalled);
+        assert_eq!(standing(&c), Standing::Stalled);
+        assert!(find(&c, RECONCILING).is_none());
+        let c = folded(Summary::stalled("Dup", "fix it"), Standing::Reconciling);
+        assert_eq!(find(&c, READY).unwrap().reason, "Dup");
+        assert!(find(&c, RECONCILING).is_none());
+        // Folding again replaces, never duplicates.
+        let mut again = c.clone();
+        let want = Want::new("AccessSynced", false, "Part", "the part");
+        fold(&mut again, want, Standing::Reconciling, &c, Some(1), now());
+        assert_eq!(again.len(), c.len());
+    }
+}

@@ -455,8 +455,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
     let mut admins: Vec<String> = Vec::new();
     let mut effective_subjects: HashSet<Subject> = HashSet::new();
     let mut seat_waiting = 0usize;
-    // Subjects whose Membership waits on something that resolves by itself.
-    let mut waiting_subjects: HashSet<Subject> = HashSet::new();
+
     for (i, m) in memberships.iter().enumerate() {
         let name = m.name_any();
         let previous = m.status.clone().unwrap_or_default();
@@ -528,11 +527,7 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             if why == NotInForce::SeatLimitReached {
                 seat_waiting += 1;
             }
-            if why.phase() == MembershipPhase::Pending
-                && let Some(subject) = m.spec.subject()
-            {
-                waiting_subjects.insert(subject);
-            }
+
             status.phase = Some(why.phase());
             summary = match why.phase() {
                 MembershipPhase::Denied => Summary::stalled(why.reason(), message.clone()),
@@ -689,13 +684,6 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
             }
         }
         let owner_resolved = owner.as_ref().is_some_and(|o| !unresolved.contains(o));
-        let owner_waiting = team
-            .spec
-            .members
-            .iter()
-            .filter(|m| m.role == crate::api::TeamRole::Owner)
-            .filter_map(|m| m.subject())
-            .any(|s| waiting_subjects.contains(&s));
         let mut wanted = vec![if unresolved.is_empty() {
             Want::new(
                 MEMBERS_RESOLVED,
@@ -721,20 +709,19 @@ pub fn compute(objs: OrgObjects<'_>, now: Timestamp) -> Effective {
         } else {
             Want::new(ACTIVE, false, "Deactivated", deactivated)
         });
-        // A deactivated team is a settled state, not one in progress.
+        // A deactivated team is a settled state, not one in progress. Naming people who have not
+        // joined yet (self-join, a pending invite) is a normal state too: they get the team's access
+        // when they join, and MembersResolved says who they are.
         let summary = if !team.spec.active {
             Summary::current("Deactivated", deactivated)
         } else if owner_resolved {
             Summary::current("Active", format!("{resolved} member(s) in force"))
-        } else if owner_waiting {
-            Summary::reconciling(
-                "OwnerNotInOrganization",
-                "the team owner's Membership is not in force yet; the team takes effect when it is",
-            )
         } else {
-            Summary::stalled(
+            Summary::current(
                 "OwnerNotInOrganization",
-                "the team owner holds no effective Membership; give the team an owner who does",
+                format!(
+                    "{resolved} member(s) in force; the team owner holds no effective Membership yet (org admins manage the team meanwhile)"
+                ),
             )
         };
         wanted.extend(summary.wants());
