@@ -359,13 +359,22 @@ impl Sync<'_> {
     /// Waits until the Kustomization is Ready at `sha`; returns how long that took.
     async fn wait_ready(&self, sha: &str, handled: Option<&str>, what: &str) -> Duration {
         let started = tokio::time::Instant::now();
+        // Between attempts Ready is Unknown (Progressing): keep the last failure Flux reported.
+        let mut failure = None;
         loop {
-            let Some(why) = Self::not_ready(&self.kustomization().await, sha, handled) else {
+            let k = self.kustomization().await;
+            let Some(why) = Self::not_ready(&k, sha, handled) else {
                 return started.elapsed();
             };
+            if let Some((status, _, message)) = flux::condition(&k, "Ready")
+                && status == "False"
+            {
+                failure = Some(message);
+            }
             if started.elapsed() > READY {
                 panic!(
-                    "{what}: the Kustomization is not Ready at {sha} after {READY:?}: {why}\n{}",
+                    "{what}: the Kustomization is not Ready at {sha} after {READY:?}: {why}\nlast failure: {}\n{}",
+                    failure.as_deref().unwrap_or("none"),
                     self.tail_logs()
                 );
             }
