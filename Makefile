@@ -6,9 +6,10 @@ export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
 
 .PHONY: dev test tour crds tools up down lint msrv bench
 
-## Build the control plane binaries into the cache (once; minutes when cold).
+## Build the control plane and Flux binaries into the cache (once; minutes when cold).
 tools:
 	hack/build-control-plane.sh
+	hack/build-flux.sh
 
 ## Run every test against a real control plane that is started and stopped around the run.
 test:

@@ -4,3 +4,8 @@ HELM_VERSION=v3.22.0
 ROSTER_CACHE=${ROSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/roster}
 K8S_BIN=$ROSTER_CACHE/k8s-$K8S_VERSION/bin
 HELM_BIN=$ROSTER_CACHE/helm-$HELM_VERSION/bin
+# Flux's source-controller and kustomize-controller, for tests/flux.rs (built by hack/build-flux.sh).
+FLUX_VERSION=v1.9.6
+FLUX_DIR=$ROSTER_CACHE/flux-$FLUX_VERSION
+FLUX_BIN=$FLUX_DIR/bin
+FLUX_CRDS=$FLUX_DIR/crds

@@ -1077,28 +1077,6 @@ async fn refused_by_the_admission_policy(kubeconfig: &Path, dir: &Path, release:
     }
 }
 
-fn token_kubeconfig(token: &str, path: &Path) {
-    let kc = kube::config::Kubeconfig::read_from(&support::control_plane().kubeconfig)
-        .expect("read the test kubeconfig");
-    let cluster = kc.clusters[0].cluster.clone().expect("a cluster");
-    let ca = match (
-        &cluster.certificate_authority,
-        &cluster.certificate_authority_data,
-    ) {
-        (Some(file), _) => format!("certificate-authority: {file}"),
-        (None, Some(data)) => format!("certificate-authority-data: {data}"),
-        (None, None) => panic!("the test kubeconfig names no CA"),
-    };
-    let server = cluster.server.expect("a server");
-    std::fs::write(
-        path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    {ca}\nusers:\n- name: roster\n  user:\n    token: {token}\ncontexts:\n- name: roster\n  context:\n    cluster: local\n    user: roster\ncurrent-context: roster\n"
-        ),
-    )
-    .expect("write the ServiceAccount kubeconfig");
-}
-
 /// kubectl with a given kubeconfig: (success, stdout, stderr).
 fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(&support::control_plane().kubectl)
@@ -1295,7 +1273,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     ]);
     assert!(ok, "kubectl create token: {err}");
     let sa_kubeconfig = dir.join("kubeconfig");
-    token_kubeconfig(token.trim(), &sa_kubeconfig);
+    support::token_kubeconfig(token.trim(), &sa_kubeconfig);
     let (ok, whoami, err) = kubectl_with(
         &sa_kubeconfig,
         &[

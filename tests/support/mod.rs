@@ -5,6 +5,9 @@
 //! If the control plane cannot start, the test fails with the reason: nothing skips silently.
 #![allow(dead_code)]
 
+pub mod flux;
+pub mod invariants;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -158,24 +161,29 @@ pub async fn namespace(client: &Client, test: &str) -> String {
 
 /// Installs roster's CRDs (server-side apply, idempotent) and waits until each is Established.
 pub async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     for (_, crd) in roster::crds::all() {
-        let name = crd.metadata.name.clone().expect("CRD has a name");
-        api.patch(
-            &name,
-            &PatchParams::apply("roster-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
-        .expect("watch CRD");
+        install_crd(client, &crd).await;
     }
+}
+
+/// Installs one CRD (server-side apply, idempotent) and waits until it is Established.
+pub async fn install_crd(client: &Client, crd: &CustomResourceDefinition) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().expect("CRD has a name");
+    api.patch(
+        &name,
+        &PatchParams::apply("roster-tests").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(api.clone(), &name, conditions::is_crd_established()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+    .expect("watch CRD");
 }
 
 /// Creates an object from raw JSON, so that tests can send what the Rust types could not express.
@@ -632,4 +640,28 @@ pub async fn install_roster_rbac(client: &Client, ns: &str) {
         )
         .await
         .expect("bind roster-self-service");
+}
+
+/// Writes a kubeconfig for the test control plane that authenticates with `token` (a ServiceAccount's,
+/// from the TokenRequest API).
+pub fn token_kubeconfig(token: &str, path: &Path) {
+    let kc = kube::config::Kubeconfig::read_from(&control_plane().kubeconfig)
+        .expect("read the test kubeconfig");
+    let cluster = kc.clusters[0].cluster.clone().expect("a cluster");
+    let ca = match (
+        &cluster.certificate_authority,
+        &cluster.certificate_authority_data,
+    ) {
+        (Some(file), _) => format!("certificate-authority: {file}"),
+        (None, Some(data)) => format!("certificate-authority-data: {data}"),
+        (None, None) => panic!("the test kubeconfig names no CA"),
+    };
+    let server = cluster.server.expect("a server");
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    {ca}\nusers:\n- name: roster\n  user:\n    token: {token}\ncontexts:\n- name: roster\n  context:\n    cluster: local\n    user: roster\ncurrent-context: roster\n"
+        ),
+    )
+    .expect("write the ServiceAccount kubeconfig");
 }
