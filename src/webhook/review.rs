@@ -295,7 +295,7 @@ impl Decider {
                 removals_last_hour,
                 ..ctx
             };
-            rules::authorize(&index, &self.config, &actor, &op, &ctx)
+            rules::admit(&index, &self.config, &actor, &op, &ctx)
         };
         let mut decision: Decision = match removed {
             // Decided and counted in one step, so that concurrent removals cannot all take the
