@@ -640,6 +640,64 @@ async fn a_namespace_holds_one_organization() {
     );
 }
 
+/// What the webhook admits early for sync engines (a rename's duplicate, a transfer's demotion)
+/// gives nobody anything the effective state would not: the duplicate is Denied and grants
+/// nothing, the last owner's demotion is held, and people other than platform principals are still
+/// refused.
+#[tokio::test]
+async fn what_sync_engines_may_store_early_gives_nobody_more() {
+    let org = Org::new("attack-held", json!({ "minOwners": 1 })).await;
+    // An owner (not a platform principal) is refused, as before.
+    refused(
+        org.create_as(OLIVE, membership("mia-admin", MIA, "admin"))
+            .await,
+        "[rule Duplicate]",
+    );
+    refused(
+        org.patch_as(
+            OLIVE,
+            "Membership",
+            "olive",
+            json!({ "spec": { "role": "member" } }),
+        )
+        .await,
+        "[rule LastOwner]",
+    );
+    // The platform stores both, with a warning, and roster holds them.
+    org.platform_create(membership("mia-admin", MIA, "admin"))
+        .await;
+    let api: Api<Membership> = Api::namespaced(org.admin.clone(), &org.ns);
+    api.patch(
+        "olive",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "role": "member" } })),
+    )
+    .await
+    .expect("the platform may store a demotion roster holds");
+    org.phase("mia-admin", MembershipPhase::Denied).await;
+    let olive = eventually("olive's demotion to be held", WAIT, || async {
+        let m = api.get("olive").await.ok()?;
+        (ready_reason(&m)? == "False/LastOwnerDemotionHeld").then_some(m)
+    })
+    .await;
+    assert_eq!(olive.status.unwrap().effective_role, Some(OrgRole::Owner));
+    // Mia is still a member only: no admin rights from the stored duplicate.
+    let roster = "roster.dev";
+    assert!(
+        !org.can(MIA, &[], "create", roster, "invites", &org.ns)
+            .await
+    );
+    assert!(
+        !org.can(MIA, &[], "update", roster, "organizations", &org.ns)
+            .await
+    );
+    // Olive keeps the owner's rights while her demotion is held.
+    assert!(
+        org.can(OLIVE, &[], "update", roster, "organizations", &org.ns)
+            .await
+    );
+}
+
 /// Finding 13: a personal invite for `bob@a.example` was redeemed by `BOB@A.EXAMPLE`, and selfJoin
 /// admitted `x@evil.example@a.example` and `@a.example`.
 #[tokio::test]
