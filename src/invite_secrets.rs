@@ -33,6 +33,11 @@ pub fn owned_by(meta: &ObjectMeta, invite: &Invite) -> bool {
 /// The code in an invite code Secret, only if that Secret belongs to this very Invite.
 pub fn invite_code(secret: &Secret, invite: &Invite) -> Option<String> {
     owned_by(&secret.metadata, invite).then_some(())?;
+    code_of(secret)
+}
+
+/// The code an invite code Secret holds (its `code` key), whoever owns it.
+pub fn code_of(secret: &Secret) -> Option<String> {
     String::from_utf8(secret.data.as_ref()?.get("code")?.0.clone()).ok()
 }
 
