@@ -21,8 +21,8 @@
 //! Documents of other kinds (Namespaces, Argo CD Applications, ...) are skipped and listed.
 
 //!
-//! The module follows those layers: [`load`] reads the files and runs [`schema`]'s per-object
-//! checks, [`namespace`] checks each org namespace, and [`report`] collects the findings. See
+//! The module follows those layers: `load` reads the files and runs `schema`'s per-object
+//! checks, `namespace` checks each org namespace, and `report` collects the findings. See
 //! docs/design.md, "Offline checks", for where each invariant is enforced in a cluster.
 
 mod load;

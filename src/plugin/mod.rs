@@ -8,8 +8,8 @@
 //! The organization is addressed by its namespace (`-n`, or the kubeconfig context's namespace);
 //! `join` takes it as an argument since the joiner usually has no context for it yet.
 //!
-//! One file per command group: [`members`], [`invites`], [`join`] (and leave), [`transfer`],
-//! [`status`]; [`session`] connects as the caller and [`output`] prints tables, JSON or YAML.
+//! One file per command group: `members`, `invites`, `join` (and leave), `transfer`,
+//! `status`; `session` connects as the caller and `output` prints tables, JSON or YAML.
 
 mod invites;
 mod join;
