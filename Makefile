@@ -1,10 +1,11 @@
-# roster's entry points. `make dev` runs roster on a local control plane; `make test` runs every test.
+# roster's entry points. `make dev` runs roster on a local control plane; `make test` runs every test;
+# `make unit` runs the tests that need no control plane.
 SHELL := /bin/bash
 # The same default as hack/control-plane.sh, so that `make up` and `hack/control-plane.sh env` agree.
 CONTROL_PLANE_DIR ?= $(or $(ROSTER_CONTROL_PLANE_DIR),$(or $(TMPDIR),/tmp)/roster-control-plane)
 export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
 
-.PHONY: dev test tour crds tools up down lint msrv bench
+.PHONY: dev test unit tour crds tools up down lint msrv bench
 
 ## Build the control plane and Flux binaries into the cache (once; minutes when cold).
 tools:
@@ -14,6 +15,14 @@ tools:
 ## Run every test against a real control plane that is started and stopped around the run.
 test:
 	hack/test.sh
+
+## The tests that need no control plane (no ROSTER_TEST_KUBECONFIG, no binaries from hack/): the unit
+## tests, the rules' table and property tests, the CRDs' sync check, and `roster check`'s offline tests
+## (its two tests against a cluster are skipped by name).
+CHECK_CLUSTER_TESTS := every_example_converges_on_a_real_cluster_as_check_predicts offline_schema_checks_agree_with_the_api_server
+unit:
+	cargo test --locked --lib --test authorization --test rules_properties --test crds_in_sync
+	cargo test --locked --test check -- $(addprefix --skip ,$(CHECK_CLUSTER_TESTS))
 
 ## The README's walk-through: the Helm chart on the local control plane, an org, an invite, a join.
 tour: tools

@@ -1,4 +1,4 @@
-//! The operator's performance goals (DESIGN.md section 7) on a real control plane, end to end:
+//! The operator's performance goals (docs/design.md §7) on a real control plane, end to end:
 //!
 //! 1. baseline: what the API server alone takes to accept N Memberships and one status write each
 //!    (server-side apply, field manager `bench`), with the same client and concurrency;

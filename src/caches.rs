@@ -20,55 +20,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use crate::api::{Invite, Membership, Organization, Team};
+pub use crate::invite_secrets::INVITE_CODE_LABEL;
+use crate::invite_secrets::{KnownCodes, code_secret_name, owned_by};
 use crate::removals::RemovalLog;
 use crate::rules::OrgIndex;
-
-/// Label on the Secrets that hold invite codes; only these Secrets are watched.
-pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
-
-/// The name of the Secret holding an invite's code.
-pub fn code_secret_name(invite: &Invite) -> String {
-    crate::names::bounded_name(
-        "",
-        &format!("{}-invite-code", invite.name_any()),
-        crate::names::NAME_MAX,
-    )
-}
-
-/// Whether an object is owned by this very Invite (not by an earlier Invite of the same name).
-pub fn owned_by(meta: &ObjectMeta, invite: &Invite) -> bool {
-    invite
-        .uid()
-        .is_some_and(|uid| meta.owner_references.iter().flatten().any(|r| r.uid == uid))
-}
-
-/// The code in an invite code Secret, only if that Secret belongs to this very Invite.
-pub fn invite_code(secret: &Secret, invite: &Invite) -> Option<String> {
-    owned_by(&secret.metadata, invite).then_some(())?;
-    String::from_utf8(secret.data.as_ref()?.get("code")?.0.clone()).ok()
-}
-
-/// A code read from its Secret, valid while the Secret keeps this uid and resourceVersion.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct KnownCode {
-    uid: Option<String>,
-    version: Option<String>,
-    code: String,
-}
-
-impl KnownCode {
-    fn of(meta: &ObjectMeta, code: String) -> KnownCode {
-        KnownCode {
-            uid: meta.uid.clone(),
-            version: meta.resource_version.clone(),
-            code,
-        }
-    }
-
-    fn fits(&self, meta: &ObjectMeta) -> bool {
-        self.uid == meta.uid && self.version == meta.resource_version
-    }
-}
 
 /// Which namespaces to watch: all, or a list.
 #[derive(Clone, Debug, Default)]
@@ -105,7 +60,7 @@ pub struct Stores {
     /// Namespaces' metadata, for the data-region label of org and workload namespaces.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// Codes read so far by (namespace, Secret name); only for live Invites (see `forget_code`).
-    codes: Arc<Mutex<HashMap<(String, String), KnownCode>>>,
+    codes: KnownCodes,
     /// Counts the reads of a code Secret's data (`roster_invite_code_reads`).
     pub code_reads: Counter,
     /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope).
@@ -151,11 +106,8 @@ impl Stores {
         if !self.live_owner(&meta.metadata, invite) {
             return Ok(None);
         }
-        let key = (ns.clone(), name.clone());
-        if let Some(known) = self.codes.lock().expect("codes lock").get(&key)
-            && known.fits(&meta.metadata)
-        {
-            return Ok(Some(known.code.clone()));
+        if let Some(code) = self.codes.get(&ns, &name, &meta.metadata) {
+            return Ok(Some(code));
         }
         self.code_reads.inc();
         let secret = Api::<Secret>::namespaced(client.clone(), &ns)
@@ -174,13 +126,7 @@ impl Stores {
 
     /// Remembers the code of a Secret just read or created; returns it.
     pub fn remember_code(&self, secret: &Secret, invite: &Invite) -> Option<String> {
-        let code = invite_code(secret, invite)?;
-        let key = (secret.namespace()?, secret.name_any());
-        self.codes
-            .lock()
-            .expect("codes lock")
-            .insert(key, KnownCode::of(&secret.metadata, code.clone()));
-        Some(code)
+        self.codes.remember(secret, invite)
     }
 
     /// Forgets the codes of Invites deleted while the watch was down (a relist has no Delete).
@@ -188,20 +134,13 @@ impl Stores {
         let live: std::collections::HashSet<(String, String)> = (self.invites.state().iter())
             .filter_map(|i| Some((i.namespace()?, code_secret_name(i))))
             .collect();
-        self.codes
-            .lock()
-            .expect("codes lock")
-            .retain(|key, _| live.contains(key));
+        self.codes.retain(|key| live.contains(key));
     }
 
     /// Forgets the code of an Invite that is gone, so that remembered codes stay bounded by the
     /// live Invites.
     fn forget_code(&self, invite: &Invite) {
-        let key = (
-            invite.namespace().unwrap_or_default(),
-            code_secret_name(invite),
-        );
-        self.codes.lock().expect("codes lock").remove(&key);
+        self.codes.forget(invite);
     }
 }
 
@@ -254,7 +193,7 @@ impl Caches {
                 teams,
                 secrets,
                 namespaces,
-                codes: Arc::default(),
+                codes: KnownCodes::default(),
                 code_reads: Counter::default(),
                 role_bindings,
             },
@@ -296,17 +235,12 @@ impl Caches {
             writer.as_reader()
         }
         // No API server to read codes from: the codes the given Invites own are known up front.
-        let codes = secrets
-            .iter()
-            .filter_map(|secret| {
-                let invite = invites.iter().find(|i| owned_by(&secret.metadata, i))?;
-                let key = (secret.namespace()?, secret.name_any());
-                Some((
-                    key,
-                    KnownCode::of(&secret.metadata, invite_code(secret, invite)?),
-                ))
-            })
-            .collect();
+        let codes = KnownCodes::default();
+        for secret in &secrets {
+            if let Some(invite) = invites.iter().find(|i| owned_by(&secret.metadata, i)) {
+                codes.remember(secret, invite);
+            }
+        }
         let secrets = secrets
             .into_iter()
             .map(|s| s.metadata.into_response_partial::<Secret>())
@@ -319,7 +253,7 @@ impl Caches {
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),
                 namespaces: filled(Vec::new()),
-                codes: Arc::new(Mutex::new(codes)),
+                codes,
                 code_reads: Counter::default(),
                 role_bindings: filled(Vec::<RoleBinding>::new()),
             },
@@ -695,6 +629,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invite_secrets::KnownCode;
 
     fn membership(ns: &str) -> Membership {
         serde_json::from_value(serde_json::json!({

@@ -8,6 +8,7 @@ pub mod caches;
 pub mod check;
 pub mod controller;
 pub mod crds;
+pub mod invite_secrets;
 pub mod metrics;
 pub mod names;
 pub mod plugin;

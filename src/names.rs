@@ -1,9 +1,33 @@
-//! Names and label values derived from user-chosen names. The API allows object names of up to 253
-//! characters, but a label value holds at most 63, and a derived name (a prefix plus the name) may
-//! exceed 253: such values keep a readable prefix and end in a hash of the whole value, so that two
-//! long names sharing a prefix never map to the same value.
+//! The names roster writes into the cluster, each defined once: its labels, finalizer, field
+//! manager and Secret type; and names and label values derived from user-chosen names.
+//!
+//! The API allows object names of up to 253 characters, but a label value holds at most 63, and a
+//! derived name (a prefix plus the name) may exceed 253: such values keep a readable prefix and end
+//! in a hash of the whole value, so that two long names sharing a prefix never map to the same
+//! value.
 
 use std::hash::Hasher;
+
+/// On everything roster makes for an organization (RoleBindings, ...): the org namespace.
+pub const ORGANIZATION_LABEL: &str = "roster.dev/organization";
+/// On a member's RoleBindings: the Membership's name (as a label value).
+pub const MEMBERSHIP_LABEL: &str = "roster.dev/membership";
+/// On a team's RoleBindings: the Team's name (as a label value).
+pub const TEAM_LABEL: &str = "roster.dev/team";
+/// On org and workload namespaces: the organization's `spec.dataRegion`.
+pub const DATA_REGION_LABEL: &str = "roster.dev/data-region";
+/// The label, and its value, on every object roster creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "roster");
+/// On the Secrets that hold invite codes (value `true`); only these Secrets are watched.
+pub const INVITE_CODE_LABEL: &str = "roster.dev/invite-code";
+/// On an invite code Secret: the Invite's name (as a label value).
+pub const INVITE_LABEL: &str = "roster.dev/invite";
+/// The `type` of an invite code Secret.
+pub const INVITE_SECRET_TYPE: &str = "roster.dev/invite-code";
+/// The finalizer on effective owners' Memberships (like Kubernetes' pvc-protection).
+pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
+/// The one field manager of every write roster makes.
+pub const FIELD_MANAGER: &str = "roster";
 
 /// The longest label value Kubernetes accepts.
 pub const LABEL_VALUE_MAX: usize = 63;

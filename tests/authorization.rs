@@ -1,4 +1,4 @@
-//! Table tests for DESIGN.md section 2 (who may do what) and for the invariants of section 3 that
+//! Table tests for docs/design.md §2 (who may do what) and for the invariants of §3 that
 //! the webhook checks, against `roster::rules::authorize`. Pure: no cluster, no clock.
 //!
 //! Every row of the section 2 table is run for the same seven actors: an owner, an admin, a member,

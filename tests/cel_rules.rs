@@ -1,5 +1,5 @@
-//! The CRDs refuse bad objects on their own (DESIGN.md §3: "CEL in the CRD ... These hold even when the
-//! webhook is down"), and every refusal names the field it is about.
+//! The CRDs refuse bad objects on their own (docs/design.md §3: CEL in the CRDs holds even when the
+//! webhook is down), and every refusal names the field it is about.
 //!
 //! Each case is checked twice:
 //! - offline, with kube's client-side CEL validator (`kube::core::cel::Validator`, i.e. kube-cel) run

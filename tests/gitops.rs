@@ -1,4 +1,4 @@
-//! GitOps convergence (DESIGN.md section 4): a Git history of one organization, synced commit by
+//! GitOps convergence (docs/design.md §4): a Git history of one organization, synced commit by
 //! commit the way Argo CD and Flux do it — every object of the commit applied with server-side apply
 //! in a shuffled order, objects absent from the commit deleted (prune), everything the API server
 //! refuses retried until all writes are accepted — against the real API server with the operator and

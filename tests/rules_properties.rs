@@ -1,4 +1,4 @@
-//! Property tests for the rules engine (DESIGN.md section 3 and 4): over random organizations with
+//! Property tests for the rules engine (docs/design.md §3 and §4): over random organizations with
 //! random histories, the effective state never breaks an invariant, is idempotent and deterministic,
 //! and GitOps-style syncs between two valid states converge in any order without breaking one.
 //!
@@ -229,7 +229,7 @@ prop_compose! {
     }
 }
 
-/// Every invariant of DESIGN.md section 3 that the effective state carries.
+/// Every invariant of docs/design.md §3 that the effective state carries.
 fn check_invariants(world: &World, eff: &Effective) -> Result<(), TestCaseError> {
     let policy = world
         .organization
@@ -572,7 +572,7 @@ fn demoting_the_last_owner_is_held_with_a_condition_until_another_owner_exists()
     );
 }
 
-// ---- Any-order convergence (DESIGN.md section 4) ----
+// ---- Any-order convergence (docs/design.md §4) ----
 
 /// A valid desired state: unique subjects, enough owners, within the seat limit.
 #[derive(Clone, Debug)]

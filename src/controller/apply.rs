@@ -13,12 +13,11 @@ use serde::de::DeserializeOwned;
 
 use super::Context;
 use crate::api::Invite;
-use crate::caches::{INVITE_CODE_LABEL, code_secret_name};
+use crate::invite_secrets::{INVITE_CODE_LABEL, code_secret_name};
 use crate::rules::invite_code;
 use crate::rules::leftovers::is_organization_owner;
 
-/// The one field manager of every write roster makes.
-pub const FIELD_MANAGER: &str = "roster";
+pub use crate::names::FIELD_MANAGER;
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -153,7 +152,7 @@ pub async fn create_code_secret(ctx: &Context, invite: &Invite) -> Result<Secret
             labels: Some(BTreeMap::from([
                 (INVITE_CODE_LABEL.to_string(), "true".to_string()),
                 (
-                    "roster.dev/invite".to_string(),
+                    crate::names::INVITE_LABEL.to_string(),
                     crate::names::label_value(&invite.name_any()),
                 ),
             ])),
@@ -164,7 +163,7 @@ pub async fn create_code_secret(ctx: &Context, invite: &Invite) -> Result<Secret
             ]),
             ..Default::default()
         },
-        type_: Some("roster.dev/invite-code".into()),
+        type_: Some(crate::names::INVITE_SECRET_TYPE.into()),
         immutable: Some(true),
         data: Some(BTreeMap::from([(
             "code".to_string(),

@@ -19,13 +19,12 @@ use crate::api::{
     Invite, InvitePhase, InviteStatus, Membership, MembershipPhase, MembershipStatus, OrgRole,
     Organization, OrganizationStatus, Team,
 };
-use crate::caches::code_secret_name;
+use crate::invite_secrets::code_secret_name;
 use crate::rules::ConditionReason;
 use crate::rules::conditions::{self, Want};
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
-/// The finalizer on effective owners' Memberships (like Kubernetes' pvc-protection).
-pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
+pub use crate::names::OWNER_PROTECTION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 pub struct Actor {
     pub username: String,
     pub groups: Vec<String>,
-    /// Platform principals skip the role checks of DESIGN.md section 2, never the invariants.
+    /// Platform principals skip the role checks of docs/design.md §2, never the invariants.
     pub platform: bool,
 }
 

@@ -1,4 +1,4 @@
-//! Who may change what (DESIGN.md section 2) and which changes can never become valid (section 3),
+//! Who may change what (docs/design.md §2) and which changes can never become valid (§3),
 //! decided from the org index. Platform principals skip the role checks, never the invariants.
 
 use std::collections::BTreeSet;

@@ -1,5 +1,5 @@
 //! The effective state of one organization: from the desired objects (spec), what they were last
-//! (status) and the time, compute every status so that the invariants of DESIGN.md section 3 hold,
+//! (status) and the time, compute every status so that the invariants of docs/design.md §3 hold,
 //! whatever the desired state is.
 //!
 //! Deterministic (ties broken by creation time, then name) and idempotent: feeding the computed
@@ -160,7 +160,7 @@ struct InviteUse<'a> {
     invite: &'a Invite,
     expires_at: Timestamp,
     accepted: Vec<AcceptedBy>,
-    /// An older admin invite is pending: at most one may be (DESIGN.md section 2), whatever races
+    /// An older admin invite is pending: at most one may be (docs/design.md §2), whatever races
     /// slipped past the webhook. This one waits until that one is used, expires or is revoked.
     waits_for: Option<String>,
 }

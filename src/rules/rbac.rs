@@ -17,11 +17,9 @@ use crate::api::{
 };
 use crate::names::{NAME_MAX, bounded_name, label_value};
 
-pub const ORGANIZATION_LABEL: &str = "roster.dev/organization";
-pub const MEMBERSHIP_LABEL: &str = "roster.dev/membership";
-pub const TEAM_LABEL: &str = "roster.dev/team";
-pub const DATA_REGION_LABEL: &str = "roster.dev/data-region";
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "roster");
+pub use crate::names::{
+    DATA_REGION_LABEL, MANAGED_BY, MEMBERSHIP_LABEL, ORGANIZATION_LABEL, TEAM_LABEL,
+};
 
 /// The ClusterRole an org role gets in the org namespace.
 pub fn org_namespace_role(role: OrgRole) -> String {

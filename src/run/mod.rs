@@ -1,0 +1,368 @@
+//! `roster run`: the operator process. Flags, logging, the metrics server, leader election
+//! (`leader`), the webhook server (`webhook`) and graceful shutdown around
+//! [`crate::controller::run`].
+
+mod leader;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::Reporter;
+use kube::{Client, Config};
+use tokio::sync::watch;
+
+use crate::caches::{Caches, Scope};
+use crate::metrics::{self, Metrics};
+use crate::{controller, rules};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Runs the operator.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Kubeconfig to use; without it, the in-cluster service account (or $KUBECONFIG, ~/.kube/config).
+    #[arg(long, env = "ROSTER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Namespaces to watch, comma-separated; empty watches all namespaces.
+    #[arg(long, env = "ROSTER_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "ROSTER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Elect a leader among replicas with a Lease, so that only one of them writes.
+    #[arg(long, env = "ROSTER_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+
+    /// Name of the leader election Lease.
+    #[arg(long, env = "ROSTER_LEASE_NAME", default_value = "roster-controller")]
+    pub lease_name: String,
+
+    /// Namespace of the leader election Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "ROSTER_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Seconds a leader's Lease is valid without renewal; a new leader takes over after that.
+    #[arg(long, env = "ROSTER_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
+
+    /// Identity in the Lease and in Events (default: $POD_NAME, else the hostname and pid).
+    #[arg(long, env = "ROSTER_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log level or filter, for example `info` or `roster=debug,kube=info`.
+    #[arg(long, env = "ROSTER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Address of the admission webhook (HTTPS); an empty value disables the webhook.
+    #[arg(long, env = "ROSTER_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: String,
+
+    /// Directory with `tls.crt` and `tls.key` for the webhook (cert-manager, a mounted Secret),
+    /// reloaded when they change. Without it, roster generates a CA and certificate at start.
+    #[arg(long, env = "ROSTER_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// PEM file with the CA that signs the API server's client certificate for webhooks
+    /// (`--admission-control-config-file`). With it, the webhook refuses, in the TLS handshake, every
+    /// caller without a certificate that CA signed; without it, anyone who reaches the port may call.
+    /// Read at start: restart roster when it changes.
+    #[arg(long, env = "ROSTER_WEBHOOK_CLIENT_CA")]
+    pub webhook_client_ca: Option<PathBuf>,
+
+    /// Name of the ValidatingWebhookConfiguration roster writes (with the CA it generated) at start.
+    /// Without it roster writes none (for example when the Helm chart or cert-manager owns it).
+    #[arg(long, env = "ROSTER_WEBHOOK_CONFIG_NAME")]
+    pub webhook_config_name: Option<String>,
+
+    /// URL the API server calls, for a webhook outside the cluster (`https://127.0.0.1:8443/validate`).
+    #[arg(long, env = "ROSTER_WEBHOOK_URL", conflicts_with = "webhook_service")]
+    pub webhook_url: Option<String>,
+
+    /// Service the API server calls, as `NAMESPACE/NAME:PORT`.
+    #[arg(long, env = "ROSTER_WEBHOOK_SERVICE")]
+    pub webhook_service: Option<String>,
+
+    /// Groups whose members are platform principals (skip role checks, never the invariants).
+    #[arg(
+        long,
+        env = "ROSTER_PLATFORM_GROUPS",
+        value_delimiter = ',',
+        default_value = "system:masters"
+    )]
+    pub platform_groups: Vec<String>,
+
+    /// Users who are platform principals, such as GitOps controllers'
+    /// `system:serviceaccount:argocd:argocd-application-controller`. roster's own identity and
+    /// Kubernetes' namespace and garbage collector controllers are added.
+    #[arg(long, env = "ROSTER_PLATFORM_USERS", value_delimiter = ',')]
+    pub platform_users: Vec<String>,
+
+    /// ClusterRoles that `spec.access.clusterRoles` may name.
+    #[arg(
+        long,
+        env = "ROSTER_ALLOWED_CLUSTER_ROLES",
+        value_delimiter = ',',
+        default_value = "admin,edit,view"
+    )]
+    pub allowed_cluster_roles: Vec<String>,
+
+    /// Namespaces that are never org namespaces and that no `spec.access.namespaces` may claim
+    /// (roster's own is added).
+    #[arg(
+        long,
+        env = "ROSTER_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,kube-public,kube-node-lease"
+    )]
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// Runs the operator: every replica keeps the caches and serves the webhook; only the leader (every
+/// replica, without `--leader-elect`) runs the controller.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(&args);
+    let client = client(&args).await?;
+    let identity = identity(&args);
+    let metrics = Arc::new(Metrics::default());
+    let stop = Stop::on_termination();
+    let server = tokio::spawn(metrics::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        stop.wait(),
+    ));
+
+    let scope = Scope {
+        namespaces: args.namespaces.clone(),
+    };
+    let (config, me) = rules_config(&args, &client).await?;
+    let caches = start_caches(&client, &scope, &metrics);
+    let webhook_server = webhook::start(
+        &args,
+        &client,
+        &caches,
+        (config.clone(), me),
+        metrics.clone(),
+        stop.wait(),
+    )
+    .await?;
+    let controller = Controller {
+        client: client.clone(),
+        caches,
+        scope,
+        metrics,
+        config,
+        reporter: Reporter {
+            controller: "roster".into(),
+            instance: Some(identity.clone()),
+        },
+    };
+    if args.leader_elect {
+        return leader::run(&args, &client, &identity, &stop, server, controller).await;
+    }
+    controller.run(stop.wait()).await?;
+    if let Some(w) = webhook_server {
+        w.await??;
+    }
+    server.await??;
+    Ok(())
+}
+
+/// Identity in the Lease and in Events: `--identity`, else $POD_NAME, else the hostname and pid.
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        })
+}
+
+/// Starts the caches; readiness (`/readyz`) follows once they have synced.
+fn start_caches(client: &Client, scope: &Scope, metrics: &Arc<Metrics>) -> Caches {
+    let mut caches = Caches::start(client, scope);
+    caches.stores.code_reads = metrics.invite_code_reads.clone();
+    let (synced, metrics) = (caches.clone(), metrics.clone());
+    tokio::spawn(async move {
+        synced.stores.ready().await;
+        metrics.set_ready(true);
+        tracing::info!("caches synced");
+    });
+    caches
+}
+
+/// SIGTERM (or Ctrl-C), seen by every part that stops on it.
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Watches for SIGTERM and Ctrl-C.
+    fn on_termination() -> Stop {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            termination().await;
+            let _ = stop_tx.send(true);
+        });
+        Stop(stop_rx)
+    }
+
+    /// A fresh future each time it is needed, all resolving on the same SIGTERM.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+/// What the controller runs with.
+struct Controller {
+    client: Client,
+    caches: Caches,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    config: rules::Config,
+    reporter: Reporter,
+}
+
+impl Controller {
+    /// Runs the controller until `shutdown` resolves.
+    async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) -> anyhow::Result<()> {
+        controller::run(
+            self.client,
+            &self.caches,
+            &self.scope,
+            self.metrics,
+            self.config,
+            self.reporter,
+            shutdown,
+        )
+        .await
+    }
+}
+
+/// Who roster itself is, so that its own writes (owner references, finalizers) count as a
+/// platform principal's. Asked a few times: without it, the webhook would refuse roster's own
+/// writes (the chart also names its ServiceAccount in `--platform-users`).
+async fn own_username(client: &Client) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    let review: SelfSubjectReview = serde_json::from_value(serde_json::json!({}))?;
+    let mut last = None;
+    for attempt in 0..5u32 {
+        match api.create(&Default::default(), &review).await {
+            Ok(r) => {
+                return r
+                    .status
+                    .and_then(|s| s.user_info?.username)
+                    .context("the SelfSubjectReview names no user");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "could not ask who roster is yet");
+                last = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+            }
+        }
+    }
+    Err(last.expect("an error after failed attempts"))
+        .context("asking the API server who roster is (SelfSubjectReview)")
+}
+
+/// What the installer decides, plus roster's own identity as a platform principal; and that
+/// identity, which alone writes status.
+async fn rules_config(
+    args: &RunArgs,
+    client: &Client,
+) -> anyhow::Result<(rules::Config, Option<String>)> {
+    let mut config = rules::Config {
+        platform_users: args.platform_users.iter().cloned().collect(),
+        // `--platform-groups ""` (the chart's empty list) names no group.
+        platform_groups: args
+            .platform_groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .cloned()
+            .collect(),
+        allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
+        excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+    };
+    config.platform_users.extend(
+        rules::actor::KUBERNETES_CONTROLLERS
+            .iter()
+            .map(|u| u.to_string()),
+    );
+    let me = match own_username(client).await {
+        Ok(me) => Some(me),
+        // Its webhook admits status writes from roster's own identity only: a replica that does
+        // not know it would refuse every status write, its leader's included. Better restarted.
+        Err(e) if !args.webhook_addr.is_empty() => {
+            return Err(e.context("roster's webhook admits status writes from roster alone"));
+        }
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "roster does not know its own username: unless --platform-users names it, a webhook refuses roster's own owner references, finalizers and status"
+            );
+            None
+        }
+    };
+    config.platform_users.extend(me.clone());
+    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+        config.excluded_namespaces.insert(ns);
+    }
+    Ok((config, me))
+}
+
+fn init_logging(args: &RunArgs) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn client(args: &RunArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("read kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
+}
