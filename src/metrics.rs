@@ -26,6 +26,11 @@ pub struct DecisionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
     pub kind: String,
     pub what: String,
@@ -35,7 +40,8 @@ pub struct WriteLabel {
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Counter,
-    pub reconcile_errors: Counter,
+    /// By the category of the error (`controller::Error::category`).
+    pub reconcile_errors: Family<CategoryLabel, Counter>,
     pub reconcile_duration: Histogram,
     pub api_writes: Family<WriteLabel, Counter>,
     /// Reads of an invite code Secret's data (the caches hold only the Secrets' metadata).
@@ -72,7 +78,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("roster");
         let reconciles = Counter::default();
-        let reconcile_errors = Counter::default();
+        let reconcile_errors = Family::<CategoryLabel, Counter>::default();
         let reconcile_duration =
             Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]);
         let api_writes = Family::<WriteLabel, Counter>::default();
@@ -108,7 +114,7 @@ impl Default for Metrics {
         registry.register("reconciles", "Organization reconciles", reconciles.clone());
         registry.register(
             "reconcile_errors",
-            "Organization reconciles that failed",
+            "Organization reconciles that failed, by the category of the error",
             reconcile_errors.clone(),
         );
         registry.register(
@@ -168,6 +174,15 @@ impl Metrics {
             .get_or_create(&DecisionLabel {
                 outcome: outcome.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed reconcile under the category of its error.
+    pub fn reconcile_error(&self, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&CategoryLabel {
+                category: category.into(),
             })
             .inc();
     }
