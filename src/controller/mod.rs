@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 
 pub use apply::FIELD_MANAGER;
 pub use error::Error;
-pub use reconcile::OWNER_PROTECTION;
+pub use reconcile::{OWNER_PROTECTION, RESYNC};
 
 /// Shared by every reconcile.
 pub struct Context {

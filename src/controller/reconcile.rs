@@ -25,6 +25,11 @@ use crate::rules::{self, MembershipEffect, OrgObjects};
 /// The finalizer on effective owners' Memberships (like Kubernetes' pvc-protection).
 pub const OWNER_PROTECTION: &str = "roster.dev/owner-protection";
 
+/// How long an org waits at most between two reconciles, whatever changes: drift that no watch
+/// event announces (a missed event, a write that lost a race) is repaired within this time. Every
+/// write is diffed against the caches first, so a reconcile with nothing to do writes nothing.
+pub const RESYNC: Duration = Duration::from_secs(5 * 60);
+
 /// One reconcile of one org namespace, as its steps. One object's failure is reported on that
 /// object and never stops the rest of the org: every step runs, and the reconcile fails at the
 /// end (so that it is retried with backoff).
@@ -241,19 +246,19 @@ fn tally(
     );
 }
 
-/// Wake up exactly when the next invite expires, not by polling.
+/// Wake up exactly when the next invite expires, not by polling; and after [`RESYNC`] at the
+/// latest, to repair drift.
 fn next_action(next_change: Option<Timestamp>) -> Action {
-    match next_change {
+    let wait = match next_change {
         Some(at) => {
             let wait = Timestamp::now()
                 .duration_until(at)
                 .max(SignedDuration::ZERO);
-            Action::requeue(
-                Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50),
-            )
+            Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50)
         }
-        None => Action::await_change(),
-    }
+        None => RESYNC,
+    };
+    Action::requeue(wait.min(RESYNC))
 }
 
 /// Deletes what a deleted Organization left behind, as the garbage collector did when these
@@ -632,6 +637,18 @@ mod tests {
             effective_role: Some(role),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_idle_org_is_reconciled_again_after_the_resync_period_and_an_expiry_sooner() {
+        assert_eq!(next_action(None), Action::requeue(RESYNC));
+        let next_year = Timestamp::now() + SignedDuration::from_hours(24 * 365);
+        assert_eq!(next_action(Some(next_year)), Action::requeue(RESYNC));
+        let past = Timestamp::now() - SignedDuration::from_secs(60);
+        assert_eq!(
+            next_action(Some(past)),
+            Action::requeue(Duration::from_millis(50))
+        );
     }
 
     /// Seats are freed before they are taken, and ownership is gained before it is lost: with
