@@ -48,9 +48,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let (codes, mut failed) = loaded.ensure_codes(&ctx).await;
     let effective = loaded.compute(&memberships, &codes, now);
     // Access (revocation above all) runs whatever else failed, from the state just computed.
-    let synced = sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
-    failed.extend(synced.1);
-    let synced = synced.0;
+    let (synced, access_failed) =
+        sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
+    failed.extend(access_failed);
     failed.extend(
         loaded
             .write_organizations(&ctx, &effective, &synced, now)
