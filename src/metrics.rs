@@ -26,6 +26,11 @@ pub struct DecisionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
     pub kind: String,
     pub what: String,
@@ -35,7 +40,8 @@ pub struct WriteLabel {
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Counter,
-    pub reconcile_errors: Counter,
+    /// By the category of the error (`controller::Error::category`).
+    pub reconcile_errors: Family<CategoryLabel, Counter>,
     pub reconcile_duration: Histogram,
     pub api_writes: Family<WriteLabel, Counter>,
     /// Reads of an invite code Secret's data (the caches hold only the Secrets' metadata).
@@ -70,88 +76,88 @@ fn phase_index(p: InvitePhase) -> usize {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("roster");
-        let reconciles = Counter::default();
-        let reconcile_errors = Counter::default();
-        let reconcile_duration =
-            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]);
-        let api_writes = Family::<WriteLabel, Counter>::default();
-        let invite_code_reads = Counter::default();
-        registry.register(
-            "invite_code_reads",
-            "Reads of an invite code Secret's data, only ever for a Secret a live Invite owns",
-            invite_code_reads.clone(),
-        );
-        let invites = Family::<PhaseLabel, Gauge>::default();
-        let orgs_without_owner = Gauge::default();
-        let leader = Gauge::default();
-        let admission_requests = Counter::default();
-        let admission_duration = Histogram::new([
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
-        ]);
-        let admission_decisions = Family::<DecisionLabel, Counter>::default();
-        registry.register(
-            "admission_requests",
-            "AdmissionReviews received",
-            admission_requests.clone(),
-        );
-        registry.register(
-            "admission_duration_seconds",
-            "Time to decide one AdmissionReview",
-            admission_duration.clone(),
-        );
-        registry.register(
-            "admission_decisions",
-            "Admission decisions by outcome and reason",
-            admission_decisions.clone(),
-        );
-        registry.register("reconciles", "Organization reconciles", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Organization reconciles that failed",
-            reconcile_errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time to reconcile one organization",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "api_writes",
-            "Writes to the API server by kind and what was written",
-            api_writes.clone(),
-        );
-        registry.register("invites", "Invites by phase", invites.clone());
-        registry.register(
-            "organizations_without_owner",
-            "Organizations with members and no effective owner",
-            orgs_without_owner.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 while this replica runs the controller (holds the Lease, or leader election is off)",
-            leader.clone(),
-        );
-        Metrics {
-            registry,
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            api_writes,
-            invite_code_reads,
-            invites,
-            orgs_without_owner,
-            leader,
-            admission_requests,
-            admission_duration,
-            admission_decisions,
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("roster"),
+            reconciles: Counter::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Histogram::new([
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+            ]),
+            api_writes: Family::default(),
+            invite_code_reads: Counter::default(),
+            invites: Family::default(),
+            orgs_without_owner: Gauge::default(),
+            leader: Gauge::default(),
+            admission_requests: Counter::default(),
+            admission_duration: Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+            ]),
+            admission_decisions: Family::default(),
             per_org: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
-        }
+        };
+        metrics.register();
+        metrics
     }
 }
 
 impl Metrics {
+    /// Registers every metric, in the order `/metrics` lists them.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "invite_code_reads",
+            "Reads of an invite code Secret's data, only ever for a Secret a live Invite owns",
+            self.invite_code_reads.clone(),
+        );
+        registry.register(
+            "admission_requests",
+            "AdmissionReviews received",
+            self.admission_requests.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to decide one AdmissionReview",
+            self.admission_duration.clone(),
+        );
+        registry.register(
+            "admission_decisions",
+            "Admission decisions by outcome and reason",
+            self.admission_decisions.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Organization reconciles",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Organization reconciles that failed, by the category of the error",
+            self.reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile one organization",
+            self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Writes to the API server by kind and what was written",
+            self.api_writes.clone(),
+        );
+        registry.register("invites", "Invites by phase", self.invites.clone());
+        registry.register(
+            "organizations_without_owner",
+            "Organizations with members and no effective owner",
+            self.orgs_without_owner.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica runs the controller (holds the Lease, or leader election is off)",
+            self.leader.clone(),
+        );
+    }
+
     /// Starts timing a reconcile; the duration is observed when the guard drops.
     pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();
@@ -168,6 +174,15 @@ impl Metrics {
             .get_or_create(&DecisionLabel {
                 outcome: outcome.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed reconcile under the category of its error.
+    pub fn reconcile_error(&self, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&CategoryLabel {
+                category: category.into(),
             })
             .inc();
     }
@@ -280,4 +295,26 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconcile_errors_are_counted_by_category() {
+        let metrics = Metrics::default();
+        metrics.reconcile_error("Bindings");
+        metrics.reconcile_error("Bindings");
+        metrics.reconcile_error("ApiConflict");
+        let text = metrics.encode();
+        assert!(
+            text.contains("roster_reconcile_errors_total{category=\"Bindings\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_reconcile_errors_total{category=\"ApiConflict\"} 1"),
+            "{text}"
+        );
+    }
 }

@@ -569,3 +569,26 @@ async fn the_data_region_label_follows_the_organization_and_comes_back() {
         eventually_region(namespace, "Global").await;
     }
 }
+
+/// What roster compares the data-region label with is the label the namespace has now, not what
+/// it wrote before: a label someone overwrites or removes comes back every time, not once.
+#[tokio::test]
+async fn a_data_region_label_someone_changes_comes_back_every_time() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "access-region-drift").await;
+    let _operator = support::Operator::start(&[&ns], &[]);
+
+    support::apply(&client, &ns, &org(&[], "  dataRegion: EU\n")).await;
+    eventually_region(&ns, "EU").await;
+    for _ in 0..2 {
+        let overwrite = "roster.dev/data-region=Global";
+        let (ok, _, err) = support::kubectl(&["label", "--overwrite", "namespace", &ns, overwrite]);
+        assert!(ok, "{err}");
+        eventually_region(&ns, "EU").await;
+        let (ok, _, err) =
+            support::kubectl(&["label", "namespace", &ns, "roster.dev/data-region-"]);
+        assert!(ok, "{err}");
+        eventually_region(&ns, "EU").await;
+    }
+}

@@ -6,9 +6,13 @@
 //! so, and an Organization that is gone leaves objects to release. All writes for one namespace are
 //! serialized by the kube-runtime Controller.
 
-mod access;
 pub mod apply;
+mod bindings;
+mod codes;
+pub mod error;
 mod reconcile;
+mod snapshot;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +32,8 @@ pub use crate::caches::{INVITE_CODE_LABEL, Scope, Stores};
 use crate::metrics::Metrics;
 
 pub use apply::FIELD_MANAGER;
-pub use reconcile::OWNER_PROTECTION;
+pub use error::Error;
+pub use reconcile::{OWNER_PROTECTION, RESYNC};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -116,13 +121,14 @@ pub async fn run(
 }
 
 /// Exponential backoff per namespace: 0.5 s, 1 s, 2 s, ... up to 5 minutes.
-fn error_policy(ns: Arc<Namespace>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.inc();
+fn error_policy(ns: Arc<Namespace>, error: &Error, ctx: Arc<Context>) -> Action {
+    let category = error.category();
+    ctx.metrics.reconcile_error(category);
     let mut failures = ctx.failures.lock().expect("failures lock");
     let n = failures.entry(ns.name_any()).or_insert(0);
     *n = (*n + 1).min(20);
     let delay = Duration::from_millis(500u64.saturating_mul(1 << (*n - 1).min(10)))
         .min(Duration::from_secs(300));
-    tracing::warn!(namespace = %ns.name_any(), %error, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(namespace = %ns.name_any(), %error, category, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -1,91 +1,158 @@
 //! One reconcile of one org namespace: read the caches, ask the rules for the effective state, and
 //! write what differs.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, access, apply};
+use super::codes::{Codes, code_secret_failed, ensure_codes};
+use super::error::{Error, Failure};
+use super::snapshot::{LeftOver, Snapshot};
+use super::writes::Writes;
+use super::{Context, apply, bindings};
 use crate::api::{
-    Invite, InvitePhase, InviteStatus, Membership, MembershipPhase, MembershipStatus, OrgRole,
-    Organization, OrganizationStatus, Team,
+    Invite, Membership, MembershipPhase, MembershipStatus, OrgRole, Organization,
+    OrganizationStatus, Team,
 };
-use crate::invite_secrets::code_secret_name;
 use crate::rules::ConditionReason;
-use crate::rules::conditions::{self, Want};
+use crate::rules::conditions;
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
 pub use crate::names::OWNER_PROTECTION;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Writes that failed, one per object; everything else in the org was written.
-    #[error("{} write(s) failed: {}", .0.len(), first_few(.0))]
-    Failed(Vec<String>),
-}
+/// How long an org waits at most between two reconciles, whatever changes: drift that no watch
+/// event announces (a missed event, a write that lost a race) is repaired within this time. Every
+/// write is diffed against the caches first, so a reconcile with nothing to do writes nothing.
+pub const RESYNC: Duration = Duration::from_secs(5 * 60);
 
-/// The first failures, enough for a log line (an org of 10,000 members may fail 10,000 times).
-fn first_few(failed: &[String]) -> String {
-    let mut s = failed
-        .iter()
-        .take(3)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if failed.len() > 3 {
-        s.push_str("; ...");
+/// One reconcile of one org namespace, as its steps. One object's failure is reported on that
+/// object and never stops the rest of the org: every step runs, and the reconcile fails at the
+/// end (so that it is retried with backoff).
+#[tracing::instrument(skip_all, fields(namespace = %ns.name_any()))]
+pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = ns.name_any();
+    // Another operator's namespace (or nobody's): never write there.
+    if !ctx.scope.contains(&namespace) {
+        return Ok(Action::await_change());
     }
-    s
+    let _timer = ctx.metrics.reconcile_timer();
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
+    let loaded = Loaded::load(&ctx, &namespace);
+    let (org, memberships) = (loaded.org(), loaded.memberships());
+    let (invites, teams) = (&loaded.objects.invites, &loaded.objects.teams);
+    let (codes, mut failed) = loaded.ensure_codes(&ctx).await;
+    let effective = loaded.compute(&memberships, &codes, now);
+    // Access (revocation above all) runs whatever else failed, from the state just computed.
+    let (synced, access_failed) =
+        sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
+    failed.extend(access_failed);
+    failed.extend(
+        loaded
+            .write_organizations(&ctx, &effective, &synced, now)
+            .await,
+    );
+    failed.extend(remove_left_over(&ctx, &loaded.left_over).await);
+    failed.extend(write_memberships(&ctx, org, &memberships, &effective).await);
+    failed.extend(write_invites(&ctx, invites, &effective, &codes, now).await);
+    failed.extend(write_teams(&ctx, org, teams, &effective, &synced, now).await);
+    if ctx.stopping() {
+        return Ok(Action::await_change());
+    }
+    publish_notices(&ctx, &effective.notices, org, &memberships, invites).await;
+    tally(&ctx, &namespace, &effective, &memberships);
+    if !failed.is_empty() {
+        return Err(Error::Failed(failed));
+    }
+    ctx.failures
+        .lock()
+        .expect("failures lock")
+        .remove(&namespace);
+    Ok(next_action(effective.next_change))
 }
 
-/// Writes one reconcile has in flight at a time. One write after the other, an org of 10,000
-/// members takes 30,000 round trips to converge; a bounded number in parallel keeps the API server
-/// busy without letting one org open hundreds of connections (the controller runs up to 8
-/// reconciles at once).
-pub(super) const WRITE_CONCURRENCY: usize = 16;
-
-/// Writes in flight, at most [`WRITE_CONCURRENCY`]; each `push` waits for a free slot and returns
-/// the results of the writes that finished meanwhile.
-pub(super) struct Writes<F: std::future::Future> {
-    in_flight: FuturesUnordered<F>,
+/// What one reconcile reads: the cached objects of the namespace, what a deleted Organization left
+/// behind among them, and whether the namespace may hold an organization at all.
+struct Loaded {
+    objects: Snapshot,
+    /// What a deleted Organization left behind takes no part: its access goes with the rest of
+    /// the org's stale bindings, and the objects themselves are deleted.
+    left_over: LeftOver,
+    /// An Organization in an excluded namespace is no organization, even if the webhook was
+    /// bypassed: nothing is bound and no code Secret is written there.
+    excluded: Option<rules::Denial>,
 }
 
-impl<F: std::future::Future> Writes<F> {
-    pub(super) fn new() -> Self {
-        Writes {
-            in_flight: FuturesUnordered::new(),
+impl Loaded {
+    fn load(ctx: &Context, namespace: &str) -> Loaded {
+        let mut objects = Snapshot::read(&ctx.stores, namespace);
+        let left_over = objects.split_left_over();
+        let excluded = rules::org_namespace(&ctx.config, namespace, "Organization").err();
+        Loaded {
+            objects,
+            left_over,
+            excluded,
         }
     }
 
-    pub(super) async fn push(&mut self, write: F) -> Vec<F::Output> {
-        let mut done = Vec::new();
-        while self.in_flight.len() >= WRITE_CONCURRENCY {
-            done.extend(self.in_flight.next().await);
-        }
-        self.in_flight.push(write);
-        done
+    /// The namespace's organization: its oldest Organization, unless the namespace is excluded.
+    fn org(&self) -> Option<&Organization> {
+        (self.objects.organizations.first())
+            .map(AsRef::as_ref)
+            .filter(|_| self.excluded.is_none())
     }
 
-    pub(super) async fn finish(mut self) -> Vec<F::Output> {
-        let mut done = Vec::new();
-        while let Some(r) = self.in_flight.next().await {
-            done.push(r);
+    fn memberships(&self) -> Vec<&Membership> {
+        self.objects.memberships.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// The code Secrets of the Invites; none in an excluded namespace.
+    async fn ensure_codes(&self, ctx: &Context) -> (Codes, Vec<Failure>) {
+        match self.excluded {
+            None => ensure_codes(ctx, &self.objects.invites).await,
+            Some(_) => (Codes::default(), Vec::new()),
         }
-        done
+    }
+
+    /// The effective state the rules give these objects.
+    fn compute(
+        &self,
+        memberships: &[&Membership],
+        codes: &Codes,
+        now: Timestamp,
+    ) -> rules::Effective {
+        let objects = OrgObjects {
+            organization: self.org(),
+            memberships,
+            invites: &self.objects.invites,
+            teams: &self.objects.teams,
+            invite_codes: &codes.codes,
+        };
+        rules::compute(objects, now)
+    }
+
+    /// The status of the Organization(s) of the namespace.
+    async fn write_organizations(
+        &self,
+        ctx: &Context,
+        effective: &rules::Effective,
+        synced: &bindings::Synced,
+        now: Timestamp,
+    ) -> Vec<Failure> {
+        let organizations = &self.objects.organizations;
+        match &self.excluded {
+            None => write_organizations(ctx, organizations, effective, synced, now).await,
+            Some(denial) => write_excluded(ctx, organizations, denial, now).await,
+        }
     }
 }
 
 /// The errors among finished writes.
-fn errors(done: Vec<Result<(), String>>) -> impl Iterator<Item = String> {
+fn errors(done: Vec<Result<(), Failure>>) -> impl Iterator<Item = Failure> {
     done.into_iter().filter_map(Result::err)
 }
 
@@ -93,25 +160,8 @@ fn errors(done: Vec<Result<(), String>>) -> impl Iterator<Item = String> {
 fn labelled<K: Resource<DynamicType = ()>>(
     obj: &K,
     result: Result<(), kube::Error>,
-) -> Option<String> {
-    let e = result.err()?;
-    Some(format!("{} {}: {e}", K::kind(&()), obj.name_any()))
-}
-
-/// The cached objects of one namespace, oldest first: shared with the cache, never copied (an org
-/// may hold 10,000 Memberships).
-fn objects_in<K: Resource<DynamicType = ()> + Clone>(
-    store: &kube::runtime::reflector::Store<K>,
-    ns: &str,
-) -> Vec<Arc<K>> {
-    let mut v = store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns));
-    v.sort_by_key(|o| {
-        (
-            o.meta().creation_timestamp.as_ref().map(|t| t.0),
-            o.name_any(),
-        )
-    });
-    v
+) -> Option<Failure> {
+    Some(Failure::write(obj, result.err()?))
 }
 
 /// Metadata changes are written only when something roster owns differs: the owner-protection
@@ -146,7 +196,7 @@ async fn write_membership(
     ctx: &Context,
     m: &Membership,
     effect: &MembershipEffect,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     write_object(ctx, m, effect.status.clone(), effect.protect).await
 }
 
@@ -156,7 +206,7 @@ async fn write_object<K>(
     obj: &K,
     status: K::Status,
     protect: bool,
-) -> Result<(), String>
+) -> Result<(), Failure>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + kube::core::object::HasStatus
@@ -178,184 +228,42 @@ where
     }
 }
 
-pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = ns.name_any();
-    // Another operator's namespace (or nobody's): never write there.
-    if !ctx.scope.contains(&namespace) {
-        return Ok(Action::await_change());
-    }
-    let _timer = ctx.metrics.reconcile_timer();
-    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid time");
-    let mut objects = Snapshot::read(&ctx.stores, &namespace);
-    // What a deleted Organization left behind takes no part: its access goes with the rest of
-    // the org's stale bindings below, and the objects themselves are deleted.
-    let left_over = objects.split_left_over();
-    let memberships: Vec<&Membership> = objects.memberships.iter().map(AsRef::as_ref).collect();
-    // An Organization in an excluded namespace is no organization, even if the webhook was
-    // bypassed: nothing is bound and no code Secret is written there.
-    let excluded = rules::org_namespace(&ctx.config, &namespace, "Organization").err();
-    let org = objects
-        .organizations
-        .first()
-        .map(AsRef::as_ref)
-        .filter(|_| excluded.is_none());
-    // One object's failure is reported on that object and never stops the rest of the org: every
-    // step runs, and the reconcile fails at the end (so that it is retried with backoff).
-    let mut failed = Vec::new();
-    let codes = match excluded {
-        None => ensure_codes(&ctx, &objects.invites).await,
-        Some(_) => Codes::default(),
-    };
-    failed.extend(codes.failed.iter().map(|(i, e)| format!("Invite {i}: {e}")));
-    let effective = rules::compute(
-        OrgObjects {
-            organization: org,
-            memberships: &memberships,
-            invites: &objects.invites,
-            teams: &objects.teams,
-            invite_codes: &codes.codes,
-        },
-        now,
-    );
-    // Access (revocation above all) runs whatever else failed, from the state just computed.
-    let synced = sync_access(
-        &ctx,
-        &namespace,
-        org,
-        &memberships,
-        &effective,
-        &objects.teams,
-    )
-    .await;
-    failed.extend(synced.failures.iter().cloned());
-    failed.extend(match &excluded {
-        None => write_organizations(&ctx, &objects.organizations, &effective, &synced, now).await,
-        Some(denial) => write_excluded(&ctx, &objects.organizations, denial, now).await,
-    });
-    failed.extend(remove_left_over(&ctx, &left_over).await);
-    failed.extend(write_memberships(&ctx, org, &memberships, &effective).await);
-    failed.extend(write_invites(&ctx, &objects.invites, &effective, &codes, now).await);
-    failed.extend(write_teams(&ctx, org, &objects.teams, &effective, &synced, now).await);
-    if ctx.stopping() {
-        return Ok(Action::await_change());
-    }
-
-    publish_notices(
-        &ctx,
-        &effective.notices,
-        org,
-        &memberships,
-        &objects.invites,
-    )
-    .await;
+/// The gauges of this org: invites by phase, and whether it has members but no owner.
+fn tally(
+    ctx: &Context,
+    namespace: &str,
+    effective: &rules::Effective,
+    memberships: &[&Membership],
+) {
     let without_owner = effective
         .organization
         .as_ref()
         .is_some_and(|s| s.owners.is_empty() && !memberships.is_empty());
     ctx.metrics.tally(
-        &namespace,
+        namespace,
         effective.invites.values().filter_map(|s| s.phase),
         without_owner,
     );
-    if !failed.is_empty() {
-        return Err(Error::Failed(failed));
-    }
-    ctx.failures
-        .lock()
-        .expect("failures lock")
-        .remove(&namespace);
-    Ok(next_action(effective.next_change))
 }
 
-/// Wake up exactly when the next invite expires, not by polling.
+/// Wake up exactly when the next invite expires, not by polling; and after [`RESYNC`] at the
+/// latest, to repair drift.
 fn next_action(next_change: Option<Timestamp>) -> Action {
-    match next_change {
+    let wait = match next_change {
         Some(at) => {
             let wait = Timestamp::now()
                 .duration_until(at)
                 .max(SignedDuration::ZERO);
-            Action::requeue(
-                Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50),
-            )
+            Duration::try_from(wait).unwrap_or_default() + Duration::from_millis(50)
         }
-        None => Action::await_change(),
-    }
-}
-
-/// The cached objects of one org namespace, oldest first.
-struct Snapshot {
-    organizations: Vec<Arc<Organization>>,
-    memberships: Vec<Arc<Membership>>,
-    invites: Vec<Invite>,
-    teams: Vec<Team>,
-}
-
-/// The objects of a deleted Organization still in its namespace.
-#[derive(Default)]
-struct LeftOver {
-    memberships: Vec<Arc<Membership>>,
-    invites: Vec<Invite>,
-    teams: Vec<Team>,
-}
-
-impl Snapshot {
-    /// Takes out the objects left over from a deleted Organization (see `rules::leftovers`).
-    fn split_left_over(&mut self) -> LeftOver {
-        let present: Vec<String> = self
-            .organizations
-            .iter()
-            .filter_map(|o| o.meta().uid.clone())
-            .collect();
-        let present: Vec<&str> = present.iter().map(String::as_str).collect();
-        let left_over = |meta: &kube::api::ObjectMeta, recorded: Option<&str>| {
-            rules::leftovers::is_left_over(
-                rules::leftovers::organization_uid(meta, recorded),
-                &present,
-            )
-        };
-        let (memberships, kept) = std::mem::take(&mut self.memberships)
-            .into_iter()
-            .partition(|m| left_over(m.meta(), recorded(&m.status, |s| &s.organization_uid)));
-        self.memberships = kept;
-        let (invites, kept) = std::mem::take(&mut self.invites)
-            .into_iter()
-            .partition(|i| left_over(i.meta(), recorded(&i.status, |s| &s.organization_uid)));
-        self.invites = kept;
-        let (teams, kept) = std::mem::take(&mut self.teams)
-            .into_iter()
-            .partition(|t| left_over(t.meta(), recorded(&t.status, |s| &s.organization_uid)));
-        self.teams = kept;
-        LeftOver {
-            memberships,
-            invites,
-            teams,
-        }
-    }
-
-    fn read(stores: &crate::caches::Stores, namespace: &str) -> Snapshot {
-        Snapshot {
-            organizations: objects_in(&stores.organizations, namespace),
-            memberships: objects_in(&stores.memberships, namespace),
-            invites: objects_in(&stores.invites, namespace)
-                .iter()
-                .map(|i| Invite::clone(i))
-                .collect(),
-            teams: objects_in(&stores.teams, namespace)
-                .iter()
-                .map(|t| Team::clone(t))
-                .collect(),
-        }
-    }
-}
-
-/// The Organization uid a status records.
-fn recorded<S>(status: &Option<S>, uid: impl Fn(&S) -> &Option<String>) -> Option<&str> {
-    status.as_ref().and_then(|s| uid(s).as_deref())
+        None => RESYNC,
+    };
+    Action::requeue(wait.min(RESYNC))
 }
 
 /// Deletes what a deleted Organization left behind, as the garbage collector did when these
 /// objects were owned by it; owner protection yields (the Organization is gone).
-async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<String> {
+async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<Failure> {
     let mut failed = remove_all(ctx, left_over.memberships.iter().map(AsRef::as_ref)).await;
     failed.extend(remove_all(ctx, left_over.invites.iter()).await);
     failed.extend(remove_all(ctx, left_over.teams.iter()).await);
@@ -370,7 +278,7 @@ async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<String> {
     failed
 }
 
-async fn remove_all<'a, K>(ctx: &Context, objects: impl Iterator<Item = &'a K>) -> Vec<String>
+async fn remove_all<'a, K>(ctx: &Context, objects: impl Iterator<Item = &'a K>) -> Vec<Failure>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -388,7 +296,7 @@ where
 }
 
 /// Releases roster's finalizer on `obj` and deletes it.
-async fn remove<K>(ctx: &Context, obj: &K) -> Result<(), String>
+async fn remove<K>(ctx: &Context, obj: &K) -> Result<(), Failure>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -408,56 +316,6 @@ where
     }
 }
 
-/// Invite codes by Invite name, the Secrets that hold them, and the Invites whose Secret failed.
-#[derive(Default)]
-struct Codes {
-    codes: BTreeMap<String, String>,
-    secret_names: HashMap<String, String>,
-    failed: BTreeMap<String, String>,
-}
-
-/// Every live invite gets its code Secret before anything is decided, so redemptions can be
-/// checked.
-async fn ensure_codes(ctx: &Context, invites: &[Invite]) -> Codes {
-    let mut out = Codes::default();
-    for invite in invites
-        .iter()
-        .filter(|i| i.meta().deletion_timestamp.is_none())
-    {
-        let name = invite.name_any();
-        match invite_code_or_create(ctx, invite).await {
-            Ok(Some(code)) => {
-                out.codes.insert(name.clone(), code);
-                out.secret_names.insert(name, code_secret_name(invite));
-            }
-            // A Secret of that name not owned by this Invite: leave it, report no code.
-            Ok(None) => {}
-            Err(e) => {
-                out.failed.insert(name, e.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// The invite's code, from its Secret, creating that Secret first when there is none.
-async fn invite_code_or_create(
-    ctx: &Context,
-    invite: &Invite,
-) -> Result<Option<String>, kube::Error> {
-    let namespace = invite.namespace().unwrap_or_default();
-    let exists = ctx
-        .stores
-        .secrets
-        .get(&ObjectRef::new(&code_secret_name(invite)).within(&namespace))
-        .is_some();
-    if exists {
-        return ctx.stores.invite_code(&ctx.client, invite).await;
-    }
-    let secret = apply::create_code_secret(ctx, invite).await?;
-    Ok(ctx.stores.remember_code(&secret, invite))
-}
-
 /// The access step, with an Event on the Organization when bindings could not be written.
 async fn sync_access(
     ctx: &Context,
@@ -466,13 +324,14 @@ async fn sync_access(
     memberships: &[&Membership],
     effective: &rules::Effective,
     teams: &[Team],
-) -> access::Synced {
+) -> (bindings::Synced, Vec<Failure>) {
     // Access follows the effective state just computed, not the statuses in the cache.
     let effective_memberships: Vec<(&Membership, &MembershipStatus)> = memberships
         .iter()
         .map(|&m| (m, &effective.memberships[&m.name_any()].status))
         .collect();
-    let synced = access::sync(ctx, namespace, org, &effective_memberships, teams).await;
+    let (synced, failures) =
+        bindings::sync(ctx, namespace, org, &effective_memberships, teams).await;
     if !synced.failures.is_empty()
         && let Some(org) = org
     {
@@ -483,9 +342,11 @@ async fn sync_access(
             action: "SyncAccess".into(),
             secondary: None,
         };
-        let _ = ctx.recorder.publish(&event, &org.object_ref(&())).await;
+        if let Err(e) = ctx.recorder.publish(&event, &org.object_ref(&())).await {
+            tracing::warn!(error = %e, reason = "AccessNotSynced", "could not publish event");
+        }
     }
-    synced
+    (synced, failures)
 }
 
 /// The Organization's status, and a `DuplicateOrganization` status on any other Organization in
@@ -494,9 +355,9 @@ async fn write_organizations(
     ctx: &Context,
     organizations: &[Arc<Organization>],
     effective: &rules::Effective,
-    synced: &access::Synced,
+    synced: &bindings::Synced,
     now: Timestamp,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let mut failed = Vec::new();
     let Some(org) = organizations.first() else {
         return failed;
@@ -508,7 +369,7 @@ async fn write_organizations(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        let (access, standing) = access::org_access(synced);
+        let (access, standing) = bindings::org_access(synced);
         let generation = org.meta().generation;
         conditions::fold(
             &mut status.conditions,
@@ -548,7 +409,7 @@ async fn write_excluded(
     organizations: &[Arc<Organization>],
     denial: &rules::Denial,
     now: Timestamp,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let why = format!("{}; this one grants nothing", denial.message);
     write_not_ready(
         ctx,
@@ -567,7 +428,7 @@ async fn write_not_ready(
     reason: ConditionReason,
     why: &str,
     now: Timestamp,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let mut failed = Vec::new();
     for extra in organizations {
         let status = not_the_org_status(extra, reason, why, now);
@@ -591,7 +452,7 @@ async fn write_memberships(
     org: Option<&Organization>,
     memberships: &[&Membership],
     effective: &rules::Effective,
-) -> Vec<String> {
+) -> Vec<Failure> {
     // Owners who stay owners, at least minOwners of them, keep the org owned in every state
     // between writes, so owners who leave then may free their seats first, like anyone else.
     let min_owners = org.map_or(1, |o| o.spec.policy.min_owners.max(1)) as usize;
@@ -641,7 +502,7 @@ async fn write_invites(
     effective: &rules::Effective,
     codes: &Codes,
     now: Timestamp,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let mut failed = Vec::new();
     let mut writes = Writes::new();
     for invite in invites {
@@ -662,60 +523,15 @@ async fn write_invites(
     failed
 }
 
-/// Reports a code Secret that could not be created: `Reconciling` (`CodeSecretFailed`, retried) on
-/// a usable Invite, and a Warning Event.
-async fn code_secret_failed(
-    ctx: &Context,
-    invite: &Invite,
-    status: &mut InviteStatus,
-    error: &str,
-    now: Timestamp,
-) {
-    let message = format!("the Secret for the invite code could not be created: {error}");
-    if status.phase == Some(InvitePhase::Pending) {
-        let previous = invite
-            .status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default();
-        let usable = Want::new(
-            rules::effective::condition::USABLE,
-            false,
-            ConditionReason::CodeSecretFailed,
-            message.clone(),
-        );
-        let generation = invite.meta().generation;
-        let standing = conditions::Standing::Reconciling;
-        conditions::fold(
-            &mut status.conditions,
-            usable,
-            standing,
-            previous,
-            generation,
-            now,
-        );
-    }
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "CodeSecretFailed".into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "CreateCodeSecret".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &invite.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
-}
-
 /// Each Team's status, with its `AccessSynced` condition.
 async fn write_teams(
     ctx: &Context,
     org: Option<&Organization>,
     teams: &[Team],
     effective: &rules::Effective,
-    synced: &access::Synced,
+    synced: &bindings::Synced,
     now: Timestamp,
-) -> Vec<String> {
+) -> Vec<Failure> {
     let mut failed = Vec::new();
     let mut writes = Writes::new();
     for team in teams {
@@ -728,7 +544,7 @@ async fn write_teams(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        if let Some((access, standing)) = access::team_access(team, org, synced) {
+        if let Some((access, standing)) = bindings::team_access(team, org, synced) {
             let generation = team.meta().generation;
             conditions::fold(
                 &mut status.conditions,
@@ -835,6 +651,18 @@ mod tests {
             effective_role: Some(role),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_idle_org_is_reconciled_again_after_the_resync_period_and_an_expiry_sooner() {
+        assert_eq!(next_action(None), Action::requeue(RESYNC));
+        let next_year = Timestamp::now() + SignedDuration::from_hours(24 * 365);
+        assert_eq!(next_action(Some(next_year)), Action::requeue(RESYNC));
+        let past = Timestamp::now() - SignedDuration::from_secs(60);
+        assert_eq!(
+            next_action(Some(past)),
+            Action::requeue(Duration::from_millis(50))
+        );
     }
 
     /// Seats are freed before they are taken, and ownership is gained before it is lost: with

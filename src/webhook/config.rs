@@ -22,23 +22,35 @@ pub enum Endpoint {
     },
 }
 
+/// Why `--url` or `--service` names no endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("the webhook URL must use https://, got {0}")]
+    NotHttps(String),
+    #[error("the service is NAMESPACE/NAME[:PORT]")]
+    ServiceForm,
+    #[error("the service port {0} is not a number")]
+    Port(String),
+}
+
 impl Endpoint {
     /// From `--url` or `--service NAMESPACE/NAME[:PORT]` (port 443 by default).
-    pub fn parse(url: Option<&str>, service: Option<&str>) -> Result<Option<Endpoint>, String> {
+    pub fn parse(
+        url: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<Option<Endpoint>, EndpointError> {
         if let Some(url) = url {
             if !url.starts_with("https://") {
-                return Err(format!("the webhook URL must use https://, got {url}"));
+                return Err(EndpointError::NotHttps(url.to_string()));
             }
             return Ok(Some(Endpoint::Url(url.to_string())));
         }
         let Some(svc) = service else { return Ok(None) };
-        let (namespace, rest) = svc
-            .split_once('/')
-            .ok_or("the service is NAMESPACE/NAME[:PORT]")?;
+        let (namespace, rest) = svc.split_once('/').ok_or(EndpointError::ServiceForm)?;
         let (name, port) = rest.split_once(':').unwrap_or((rest, "443"));
         let port = port
             .parse()
-            .map_err(|_| format!("the service port {port} is not a number"))?;
+            .map_err(|_| EndpointError::Port(port.to_string()))?;
         Ok(Some(Endpoint::Service {
             namespace: namespace.into(),
             name: name.into(),
@@ -239,11 +251,13 @@ mod tests {
         assert!(
             Endpoint::parse(Some("http://x/validate"), None)
                 .unwrap_err()
+                .to_string()
                 .contains("https://")
         );
         assert!(
             Endpoint::parse(None, Some("roster"))
                 .unwrap_err()
+                .to_string()
                 .contains("NAMESPACE/NAME")
         );
         assert!(Endpoint::parse(None, None).unwrap().is_none());

@@ -37,10 +37,10 @@ async fn validate(State(server): State<Arc<Server>>, body: Bytes) -> Response {
             )
         }
         // Never a panic, never a guess: a body that is not an AdmissionReview is a client error.
-        Err(message) => (
-            (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(error) => (
+            (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
             "invalid",
-            "MalformedReview",
+            error.category(),
         ),
     };
     server

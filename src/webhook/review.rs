@@ -13,9 +13,11 @@ use kube::core::DynamicObject;
 use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as Verb,
 };
+use kube::core::object::HasSpec;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::api::{Access, Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
 use crate::caches::Caches;
@@ -41,10 +43,208 @@ pub struct Answer {
     pub reason: &'static str,
 }
 
+/// Why a body could not be decided at all: the webhook answers HTTP 400 with the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("not an AdmissionReview: {0}")]
+    NotAReview(#[source] serde_json::Error),
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+}
+
+impl ReviewError {
+    /// The `reason` of `roster_admission_decisions_total` for a body that is no review.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ReviewError::NotAReview(_) | ReviewError::NoRequest => "MalformedReview",
+        }
+    }
+}
+
+/// Why a request is refused without a rule deciding it: it could not be read, or what deciding
+/// it needs could not be had. Refused, never guessed; the client may try again.
+#[derive(Debug, thiserror::Error)]
+enum Undecided {
+    #[error("the {0} in the request could not be read")]
+    Unreadable(String),
+    #[error("the object in the request could not be read")]
+    UnreadableStatus,
+    #[error("the webhook's caches are still syncing; try again in a moment")]
+    CachesSyncing,
+    #[error("could not confirm the owner count ({0}); try again")]
+    FreshRead(#[source] kube::Error),
+    #[error(
+        "could not confirm your right to bind the ClusterRoles of spec.access ({0}); try again"
+    )]
+    BindRights(#[source] kube::Error),
+}
+
+impl Undecided {
+    /// The `reason` of the answer and of `roster_admission_decisions_total`.
+    fn category(&self) -> &'static str {
+        match self {
+            Undecided::Unreadable(_) | Undecided::UnreadableStatus => "InvalidRequest",
+            Undecided::CachesSyncing => "CachesSyncing",
+            Undecided::FreshRead(_) => "FreshReadFailed",
+            Undecided::BindRights(_) => "SubjectAccessReviewFailed",
+        }
+    }
+}
+
+/// A decision reached before the rules give theirs.
+enum Early {
+    /// Nothing for roster to decide: no namespace, another kind, a change of metadata only.
+    Allow,
+    /// Refused by a rule.
+    Deny(rules::Denial),
+    /// A status write by someone other than roster, and why.
+    StatusOwned(String),
+    Undecided(Undecided),
+}
+
+impl From<Undecided> for Early {
+    fn from(u: Undecided) -> Early {
+        Early::Undecided(u)
+    }
+}
+
+impl Early {
+    fn answer(self, req: &AdmissionRequest<DynamicObject>) -> Answer {
+        match self {
+            Early::Allow => allow(req, Vec::new()),
+            Early::Deny(denial) => deny(req, denial),
+            Early::StatusOwned(message) => forbidden(
+                req,
+                format!(
+                    "roster: {message} [rule {}]",
+                    rules::status::STATUS_OWNED_BY_ROSTER
+                ),
+                rules::status::STATUS_OWNED_BY_ROSTER,
+            ),
+            Early::Undecided(why) => Answer {
+                response: AdmissionResponse::from(req).deny(format!("roster: {why}")),
+                reason: why.category(),
+            },
+        }
+    }
+}
+
+/// The one place a request's object is read into its kind's type.
 fn typed<T: DeserializeOwned>(o: &Option<DynamicObject>) -> Option<T> {
     serde_json::to_value(o.as_ref()?)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// The objects of a request, as their kind's type, each read once.
+enum Objects {
+    Membership(Box<Change<Membership>>),
+    Invite(Box<Change<Invite>>),
+    Team(Box<Change<Team>>),
+    Organization(Box<Change<Organization>>),
+    /// Not a roster kind: nothing to decide.
+    Other,
+}
+
+/// The object a request writes (`object`) and the one it replaces (`oldObject`).
+struct Change<T> {
+    new: Option<T>,
+    old: Option<T>,
+}
+
+/// What a request does to an object's spec.
+enum Step<'a, S> {
+    Create(&'a S),
+    Update { old: &'a S, new: &'a S },
+    Delete(&'a S),
+}
+
+impl Objects {
+    /// Reads the objects the operation needs; a request without them is invalid.
+    fn read(req: &AdmissionRequest<DynamicObject>) -> Result<Objects, Undecided> {
+        Ok(match req.kind.kind.as_str() {
+            "Membership" => Objects::Membership(Box::new(Change::read(req)?)),
+            "Invite" => Objects::Invite(Box::new(Change::read(req)?)),
+            "Team" => Objects::Team(Box::new(Change::read(req)?)),
+            "Organization" => Objects::Organization(Box::new(Change::read(req)?)),
+            _ => Objects::Other,
+        })
+    }
+
+    /// The operation the rules decide; `None` when there is none to decide.
+    fn operation<'a>(&'a self, verb: &Verb, invited: &'a Invited) -> Option<Operation<'a>> {
+        Some(match self {
+            Objects::Membership(c) => match c.step(verb)? {
+                Step::Create(spec) => Operation::CreateMembership {
+                    spec,
+                    redemption: spec.invite.as_ref().map(|_| Redemption {
+                        invite: invited.invite.as_deref(),
+                        code: invited.code.as_deref(),
+                    }),
+                },
+                Step::Update { old, new } => Operation::UpdateMembership { old, new },
+                Step::Delete(old) => Operation::DeleteMembership(old),
+            },
+            Objects::Invite(c) => match c.step(verb)? {
+                Step::Create(spec) => Operation::CreateInvite(spec),
+                Step::Update { old, new } => Operation::UpdateInvite { old, new },
+                Step::Delete(old) => Operation::DeleteInvite(old),
+            },
+            Objects::Team(c) => match c.step(verb)? {
+                Step::Create(spec) => Operation::CreateTeam(spec),
+                Step::Update { old, new } => Operation::UpdateTeam { old, new },
+                Step::Delete(old) => Operation::DeleteTeam(old),
+            },
+            Objects::Organization(c) => match c.step(verb)? {
+                Step::Create(spec) => Operation::CreateOrganization(spec),
+                Step::Update { old, new } => Operation::UpdateOrganization { old, new },
+                Step::Delete(old) => Operation::DeleteOrganization(old),
+            },
+            Objects::Other => return None,
+        })
+    }
+}
+
+impl<T: DeserializeOwned> Change<T> {
+    fn read(req: &AdmissionRequest<DynamicObject>) -> Result<Change<T>, Undecided> {
+        let (new, old) = (typed(&req.object), typed(&req.old_object));
+        let missing = match &req.operation {
+            Verb::Create => new.is_none(),
+            Verb::Update => new.is_none() || old.is_none(),
+            Verb::Delete => old.is_none(),
+            Verb::Connect => false,
+        };
+        if missing {
+            return Err(Undecided::Unreadable(req.kind.kind.clone()));
+        }
+        Ok(Change { new, old })
+    }
+}
+
+impl<T: HasSpec> Change<T>
+where
+    T::Spec: PartialEq,
+{
+    /// `None` for an update that leaves the spec as it is (metadata only: finalizers, labels).
+    fn step(&self, verb: &Verb) -> Option<Step<'_, T::Spec>> {
+        match (verb, &self.new, &self.old) {
+            (Verb::Create, Some(new), _) => Some(Step::Create(new.spec())),
+            (Verb::Update, Some(new), Some(old)) if new.spec() == old.spec() => None,
+            (Verb::Update, Some(new), Some(old)) => Some(Step::Update {
+                old: old.spec(),
+                new: new.spec(),
+            }),
+            (Verb::Delete, _, Some(old)) => Some(Step::Delete(old.spec())),
+            _ => None,
+        }
+    }
+}
+
+/// For a new Membership that redeems an invite: the Invite it names, as cached, and its code.
+#[derive(Default)]
+struct Invited {
+    invite: Option<std::sync::Arc<Invite>>,
+    code: Option<String>,
 }
 
 impl Decider {
@@ -67,303 +267,233 @@ impl Decider {
     pub async fn review(
         &self,
         body: &[u8],
-    ) -> Result<(AdmissionReview<DynamicObject>, &'static str), String> {
+    ) -> Result<(AdmissionReview<DynamicObject>, &'static str), ReviewError> {
         let review: AdmissionReview<DynamicObject> =
-            serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
-        let request: AdmissionRequest<DynamicObject> = review
-            .try_into()
-            .map_err(|_| "the AdmissionReview has no request".to_string())?;
-        let answer = self.decide(&request).await;
+            serde_json::from_slice(body).map_err(ReviewError::NotAReview)?;
+        let request: AdmissionRequest<DynamicObject> =
+            review.try_into().map_err(|_| ReviewError::NoRequest)?;
+        let user = request.user_info.username.as_deref().unwrap_or_default();
+        let span = tracing::info_span!(
+            "admission",
+            uid = %request.uid,
+            kind = %request.kind.kind,
+            operation = ?request.operation,
+            user,
+            outcome = tracing::field::Empty,
+            rule = tracing::field::Empty,
+        );
+        let answer = match self.decide(&request).instrument(span.clone()).await {
+            Ok(decision) => answer(&request, decision),
+            Err(early) => early.answer(&request),
+        };
+        let allowed = answer.response.allowed;
+        span.record("outcome", if allowed { "allowed" } else { "denied" });
+        span.record("rule", answer.reason);
+        if !allowed {
+            tracing::info!(
+                uid = %request.uid,
+                user,
+                operation = ?request.operation,
+                kind = %request.kind.kind,
+                namespace = request.namespace.as_deref().unwrap_or_default(),
+                name = %request.name,
+                rule = answer.reason,
+                "admission denied"
+            );
+        }
         Ok((answer.response.into_review(), answer.reason))
     }
 
-    async fn decide(&self, req: &AdmissionRequest<DynamicObject>) -> Answer {
-        let allow = |warnings: Vec<String>| {
-            let mut response = AdmissionResponse::from(req);
-            if !warnings.is_empty() {
-                response.warnings = Some(warnings);
-            }
-            Answer {
-                response,
-                reason: "allowed",
-            }
-        };
-        let invalid = |what: &str| Answer {
-            response: AdmissionResponse::from(req).deny(format!("roster: {what}")),
-            reason: "InvalidRequest",
-        };
-        let Some(namespace) = req.namespace.clone() else {
-            return allow(vec![]);
-        };
+    /// The decision, as its steps: where, whose status write, caches ready, reserved metadata,
+    /// the objects, the operation, the org's index, the rules (with the removal budget), and the
+    /// right to bind what `spec.access` names. Each step may end it early.
+    async fn decide(&self, req: &AdmissionRequest<DynamicObject>) -> Result<Decision, Early> {
+        let namespace = req.namespace.as_deref().ok_or(Early::Allow)?;
         let actor = Actor::new(
             req.user_info.username.clone().unwrap_or_default(),
             req.user_info.groups.clone().unwrap_or_default(),
             &self.config,
         );
         let kind = req.kind.kind.as_str();
-        if req.operation == Verb::Create
-            && is_roster_kind(kind)
-            && let Err(denial) = rules::org_namespace(&self.config, &namespace, kind)
-        {
-            return deny(req, denial);
+        if req.operation == Verb::Create && is_roster_kind(kind) {
+            rules::org_namespace(&self.config, namespace, kind).map_err(Early::Deny)?;
         }
         // Before the caches: roster's own status writes must never wait for them (the controller
         // writes status through this webhook), and who writes status needs nothing cached.
         if req.sub_resource.as_deref() == Some("status") {
-            return self.status_write(req, &actor);
+            return self.status_write(req, &actor).map(|()| Decision::default());
         }
-        // Until the caches have listed what exists, every index is empty: every org would look like
-        // a namespace without an Organization (where deletions are always allowed) and without
-        // members. Wait for them briefly, or refuse; never decide from nothing.
-        if is_roster_kind(kind)
-            && tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.stores.ready())
-                .await
-                .is_err()
-        {
-            return Answer {
-                response: AdmissionResponse::from(req)
-                    .deny("roster: the webhook's caches are still syncing; try again in a moment"),
-                reason: "CachesSyncing",
-            };
+        if is_roster_kind(kind) {
+            self.caches_synced().await?;
         }
         let now = Timestamp::now();
-        let mut index = self.caches.index(&namespace);
+        reserved_metadata(req, &actor)?;
+        let objects = Objects::read(req)?;
+        let invited = self.invited(req, namespace, &objects).await;
+        let op = objects
+            .operation(&req.operation, &invited)
+            .ok_or(Early::Allow)?;
+        let index = self.index(namespace, &op).await?;
+        let decision = self
+            .authorize(req, namespace, &index, &actor, &op, now)
+            .await;
+        self.confirm_bind_rights(req, &op, decision).await
+    }
 
-        if let (Verb::Create | Verb::Update, Some(new)) = (&req.operation, &req.object)
-            && is_roster_kind(kind)
-            && let Err(denial) = rules::reserved_metadata(
-                &actor,
-                req.old_object.as_ref().map(|o| &o.metadata),
-                &new.metadata,
-            )
-        {
-            return deny(req, denial);
-        }
+    /// Until the caches have listed what exists, every index is empty: every org would look like
+    /// a namespace without an Organization (where deletions are always allowed) and without
+    /// members. Wait for them briefly, or refuse; never decide from nothing.
+    async fn caches_synced(&self) -> Result<(), Undecided> {
+        tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.stores.ready())
+            .await
+            .map_err(|_| Undecided::CachesSyncing)
+    }
 
-        macro_rules! objects {
-            ($t:ty) => {{
-                let new: Option<$t> = typed(&req.object);
-                let old: Option<$t> = typed(&req.old_object);
-                let missing = match &req.operation {
-                    Verb::Create => new.is_none(),
-                    Verb::Update => new.is_none() || old.is_none(),
-                    Verb::Delete => old.is_none(),
-                    Verb::Connect => false,
-                };
-                if missing {
-                    return invalid(&format!("the {kind} in the request could not be read"));
-                }
-                (new, old)
-            }};
-        }
-
-        // Kept alive for the borrow in `Operation`.
-        let (memberships, invites, teams, orgs);
-        let invite_for_redemption;
-        let code;
-        let op = match kind {
-            "Membership" => {
-                memberships = objects!(Membership);
-                match (&req.operation, &memberships) {
-                    (&Verb::Create, (Some(m), _)) => {
-                        invite_for_redemption = m.spec.invite.as_ref().and_then(|r| {
-                            self.caches
-                                .stores
-                                .invites
-                                .get(&ObjectRef::new(&r.name).within(&namespace))
-                        });
-                        code = match invite_for_redemption.as_deref() {
-                            Some(i) => self.caches.invite_code(&self.client, i).await,
-                            None => None,
-                        };
-                        Operation::CreateMembership {
-                            spec: &m.spec,
-                            redemption: m.spec.invite.as_ref().map(|_| Redemption {
-                                invite: invite_for_redemption.as_deref(),
-                                code: code.as_deref(),
-                            }),
-                        }
-                    }
-                    (&Verb::Update, (Some(new), Some(old))) => {
-                        if new.spec == old.spec {
-                            return allow(vec![]); // metadata only (finalizers, labels)
-                        }
-                        Operation::UpdateMembership {
-                            old: &old.spec,
-                            new: &new.spec,
-                        }
-                    }
-                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteMembership(&old.spec),
-                    _ => return allow(vec![]),
-                }
+    /// The Invite a new Membership redeems, and its code; nothing for any other request.
+    async fn invited(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        namespace: &str,
+        objects: &Objects,
+    ) -> Invited {
+        let reference = match (&req.operation, objects) {
+            (Verb::Create, Objects::Membership(c)) => {
+                c.new.as_ref().and_then(|m| m.spec.invite.as_ref())
             }
-            "Invite" => {
-                invites = objects!(Invite);
-                match (&req.operation, &invites) {
-                    (&Verb::Create, (Some(i), _)) => Operation::CreateInvite(&i.spec),
-                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
-                        return allow(vec![]);
-                    }
-                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateInvite {
-                        old: &old.spec,
-                        new: &new.spec,
-                    },
-                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteInvite(&old.spec),
-                    _ => return allow(vec![]),
-                }
-            }
-            "Team" => {
-                teams = objects!(Team);
-                match (&req.operation, &teams) {
-                    (&Verb::Create, (Some(t), _)) => Operation::CreateTeam(&t.spec),
-                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
-                        return allow(vec![]);
-                    }
-                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateTeam {
-                        old: &old.spec,
-                        new: &new.spec,
-                    },
-                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteTeam(&old.spec),
-                    _ => return allow(vec![]),
-                }
-            }
-            "Organization" => {
-                orgs = objects!(Organization);
-                match (&req.operation, &orgs) {
-                    (&Verb::Create, (Some(o), _)) => Operation::CreateOrganization(&o.spec),
-                    (&Verb::Update, (Some(new), Some(old))) if new.spec == old.spec => {
-                        return allow(vec![]);
-                    }
-                    (&Verb::Update, (Some(new), Some(old))) => Operation::UpdateOrganization {
-                        old: &old.spec,
-                        new: &new.spec,
-                    },
-                    (&Verb::Delete, (_, Some(old))) => Operation::DeleteOrganization(&old.spec),
-                    _ => return allow(vec![]),
-                }
-            }
-            _ => return allow(vec![]),
+            _ => None,
         };
+        let invite = reference.and_then(|r| {
+            (self.caches.stores.invites).get(&ObjectRef::new(&r.name).within(namespace))
+        });
+        let code = match invite.as_deref() {
+            Some(i) => self.caches.invite_code(&self.client, i).await,
+            None => None,
+        };
+        Invited { invite, code }
+    }
 
-        // Removing or demoting an owner is rare and dangerous, and a second Organization in a
-        // namespace must not slip in while the cache lags: decide both from a fresh read.
-        let fresh_read = match op {
+    /// The org's index, from the caches; removing or demoting an owner is rare and dangerous,
+    /// and a second Organization in a namespace must not slip in while the cache lags: those are
+    /// decided from a fresh read.
+    async fn index(
+        &self,
+        namespace: &str,
+        op: &Operation<'_>,
+    ) -> Result<std::sync::Arc<OrgIndex>, Undecided> {
+        let index = self.caches.index(namespace);
+        let fresh_read = match *op {
             Operation::UpdateMembership { old: target, .. }
             | Operation::DeleteMembership(target) => touches_an_owner(&index, target),
             Operation::CreateOrganization(_) => true,
             _ => false,
         };
-        if fresh_read {
-            match self.fresh_index(&namespace).await {
-                Ok(fresh) => index = std::sync::Arc::new(fresh),
-                Err(e) => {
-                    return Answer {
-                        response: AdmissionResponse::from(req).deny(format!(
-                            "roster: could not confirm the owner count ({e}); try again"
-                        )),
-                        reason: "FreshReadFailed",
-                    };
-                }
-            }
+        if !fresh_read {
+            return Ok(index);
         }
+        let fresh = self.fresh_index(namespace).await;
+        fresh.map(std::sync::Arc::new).map_err(Undecided::FreshRead)
+    }
 
-        // A removal spends the budget once: deleting a Membership that is already Terminating (held
-        // by the owner protection) again is not another removal. Leaving is no removal at all, and
-        // orgs without a budget keep no count.
-        let removed = req
-            .old_object
-            .as_ref()
+    /// What the rules decide. A refused deletion may be part of deleting the whole namespace,
+    /// which roster must never block: only then is it worth a read, and the rules asked again.
+    async fn authorize(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        namespace: &str,
+        index: &OrgIndex,
+        actor: &Actor,
+        op: &Operation<'_>,
+        now: Timestamp,
+    ) -> Decision {
+        let decision = self.counted(req, namespace, index, actor, op, now);
+        if decision.denial.is_some()
+            && req.operation == Verb::Delete
+            && self.namespace_deleting(namespace).await
+        {
+            let ctx = Context {
+                now,
+                removals_last_hour: 0,
+                namespace_deleting: true,
+            };
+            return rules::authorize(index, &self.config, actor, op, &ctx);
+        }
+        decision
+    }
+
+    /// What the rules decide, with the removal budget: a removal spends it once (deleting a
+    /// Membership that is already Terminating, held by the owner protection, again is not another
+    /// removal), leaving is no removal at all, and orgs without a budget keep no count.
+    fn counted(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        namespace: &str,
+        index: &OrgIndex,
+        actor: &Actor,
+        op: &Operation<'_>,
+        now: Timestamp,
+    ) -> Decision {
+        let removed = (req.old_object.as_ref())
             .map(|o| &o.metadata)
             .filter(|m| m.deletion_timestamp.is_none());
         let leaving =
-            matches!(op, Operation::DeleteMembership(m) if rules::removals::leaving(&actor, m));
+            matches!(op, Operation::DeleteMembership(m) if rules::removals::leaving(actor, m));
         if leaving && !req.dry_run {
             let uid = removed.and_then(|m| m.uid.as_deref()).unwrap_or(&req.name);
-            self.caches.removals.release(&namespace, uid);
+            self.caches.removals.release(namespace, uid);
         }
         let removing = matches!(op, Operation::DeleteMembership(_))
             && removed.is_some()
             && !leaving
             && rules::removals::budget(index.organization.as_ref()).is_some();
-        let ctx = Context {
-            now,
-            removals_last_hour: 0,
-            namespace_deleting: false,
-        };
         let authorize = |removals_last_hour| {
             let ctx = Context {
+                now,
                 removals_last_hour,
-                ..ctx
+                namespace_deleting: false,
             };
-            rules::admit(&index, &self.config, &actor, &op, &ctx)
+            rules::admit(index, &self.config, actor, op, &ctx)
         };
-        let mut decision: Decision = match removed {
+        match removed {
             // Decided and counted in one step, so that concurrent removals cannot all take the
             // last slot. Dry runs must cause nothing, not even a tick of the budget.
             Some(meta) if removing && !req.dry_run => {
                 let uid = meta.uid.as_deref().unwrap_or(&req.name);
-                self.caches.removals.decide(&namespace, uid, now, |count| {
+                self.caches.removals.decide(namespace, uid, now, |count| {
                     let decision = authorize(count);
                     (decision.denial.is_none(), decision)
                 })
             }
-            _ if removing => authorize(self.caches.removals.last_hour(&namespace, now)),
+            _ if removing => authorize(self.caches.removals.last_hour(namespace, now)),
             _ => authorize(0),
-        };
-        // A refused deletion may be part of deleting the whole namespace, which roster must never
-        // block: only then is it worth a read.
-        if decision.denial.is_some()
-            && req.operation == Verb::Delete
-            && self.namespace_deleting(&namespace).await
-        {
-            let ctx = Context {
-                namespace_deleting: true,
-                ..ctx
-            };
-            decision = rules::authorize(&index, &self.config, &actor, &op, &ctx);
-        }
-        if decision.denial.is_none()
-            && let Some((old, new)) = access_change(&op)
-        {
-            match self.bind_rights(req, old, new).await {
-                Ok(()) => {}
-                Err(Ok(denial)) => decision.denial = Some(denial),
-                Err(Err(e)) => {
-                    return Answer {
-                        response: AdmissionResponse::from(req).deny(format!(
-                            "roster: could not confirm your right to bind the ClusterRoles of spec.access ({e}); try again"
-                        )),
-                        reason: "SubjectAccessReviewFailed",
-                    };
-                }
-            }
-        }
-        match decision.denial {
-            Some(denial) => {
-                let mut answer = deny(req, denial);
-                if !decision.warnings.is_empty() {
-                    answer.response.warnings = Some(decision.warnings);
-                }
-                answer
-            }
-            None => allow(decision.warnings),
         }
     }
 
-    /// A write to `status`: roster's alone, and only of an object roster can read.
-    fn status_write(&self, req: &AdmissionRequest<DynamicObject>, actor: &Actor) -> Answer {
-        if let Err(message) = rules::status::status_write(actor, self.roster_user.as_deref()) {
-            let mut response = AdmissionResponse::from(req).deny(format!(
-                "roster: {message} [rule {}]",
-                rules::status::STATUS_OWNED_BY_ROSTER
-            ));
-            response.result.code = 403;
-            response.result.reason = "Forbidden".into();
-            return Answer {
-                response,
-                reason: rules::status::STATUS_OWNED_BY_ROSTER,
-            };
+    /// An allowed change of `spec.access` also needs the requester's right to bind what it names.
+    async fn confirm_bind_rights(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        op: &Operation<'_>,
+        mut decision: Decision,
+    ) -> Result<Decision, Early> {
+        if decision.denial.is_none()
+            && let Some((old, new)) = access_change(op)
+        {
+            decision.denial = self
+                .bind_rights(req, old, new)
+                .await
+                .map_err(Undecided::BindRights)?;
         }
+        Ok(decision)
+    }
+
+    /// A write to `status`: roster's alone, and only of an object roster can read.
+    fn status_write(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        actor: &Actor,
+    ) -> Result<(), Early> {
+        rules::status::status_write(actor, self.roster_user.as_deref())
+            .map_err(|message| Early::StatusOwned(message.to_string()))?;
         let readable = match req.kind.kind.as_str() {
             "Membership" => typed::<Membership>(&req.object).is_some(),
             "Invite" => typed::<Invite>(&req.object).is_some(),
@@ -371,38 +501,28 @@ impl Decider {
             "Organization" => typed::<Organization>(&req.object).is_some(),
             _ => true,
         };
-        let response = AdmissionResponse::from(req);
         match readable {
-            true => Answer {
-                response,
-                reason: "allowed",
-            },
-            false => Answer {
-                response: response.deny("roster: the object in the request could not be read"),
-                reason: "InvalidRequest",
-            },
+            true => Ok(()),
+            false => Err(Undecided::UnreadableStatus.into()),
         }
     }
 
     /// Asks the API server whether the requester may `bind` each ClusterRole where `spec.access`
-    /// would have roster bind it, then lets the rules decide. `Err(Err)` when it could not ask.
+    /// would have roster bind it, then lets the rules decide: `Some` denial, or `Err` when it
+    /// could not ask.
     async fn bind_rights(
         &self,
         req: &AdmissionRequest<DynamicObject>,
         old: Option<&Access>,
         new: &Access,
-    ) -> Result<(), Result<rules::Denial, kube::Error>> {
+    ) -> Result<Option<rules::Denial>, kube::Error> {
         let mut may_bind = BTreeSet::new();
         for (ns, role) in rules::binds_to_confirm(old, new) {
-            if self
-                .may_bind(&req.user_info, &ns, &role)
-                .await
-                .map_err(Err)?
-            {
+            if self.may_bind(&req.user_info, &ns, &role).await? {
                 may_bind.insert((ns, role));
             }
         }
-        rules::bind_rights(old, new, &may_bind).map_err(Ok)
+        Ok(rules::bind_rights(old, new, &may_bind).err())
     }
 
     async fn may_bind(&self, user: &UserInfo, namespace: &str, role: &str) -> kube::Result<bool> {
@@ -464,19 +584,63 @@ impl Decider {
     }
 }
 
+/// Admits the request, with the rules' warnings.
+fn allow(req: &AdmissionRequest<DynamicObject>, warnings: Vec<String>) -> Answer {
+    let mut response = AdmissionResponse::from(req);
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    Answer {
+        response,
+        reason: "allowed",
+    }
+}
+
+/// The rules' decision as the answer; a denial keeps the rules' warnings too.
+fn answer(req: &AdmissionRequest<DynamicObject>, decision: Decision) -> Answer {
+    match decision.denial {
+        Some(denial) => {
+            let mut answer = deny(req, denial);
+            if !decision.warnings.is_empty() {
+                answer.response.warnings = Some(decision.warnings);
+            }
+            answer
+        }
+        None => allow(req, decision.warnings),
+    }
+}
+
 /// A refusal of who may do what, answered as the API server's own RBAC would: 403, naming the rule.
 fn deny(req: &AdmissionRequest<DynamicObject>, denial: rules::Denial) -> Answer {
-    let mut response = AdmissionResponse::from(req).deny(format!(
+    let message = format!(
         "roster: {} [rule {}]",
         denial.message,
         denial.reason.as_str()
-    ));
+    );
+    forbidden(req, message, denial.reason.as_str())
+}
+
+/// A 403 Forbidden answer with `message`.
+fn forbidden(
+    req: &AdmissionRequest<DynamicObject>,
+    message: String,
+    reason: &'static str,
+) -> Answer {
+    let mut response = AdmissionResponse::from(req).deny(message);
     response.result.code = 403;
     response.result.reason = "Forbidden".into();
-    Answer {
-        response,
-        reason: denial.reason.as_str(),
+    Answer { response, reason }
+}
+
+/// Who may set the labels and annotations roster reserves (checked before the objects are read).
+fn reserved_metadata(req: &AdmissionRequest<DynamicObject>, actor: &Actor) -> Result<(), Early> {
+    if let (Verb::Create | Verb::Update, Some(new)) = (&req.operation, &req.object)
+        && is_roster_kind(&req.kind.kind)
+    {
+        let old = req.old_object.as_ref().map(|o| &o.metadata);
+        rules::reserved_metadata(actor, old, &new.metadata).map_err(Early::Deny)?;
     }
+    Ok(())
 }
 
 fn is_roster_kind(kind: &str) -> bool {

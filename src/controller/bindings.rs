@@ -1,5 +1,6 @@
 //! The access step of a reconcile: write the RoleBindings the organization should have, remove the
-//! ones it should not, and say how that went as `AccessSynced` conditions.
+//! ones it should not, label the org and workload namespaces with the data region, and say how that
+//! went as `AccessSynced` conditions.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +12,8 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use super::apply::FIELD_MANAGER;
-use super::reconcile::Writes;
+use super::error::Failure;
+use super::writes::Writes;
 use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
 use crate::api::{Membership, MembershipStatus, Organization, Team};
 use crate::rules::conditions::{Standing, Want};
@@ -21,7 +23,7 @@ pub const ACCESS_SYNCED: &str = "AccessSynced";
 /// What the access step did, for the conditions.
 pub struct Synced {
     pub claims: Claims,
-    /// Bindings that could not be written, with the error.
+    /// Bindings that could not be written, with the error (the messages of `errors`, in order).
     pub failures: Vec<String>,
 }
 
@@ -46,7 +48,7 @@ async fn apply_binding(
     ctx: &Context,
     b: &RoleBinding,
     old: Option<&RoleBinding>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
     let mut body = serde_json::to_value(b).expect("serializable");
@@ -66,10 +68,14 @@ async fn apply_binding(
     )
     .await
     .map(drop)
-    .map_err(|e| format!("RoleBinding {ns}/{name}: {e}"))
+    .map_err(|source| Failure::ApplyBinding {
+        namespace: ns,
+        name,
+        source,
+    })
 }
 
-async fn remove_binding(ctx: &Context, e: &RoleBinding) -> Result<(), String> {
+async fn remove_binding(ctx: &Context, e: &RoleBinding) -> Result<(), Failure> {
     let ns = e.namespace().unwrap_or_default();
     ctx.metrics.write("RoleBinding", "delete");
     match Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
@@ -78,19 +84,25 @@ async fn remove_binding(ctx: &Context, e: &RoleBinding) -> Result<(), String> {
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(err) => Err(format!("removing RoleBinding {ns}/{}: {err}", e.name_any())),
+        Err(source) => Err(Failure::RemoveBinding {
+            namespace: ns,
+            name: e.name_any(),
+            source,
+        }),
     }
 }
 
 /// Brings the organization's RoleBindings to what its effective state implies. Without an
-/// Organization (or while it is deleted) that is none.
+/// Organization (or while it is deleted) that is none. Returns what was done, and the failures
+/// (sorted: writes finish in any order, and the condition that reports them must read the same
+/// each time).
 pub async fn sync(
     ctx: &Context,
     namespace: &str,
     org: Option<&Organization>,
     memberships: &[(&Membership, &MembershipStatus)],
     teams: &[Team],
-) -> Synced {
+) -> (Synced, Vec<Failure>) {
     let (claims, desired) = match org.filter(|o| o.meta().deletion_timestamp.is_none()) {
         Some(org) => {
             let all = ctx.stores.organizations.state();
@@ -143,11 +155,16 @@ pub async fn sync(
     }
     failures.extend(writes.finish().await.into_iter().filter_map(Result::err));
     // Writes finish in any order; the condition that reports failures must read the same each time.
-    failures.sort();
+    failures.sort_by_cached_key(ToString::to_string);
     if let Some(org) = org.filter(|o| o.meta().deletion_timestamp.is_none()) {
         label_data_region(ctx, org, namespace, &claims, &mut failures).await;
     }
-    Synced { claims, failures }
+    let messages = failures.iter().map(ToString::to_string).collect();
+    let synced = Synced {
+        claims,
+        failures: messages,
+    };
+    (synced, failures)
 }
 
 /// Propagates `spec.dataRegion` as a label on the org namespace and its workload namespaces that
@@ -159,7 +176,7 @@ async fn label_data_region(
     org: &Organization,
     namespace: &str,
     claims: &Claims,
-    failures: &mut Vec<String>,
+    failures: &mut Vec<Failure>,
 ) {
     let region = org.spec.data_region.as_str();
     let api: Api<Namespace> = Api::all(ctx.client.clone());
@@ -175,7 +192,7 @@ async fn label_data_region(
             "metadata": { "name": ns, "labels": { DATA_REGION_LABEL: region } }
         });
         ctx.metrics.write("Namespace", "label");
-        if let Err(e) = api
+        if let Err(source) = api
             .patch(
                 ns,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -183,7 +200,10 @@ async fn label_data_region(
             )
             .await
         {
-            failures.push(format!("labelling namespace {ns}: {e}"));
+            failures.push(Failure::LabelNamespace {
+                namespace: ns.to_string(),
+                source,
+            });
         }
     }
 }
