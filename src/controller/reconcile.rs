@@ -15,12 +15,11 @@ use super::error::{Error, Failure};
 use super::snapshot::{LeftOver, Snapshot};
 use super::writes::Writes;
 use super::{Context, apply, bindings};
-use crate::api::{
-    Invite, Membership, MembershipPhase, MembershipStatus, OrgRole, Organization,
-    OrganizationStatus, Team,
-};
+use crate::api::{Invite, Membership, MembershipStatus, Organization, OrganizationStatus, Team};
 use crate::rules::ConditionReason;
+use crate::rules::access_conditions;
 use crate::rules::conditions;
+use crate::rules::write_order::{is_active_owner, write_rank};
 use crate::rules::{self, MembershipEffect, OrgObjects};
 
 pub use crate::names::OWNER_PROTECTION;
@@ -369,7 +368,7 @@ async fn write_organizations(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        let (access, standing) = bindings::org_access(synced);
+        let (access, standing) = access_conditions::org_access(synced);
         let generation = org.meta().generation;
         conditions::fold(
             &mut status.conditions,
@@ -544,7 +543,7 @@ async fn write_teams(
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        if let Some((access, standing)) = bindings::team_access(team, org, synced) {
+        if let Some((access, standing)) = access_conditions::team_access(team, org, synced) {
             let generation = team.meta().generation;
             conditions::fold(
                 &mut status.conditions,
@@ -561,34 +560,6 @@ async fn write_teams(
     }
     failed.extend(errors(writes.finish().await));
     failed
-}
-
-/// The rank in which a Membership's status is written within one reconcile (lower first): seats
-/// are freed before they are taken, and ownership is gained before it is lost, so no state in
-/// between has Active members without an Active owner, or more Active members than seats.
-fn write_rank(
-    before: Option<&MembershipStatus>,
-    after: &MembershipStatus,
-    owners_kept: bool,
-) -> u8 {
-    let active =
-        |s: Option<&MembershipStatus>| s.is_some_and(|s| s.phase == Some(MembershipPhase::Active));
-    let (was_owner, is_owner) = (is_active_owner(before), is_active_owner(Some(after)));
-    if active(before) && !active(Some(after)) && (!was_owner || owners_kept) {
-        0 // leaves a seat, and the org stays owned without it
-    } else if is_owner && !was_owner {
-        1
-    } else if was_owner && !is_owner {
-        3
-    } else {
-        2
-    }
-}
-
-fn is_active_owner(s: Option<&MembershipStatus>) -> bool {
-    s.is_some_and(|s| {
-        s.phase == Some(MembershipPhase::Active) && s.effective_role == Some(OrgRole::Owner)
-    })
 }
 
 fn not_the_org_status(
@@ -645,14 +616,6 @@ async fn publish_notices(
 mod tests {
     use super::*;
 
-    fn status(phase: MembershipPhase, role: OrgRole) -> MembershipStatus {
-        MembershipStatus {
-            phase: Some(phase),
-            effective_role: Some(role),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn an_idle_org_is_reconciled_again_after_the_resync_period_and_an_expiry_sooner() {
         assert_eq!(next_action(None), Action::requeue(RESYNC));
@@ -663,24 +626,5 @@ mod tests {
             next_action(Some(past)),
             Action::requeue(Duration::from_millis(50))
         );
-    }
-
-    /// Seats are freed before they are taken, and ownership is gained before it is lost: with
-    /// `maxMembers: 3`, owners Alice and Bob, member Carol and Dave waiting, Bob leaving lets Dave in
-    /// only after Bob's seat is free, since Alice keeps the org owned meanwhile.
-    #[test]
-    fn a_leaving_owner_frees_the_seat_first_when_other_owners_stay() {
-        use MembershipPhase::{Active, Pending};
-        let owner = status(Active, OrgRole::Owner);
-        let gone = status(Pending, OrgRole::Owner);
-        let member = status(Active, OrgRole::Member);
-        let waiting = status(Pending, OrgRole::Member);
-        let bob = write_rank(Some(&owner), &gone, true);
-        let dave = write_rank(Some(&waiting), &member, true);
-        assert!(bob < dave, "bob {bob} before dave {dave}");
-        // Without another owner staying, the last owner's departure waits for the new owner.
-        let carol_promoted = write_rank(Some(&member), &owner, false);
-        let bob_alone = write_rank(Some(&owner), &gone, false);
-        assert!(carol_promoted < bob_alone);
     }
 }

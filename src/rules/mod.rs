@@ -2,6 +2,7 @@
 //! effective state. No I/O and no clock of its own (time is an argument), so the controller, the
 //! webhook, `roster check` and the tests all get the same answers.
 
+pub mod access_conditions;
 pub mod actor;
 pub mod age;
 pub mod authorize;
@@ -18,6 +19,7 @@ pub mod redemption;
 pub mod removals;
 pub mod status;
 pub mod ttl;
+pub mod write_order;
 
 pub use actor::{Actor, Config};
 pub use age::{age_key, oldest_first, organization_of};
