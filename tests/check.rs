@@ -179,6 +179,14 @@ const CASES: &[Case] = &[
         message: "its Organization is refused",
     },
     Case {
+        folder: "team-cluster-role-not-mapped",
+        severity: "error",
+        file: "all.yaml",
+        object: "Team shop/checkout",
+        rule: "ClusterRoleNotMapped",
+        message: "spec.access.clusterRoles names edit, which the Organization",
+    },
+    Case {
         folder: "team-member-not-in-org",
         severity: "warning",
         file: "all.yaml",

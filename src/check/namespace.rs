@@ -11,6 +11,9 @@ use kube::{Resource, ResourceExt};
 use super::report::{Findings, Severity};
 use super::{Checked, Namespace};
 use crate::api::{Invite, Membership, MembershipPhase, Organization, Team};
+use crate::rules::ConditionReason;
+use crate::rules::access_conditions::{Synced, team_access as team_access_condition};
+use crate::rules::conditions::Standing;
 use crate::rules::effective::condition;
 use crate::rules::{
     self, Actor, Config, Decision, Effective, Operation, OrgIndex, OrgObjects, Redemption,
@@ -68,11 +71,14 @@ pub(super) fn check_namespace(
     );
     let quorum_short = organization_conditions(group, &effective, findings);
     let held_back = |reason: &str| {
-        (reason == "OwnerQuorumNotMet" && quorum_short)
-            || (reason == "OrganizationMissing" && org_missing_reported)
+        (reason == ConditionReason::OwnerQuorumNotMet && quorum_short)
+            || (reason == ConditionReason::OrganizationMissing && org_missing_reported)
     };
     memberships_not_active(group, &effective, held_back, findings);
     invite_and_team_conditions(group, &effective, findings);
+    if let Some(org) = &scene.org {
+        team_access(group, org, all_orgs, config, findings);
+    }
     scene.creates(group, &assumed, &effective, findings);
 }
 
@@ -121,7 +127,7 @@ impl Scene<'_> {
         if let Some(c) = group.organizations.first() {
             let orgs: Vec<&Organization> = all_orgs.iter().collect();
             let config = self.config;
-            let claims = crate::access::claims(&c.object, &orgs, &config.excluded_namespaces);
+            let claims = rules::rbac::claims(&c.object, &orgs, &config.excluded_namespaces);
             for (namespace, why) in claims.refused {
                 if !config.excluded_namespaces.contains(&namespace) {
                     findings.on(
@@ -398,11 +404,11 @@ fn invite_and_team_conditions(group: &Namespace, effective: &Effective, findings
             continue;
         };
         if let Some(ready) = rules::conditions::find(&status.conditions, condition::READY) {
-            match ready.reason.as_str() {
-                "OpenInvitesDisabled" => {
+            match ConditionReason::parse(&ready.reason) {
+                Some(ConditionReason::OpenInvitesDisabled) => {
                     findings.on(Severity::Error, c, &ready.reason, ready.message.clone())
                 }
-                "TTLCapped" => {
+                Some(ConditionReason::TTLCapped) => {
                     findings.on(Severity::Warning, c, &ready.reason, ready.message.clone())
                 }
                 _ => {}
@@ -414,10 +420,34 @@ fn invite_and_team_conditions(group: &Namespace, effective: &Effective, findings
             continue;
         };
         for cond in status.conditions.iter().filter(|c| c.status == "False") {
-            if cond.reason == "MembersNotInOrganization" || cond.reason == "OwnerNotInOrganization"
+            if cond.reason == ConditionReason::MembersNotInOrganization
+                || cond.reason == ConditionReason::OwnerNotInOrganization
             {
                 findings.on(Severity::Warning, c, &cond.reason, cond.message.clone());
             }
+        }
+    }
+}
+
+/// Teams whose access the controller would refuse (`AccessSynced` Stalled: a namespace the
+/// Organization does not claim, a ClusterRole its mapping does not use), asked of the same rule.
+fn team_access(
+    group: &Namespace,
+    org: &Organization,
+    all_orgs: &[Organization],
+    config: &Config,
+    findings: &mut Findings,
+) {
+    let orgs: Vec<&Organization> = all_orgs.iter().collect();
+    let synced = Synced {
+        claims: rules::rbac::claims(org, &orgs, &config.excluded_namespaces),
+        failures: Vec::new(),
+    };
+    for c in &group.teams {
+        if let Some((access, Standing::Stalled)) =
+            team_access_condition(&c.object, Some(org), &synced)
+        {
+            findings.on(Severity::Error, c, &access.reason, access.message);
         }
     }
 }
