@@ -183,7 +183,7 @@ impl Caches {
         );
         let (role_bindings, binding_events) = reflect(
             Api::<RoleBinding>::all(client.clone()),
-            config.labels(crate::access::ORGANIZATION_LABEL),
+            config.labels(crate::rules::rbac::ORGANIZATION_LABEL),
         );
         let caches = Caches {
             stores: Stores {
@@ -212,7 +212,9 @@ impl Caches {
         caches.drive_with(namespace_events, scope, Caches::on_namespace, |_| None);
         // A binding changed or deleted by someone else is repaired by its organization's reconcile.
         caches.drive_mapped(binding_events, scope, |b: &RoleBinding| {
-            b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()
+            b.labels()
+                .get(crate::rules::rbac::ORGANIZATION_LABEL)
+                .cloned()
         });
         caches
     }
@@ -333,11 +335,11 @@ impl Caches {
             .chain(s.memberships.state().iter().filter_map(|o| o.namespace()))
             .chain(s.invites.state().iter().filter_map(|o| o.namespace()))
             .chain(s.teams.state().iter().filter_map(|o| o.namespace()))
-            .chain(
-                bindings
-                    .iter()
-                    .filter_map(|b| b.labels().get(crate::access::ORGANIZATION_LABEL).cloned()),
-            )
+            .chain(bindings.iter().filter_map(|b| {
+                b.labels()
+                    .get(crate::rules::rbac::ORGANIZATION_LABEL)
+                    .cloned()
+            }))
             .collect()
     }
 
@@ -408,18 +410,11 @@ impl Caches {
         match event {
             Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
                 let ns = o.namespace().unwrap_or_default();
-                // The oldest Organization of a namespace is its organization.
-                let mut orgs = self
+                let orgs = self
                     .stores
                     .organizations
                     .state_filter(|x| x.namespace().as_deref() == Some(&ns));
-                orgs.sort_by_key(|x| {
-                    (
-                        x.meta().creation_timestamp.as_ref().map(|t| t.0),
-                        x.name_any(),
-                    )
-                });
-                let org = orgs.first().map(|x| (**x).clone());
+                let org = crate::rules::organization_of(orgs.iter().map(|x| x.as_ref())).cloned();
                 self.edit(&ns, |index| index.organization = org);
                 let deleted = matches!(event, Event::Delete(_));
                 let before = self.remember_access(o, deleted);
@@ -550,15 +545,9 @@ impl Caches {
         }
         let rebuilt = by_ns
             .into_iter()
-            .map(|(ns, (mut orgs, ms, invs))| {
-                orgs.sort_by_key(|x| {
-                    (
-                        x.meta().creation_timestamp.as_ref().map(|t| t.0),
-                        x.name_any(),
-                    )
-                });
+            .map(|(ns, (orgs, ms, invs))| {
                 let index = OrgIndex::new(
-                    orgs.first().map(|o| o.as_ref()),
+                    crate::rules::organization_of(orgs.iter().map(|o| o.as_ref())),
                     ms.iter().map(|m| m.as_ref()),
                     invs.iter().map(|i| i.as_ref()),
                 );

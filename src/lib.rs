@@ -16,6 +16,3 @@ pub mod removals;
 pub mod rules;
 pub mod run;
 pub mod webhook;
-
-// The RBAC derivation lives in the rules (`rules::rbac`); `access` is its old path.
-pub use rules::rbac as access;

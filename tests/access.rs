@@ -229,7 +229,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
             Api::<RoleBinding>::namespaced(client, &ns)
                 .list(
                     &ListParams::default()
-                        .labels(&format!("{}=member", roster::access::MEMBERSHIP_LABEL)),
+                        .labels(&format!("{}=member", roster::rules::rbac::MEMBERSHIP_LABEL)),
                 )
                 .await
                 .unwrap()
@@ -357,8 +357,8 @@ async fn bindings_labelled(client: &Client, ns: &str, label: &str, value: &str) 
 /// bindings, and two long names sharing a 240-character prefix get a binding each.
 #[tokio::test]
 async fn names_at_the_api_limits_get_their_role_bindings() {
-    use roster::access::{MEMBERSHIP_LABEL, TEAM_LABEL};
     use roster::names::label_value;
+    use roster::rules::rbac::{MEMBERSHIP_LABEL, TEAM_LABEL};
     let client = support::admin_client().await;
     support::install_crds(&client).await;
     support::install_cluster_roles(&client).await;
@@ -516,7 +516,10 @@ async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_change
     support::apply(&client, &work, &org(&[], "")).await;
     can_edit("dev-b@example.com", false).await;
     let gone = Api::<RoleBinding>::namespaced(client.clone(), &work)
-        .list(&ListParams::default().labels(&format!("{}={b}", roster::access::ORGANIZATION_LABEL)))
+        .list(
+            &ListParams::default()
+                .labels(&format!("{}={b}", roster::rules::rbac::ORGANIZATION_LABEL)),
+        )
         .await
         .unwrap();
     assert!(gone.items.is_empty(), "{:?}", gone.items);

@@ -965,7 +965,7 @@ fn chart_crds_are_the_repository_crds() {
 #[test]
 fn chart_cluster_roles_are_roster_access_cluster_roles() {
     let docs = render(&[]);
-    let expected = roster::access::cluster_roles();
+    let expected = roster::rules::rbac::cluster_roles();
     let rendered: BTreeSet<String> = of_kind(&docs, "ClusterRole")
         .iter()
         .map(|r| {
@@ -987,7 +987,7 @@ fn chart_cluster_roles_are_roster_access_cluster_roles() {
             serde_json::from_value(find(&docs, "ClusterRole", &name).clone()).unwrap();
         assert_eq!(
             chart_role.rules, role.rules,
-            "ClusterRole {name} in the chart differs from roster::access::cluster_roles()"
+            "ClusterRole {name} in the chart differs from roster::rules::rbac::cluster_roles()"
         );
     }
     // The operator may bind each of them in org namespaces.
@@ -998,7 +998,7 @@ fn chart_cluster_roles_are_roster_access_cluster_roles() {
         roster::api::OrgRole::Member,
         roster::api::OrgRole::Viewer,
     ] {
-        let name = roster::access::org_namespace_role(role);
+        let name = roster::rules::rbac::org_namespace_role(role);
         assert!(allows(
             &operator,
             "bind",
@@ -1583,10 +1583,10 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         &org_ns
     ));
     let bindings = Api::<RoleBinding>::namespaced(client.clone(), &org_ns)
-        .list(
-            &ListParams::default()
-                .labels(&format!("{}={org_ns}", roster::access::ORGANIZATION_LABEL)),
-        )
+        .list(&ListParams::default().labels(&format!(
+            "{}={org_ns}",
+            roster::rules::rbac::ORGANIZATION_LABEL
+        )))
         .await
         .unwrap();
     let roles: BTreeSet<String> = bindings
@@ -1695,10 +1695,10 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         "the workload namespace's bindings to go",
         || async {
             let left = work_bindings
-                .list(
-                    &ListParams::default()
-                        .labels(&format!("{}={org_ns}", roster::access::ORGANIZATION_LABEL)),
-                )
+                .list(&ListParams::default().labels(&format!(
+                    "{}={org_ns}",
+                    roster::rules::rbac::ORGANIZATION_LABEL
+                )))
                 .await
                 .ok()?;
             left.items.is_empty().then_some(())

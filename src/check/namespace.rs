@@ -179,7 +179,7 @@ impl Scene<'_> {
             Some(kind),
             Some(ns),
             Some(&name),
-            "OrganizationMissing",
+            ConditionReason::OrganizationMissing.as_str(),
             format!(
                 "namespace {ns} holds {roster_objects} roster object(s) but {why}: its Memberships would stay Pending"
             ),
@@ -334,7 +334,7 @@ fn organization_conditions(
                     .values()
                     .filter(|e| {
                         rules::conditions::find(&e.status.conditions, condition::READY)
-                            .is_some_and(|r| r.reason == "OwnerQuorumNotMet")
+                            .is_some_and(|r| r.reason == ConditionReason::OwnerQuorumNotMet)
                     })
                     .count();
                 let min = c.object.spec.policy.min_owners;
@@ -383,11 +383,7 @@ fn memberships_not_active(
         if held_back(reason) {
             continue;
         }
-        let phase = e.status.phase.map_or("Pending", |p| match p {
-            MembershipPhase::Active => "Active",
-            MembershipPhase::Pending => "Pending",
-            MembershipPhase::Denied => "Denied",
-        });
+        let phase = e.status.phase.map_or("Pending", MembershipPhase::as_str);
         findings.on(
             Severity::Error,
             c,

@@ -14,8 +14,8 @@ use super::Context;
 use super::apply::FIELD_MANAGER;
 use super::error::Failure;
 use super::writes::Writes;
-use crate::access::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
 use crate::api::{Membership, MembershipStatus, Organization, Team};
+use crate::rules::rbac::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
 
 pub use crate::rules::access_conditions::Synced;
 
@@ -99,8 +99,8 @@ pub async fn sync(
         Some(org) => {
             let all = ctx.stores.organizations.state();
             let all: Vec<&Organization> = all.iter().map(|o| o.as_ref()).collect();
-            let claims = access::claims(org, &all, &ctx.config.excluded_namespaces);
-            let desired = access::bindings(
+            let claims = rbac::claims(org, &all, &ctx.config.excluded_namespaces);
+            let desired = rbac::bindings(
                 org,
                 &claims,
                 memberships,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 
 use crate::api::{Invite, Membership, Organization, Team};
 use crate::rules;
@@ -81,12 +81,7 @@ fn objects_in<K: Resource<DynamicType = ()> + Clone>(
     ns: &str,
 ) -> Vec<Arc<K>> {
     let mut v = store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns));
-    v.sort_by_key(|o| {
-        (
-            o.meta().creation_timestamp.as_ref().map(|t| t.0),
-            o.name_any(),
-        )
-    });
+    crate::rules::oldest_first(&mut v);
     v
 }
 

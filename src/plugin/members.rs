@@ -1,5 +1,6 @@
 //! `kubectl roster members`, and reading Memberships for the other commands.
 
+use crate::rules::age_key;
 use anyhow::{Context as _, anyhow, bail};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -34,12 +35,7 @@ struct MemberRow {
 }
 
 pub(super) fn phase_str(p: Option<MembershipPhase>) -> &'static str {
-    match p {
-        Some(MembershipPhase::Active) => "Active",
-        Some(MembershipPhase::Pending) => "Pending",
-        Some(MembershipPhase::Denied) => "Denied",
-        None => "Unknown",
-    }
+    p.map_or("Unknown", MembershipPhase::as_str)
 }
 
 /// What a person should know about a Membership beyond its phase: why it is not in force, or the
@@ -149,11 +145,9 @@ pub(super) async fn own_membership(s: &Session, me: &Me) -> anyhow::Result<Membe
     };
     all.into_iter()
         .filter(|m| m.spec.user.as_deref() == Some(me.username.as_str()))
-        .min_by_key(|m| {
-            (
-                m.metadata.deletion_timestamp.is_some(),
-                m.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            )
+        .min_by(|a, b| {
+            let deleting = |m: &Membership| m.metadata.deletion_timestamp.is_some();
+            (deleting(a), age_key(a)).cmp(&(deleting(b), age_key(b)))
         })
         .ok_or_else(|| {
             anyhow!(

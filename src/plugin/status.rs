@@ -61,7 +61,7 @@ pub(super) async fn status(s: &Session) -> anyhow::Result<()> {
 /// The namespace's organization: its oldest Organization.
 async fn organization(s: &Session) -> anyhow::Result<Organization> {
     let orgs: Api<Organization> = Api::namespaced(s.client.clone(), &s.namespace);
-    let mut list = match orgs.list(&ListParams::default()).await {
+    let list = match orgs.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 403 => bail!(
             "you may not read the organization in {}: only its members may (if you just joined, your Membership is not Active yet)",
@@ -73,14 +73,8 @@ async fn organization(s: &Session) -> anyhow::Result<Organization> {
             );
         }
     };
-    list.sort_by_key(|o| {
-        (
-            o.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            o.name_any(),
-        )
-    });
-    list.into_iter()
-        .next()
+    crate::rules::organization_of(&list)
+        .cloned()
         .ok_or_else(|| anyhow!("there is no Organization in namespace {}", s.namespace))
 }
 

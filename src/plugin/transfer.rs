@@ -87,7 +87,7 @@ fn new_owners_membership<'a>(
 ) -> anyhow::Result<&'a Membership> {
     all.iter()
         .filter(|m| m.spec.user.as_deref() == Some(to) && m.metadata.deletion_timestamp.is_none())
-        .min_by_key(|m| m.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .min_by_key(|m| crate::rules::age_key(*m))
         .ok_or_else(|| {
             anyhow!("{to} holds no Membership in {namespace}: add them (or have them join) first")
         })

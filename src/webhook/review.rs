@@ -564,20 +564,14 @@ impl Decider {
         let members = Api::<Membership>::namespaced(self.client.clone(), namespace)
             .list(&ListParams::default())
             .await?;
-        let mut orgs = orgs.items;
-        orgs.sort_by_key(|o| {
-            (
-                o.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                o.name_any(),
-            )
-        });
+        let org = rules::organization_of(&orgs.items);
         let invites = self
             .caches
             .stores
             .invites
             .state_filter(|i| i.namespace().as_deref() == Some(namespace));
         Ok(OrgIndex::new(
-            orgs.first(),
+            org,
             &members.items,
             invites.iter().map(|i| i.as_ref()),
         ))

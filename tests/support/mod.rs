@@ -550,11 +550,11 @@ pub async fn create_raw_dry_run(
     .await
 }
 
-/// Applies the ClusterRoles roster ships (`roster::access::cluster_roles()`), as the chart installs them.
+/// Applies the ClusterRoles roster ships (`roster::rules::rbac::cluster_roles()`), as the chart installs them.
 pub async fn install_cluster_roles(client: &Client) {
     use k8s_openapi::api::rbac::v1::ClusterRole;
     let api: Api<ClusterRole> = Api::all(client.clone());
-    for role in roster::access::cluster_roles() {
+    for role in roster::rules::rbac::cluster_roles() {
         let name = role.metadata.name.clone().expect("a name");
         let mut body = serde_json::to_value(&role).expect("serializable");
         body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
