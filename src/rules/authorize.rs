@@ -315,121 +315,9 @@ fn permission(
     op: &Operation<'_>,
 ) -> Result<(), Denial> {
     match *op {
-        Operation::CreateMembership { spec, .. } => {
-            if let Some(subject) = spec.subject().filter(|s| identity::is_system(s.name())) {
-                return deny(
-                    Reason::SystemSubject,
-                    format!(
-                        "spec names {subject}, a Kubernetes system identity; only platform principals may give system: users and groups a role"
-                    ),
-                );
-            }
-            let own = spec.user.as_deref() == Some(actor.username.as_str());
-            if own {
-                if spec.invite.is_some() {
-                    // Checked with the invariants (4), which bind platform principals too.
-                    return Ok(());
-                }
-                if let Some(join) = self_join_match(index, &actor.username) {
-                    let role = OrgRole::from(join.role);
-                    return if spec.role == role {
-                        Ok(())
-                    } else {
-                        deny(
-                            Reason::SelfJoinNotAllowed,
-                            format!(
-                                "joining by e-mail domain gives role {role} (spec.policy.selfJoin.role); set spec.role to {role}"
-                            ),
-                        )
-                    };
-                }
-                // Also for those who hold a role through a group: a Membership of one's own would
-                // outlast the group's, so another admin or owner creates it.
-                return deny(
-                    Reason::SelfJoinNotAllowed,
-                    format!(
-                        "creating your own Membership needs an invite code (spec.invite) or a username in one of spec.policy.selfJoin.emailDomains; {} has neither: ask an owner or admin to add you",
-                        actor.username
-                    ),
-                );
-            } else if spec.invite.is_some() {
-                return deny(
-                    Reason::InvalidInvite,
-                    "spec.invite is for redeeming your own invite: spec.user must be your own username",
-                );
-            }
-            let have = role(index, actor, "creating a Membership")?;
-            match have {
-                OrgRole::Owner => Ok(()),
-                OrgRole::Admin if is_staff(spec.role) => Ok(()),
-                OrgRole::Admin => deny(
-                    Reason::AdminLimit,
-                    format!(
-                        "admins add members and viewers only; creating a Membership with role {} needs an owner",
-                        spec.role
-                    ),
-                ),
-                _ => deny(
-                    Reason::RoleTooLow,
-                    format!("adding members needs org role admin or owner; you are {have}"),
-                ),
-            }
-        }
-        Operation::UpdateMembership { old, new } => {
-            let own = old.user.as_deref() == Some(actor.username.as_str());
-            if own && old.role == new.role {
-                return Ok(()); // your own profile fields
-            }
-            // A platform principal gave a system: identity its role; only one may change it.
-            if let Some(subject) = old.subject().filter(|s| identity::is_system(s.name()))
-                && old.role != new.role
-            {
-                return deny(
-                    Reason::SystemSubject,
-                    format!(
-                        "this Membership names {subject}, a Kubernetes system identity; only platform principals may change its role"
-                    ),
-                );
-            }
-            let have = role(index, actor, "changing a Membership")?;
-            let from = target_rank(index, old);
-            match have {
-                OrgRole::Owner => Ok(()),
-                OrgRole::Admin if is_staff(from) && is_staff(new.role) => Ok(()),
-                OrgRole::Admin => deny(
-                    Reason::AdminLimit,
-                    format!(
-                        "admins change roles among member and viewer only; changing {from} to {} needs an owner",
-                        new.role
-                    ),
-                ),
-                _ => deny(
-                    Reason::RoleTooLow,
-                    format!("changing roles needs org role admin or owner; you are {have}"),
-                ),
-            }
-        }
-        Operation::DeleteMembership(spec) => {
-            if spec.user.as_deref() == Some(actor.username.as_str()) {
-                return Ok(()); // leaving
-            }
-            let have = role(index, actor, "removing a Membership")?;
-            let target = target_rank(index, spec);
-            match have {
-                OrgRole::Owner => Ok(()),
-                OrgRole::Admin if is_staff(target) => Ok(()),
-                OrgRole::Admin => deny(
-                    Reason::AdminLimit,
-                    format!(
-                        "admins remove members and viewers only; removing an {target} needs an owner"
-                    ),
-                ),
-                _ => deny(
-                    Reason::RoleTooLow,
-                    format!("removing members needs org role admin or owner; you are {have}"),
-                ),
-            }
-        }
+        Operation::CreateMembership { spec, .. } => may_create_membership(index, actor, spec),
+        Operation::UpdateMembership { old, new } => may_update_membership(index, actor, old, new),
+        Operation::DeleteMembership(spec) => may_delete_membership(index, actor, spec),
         Operation::CreateInvite(spec) => {
             let have = role(index, actor, "creating an Invite")?;
             invite_role_allowed(have, spec.role, "inviting")
@@ -468,32 +356,172 @@ fn permission(
             "creating an Organization is for platform principals (it claims a namespace and grants access); ask your platform team",
         ),
         Operation::UpdateOrganization { old, new } => {
-            if old.access != new.access {
-                return deny(
-                    Reason::PlatformOnly,
-                    "spec.access grants rights outside the org namespace; only platform principals may change it",
-                );
-            }
-            let have = role(index, actor, "changing the Organization")?;
-            match have {
-                OrgRole::Owner => Ok(()),
-                OrgRole::Admin if only_profile_changed(old, new) => Ok(()),
-                OrgRole::Admin => deny(
-                    Reason::AdminLimit,
-                    "admins may change spec.displayName and spec.profile only; policy, billing and protection need an owner",
-                ),
-                _ => deny(
-                    Reason::RoleTooLow,
-                    format!(
-                        "changing the Organization needs org role admin or owner; you are {have}"
-                    ),
-                ),
-            }
+            may_update_organization(index, actor, old, new)
         }
         Operation::DeleteOrganization(_) => {
             let have = role(index, actor, "deleting the Organization")?;
             at_least(have, OrgRole::Owner, "deleting the Organization")
         }
+    }
+}
+
+/// Section 2, creating a Membership: one's own (an invite, a self-join domain), or someone else's by role.
+fn may_create_membership(
+    index: &OrgIndex,
+    actor: &Actor,
+    spec: &MembershipSpec,
+) -> Result<(), Denial> {
+    if let Some(subject) = spec.subject().filter(|s| identity::is_system(s.name())) {
+        return deny(
+            Reason::SystemSubject,
+            format!(
+                "spec names {subject}, a Kubernetes system identity; only platform principals may give system: users and groups a role"
+            ),
+        );
+    }
+    let own = spec.user.as_deref() == Some(actor.username.as_str());
+    if own {
+        if spec.invite.is_some() {
+            // Checked with the invariants (4), which bind platform principals too.
+            return Ok(());
+        }
+        if let Some(join) = self_join_match(index, &actor.username) {
+            let role = OrgRole::from(join.role);
+            return if spec.role == role {
+                Ok(())
+            } else {
+                deny(
+                    Reason::SelfJoinNotAllowed,
+                    format!(
+                        "joining by e-mail domain gives role {role} (spec.policy.selfJoin.role); set spec.role to {role}"
+                    ),
+                )
+            };
+        }
+        // Also for those who hold a role through a group: a Membership of one's own would
+        // outlast the group's, so another admin or owner creates it.
+        return deny(
+            Reason::SelfJoinNotAllowed,
+            format!(
+                "creating your own Membership needs an invite code (spec.invite) or a username in one of spec.policy.selfJoin.emailDomains; {} has neither: ask an owner or admin to add you",
+                actor.username
+            ),
+        );
+    } else if spec.invite.is_some() {
+        return deny(
+            Reason::InvalidInvite,
+            "spec.invite is for redeeming your own invite: spec.user must be your own username",
+        );
+    }
+    let have = role(index, actor, "creating a Membership")?;
+    match have {
+        OrgRole::Owner => Ok(()),
+        OrgRole::Admin if is_staff(spec.role) => Ok(()),
+        OrgRole::Admin => deny(
+            Reason::AdminLimit,
+            format!(
+                "admins add members and viewers only; creating a Membership with role {} needs an owner",
+                spec.role
+            ),
+        ),
+        _ => deny(
+            Reason::RoleTooLow,
+            format!("adding members needs org role admin or owner; you are {have}"),
+        ),
+    }
+}
+
+/// Section 2, changing a Membership: one's own profile, or a role by one's own role.
+fn may_update_membership(
+    index: &OrgIndex,
+    actor: &Actor,
+    old: &MembershipSpec,
+    new: &MembershipSpec,
+) -> Result<(), Denial> {
+    let own = old.user.as_deref() == Some(actor.username.as_str());
+    if own && old.role == new.role {
+        return Ok(()); // your own profile fields
+    }
+    // A platform principal gave a system: identity its role; only one may change it.
+    if let Some(subject) = old.subject().filter(|s| identity::is_system(s.name()))
+        && old.role != new.role
+    {
+        return deny(
+            Reason::SystemSubject,
+            format!(
+                "this Membership names {subject}, a Kubernetes system identity; only platform principals may change its role"
+            ),
+        );
+    }
+    let have = role(index, actor, "changing a Membership")?;
+    let from = target_rank(index, old);
+    match have {
+        OrgRole::Owner => Ok(()),
+        OrgRole::Admin if is_staff(from) && is_staff(new.role) => Ok(()),
+        OrgRole::Admin => deny(
+            Reason::AdminLimit,
+            format!(
+                "admins change roles among member and viewer only; changing {from} to {} needs an owner",
+                new.role
+            ),
+        ),
+        _ => deny(
+            Reason::RoleTooLow,
+            format!("changing roles needs org role admin or owner; you are {have}"),
+        ),
+    }
+}
+
+/// Section 2, removing a Membership: leaving, or removing someone by role.
+fn may_delete_membership(
+    index: &OrgIndex,
+    actor: &Actor,
+    spec: &MembershipSpec,
+) -> Result<(), Denial> {
+    if spec.user.as_deref() == Some(actor.username.as_str()) {
+        return Ok(()); // leaving
+    }
+    let have = role(index, actor, "removing a Membership")?;
+    let target = target_rank(index, spec);
+    match have {
+        OrgRole::Owner => Ok(()),
+        OrgRole::Admin if is_staff(target) => Ok(()),
+        OrgRole::Admin => deny(
+            Reason::AdminLimit,
+            format!("admins remove members and viewers only; removing an {target} needs an owner"),
+        ),
+        _ => deny(
+            Reason::RoleTooLow,
+            format!("removing members needs org role admin or owner; you are {have}"),
+        ),
+    }
+}
+
+/// Section 2, changing the Organization: `access` is for platform principals, the rest by role.
+fn may_update_organization(
+    index: &OrgIndex,
+    actor: &Actor,
+    old: &OrganizationSpec,
+    new: &OrganizationSpec,
+) -> Result<(), Denial> {
+    if old.access != new.access {
+        return deny(
+            Reason::PlatformOnly,
+            "spec.access grants rights outside the org namespace; only platform principals may change it",
+        );
+    }
+    let have = role(index, actor, "changing the Organization")?;
+    match have {
+        OrgRole::Owner => Ok(()),
+        OrgRole::Admin if only_profile_changed(old, new) => Ok(()),
+        OrgRole::Admin => deny(
+            Reason::AdminLimit,
+            "admins may change spec.displayName and spec.profile only; policy, billing and protection need an owner",
+        ),
+        _ => deny(
+            Reason::RoleTooLow,
+            format!("changing the Organization needs org role admin or owner; you are {have}"),
+        ),
     }
 }
 
@@ -747,99 +775,20 @@ fn invariants(
         .as_ref()
         .map(|o| o.spec.policy.clone())
         .unwrap_or_default();
-    let min_owners = policy.min_owners.max(1) as usize;
-    let owner_target_warning = |warnings: &mut Vec<String>| {
-        if let Some(max) = policy.max_owners
-            && index.owners() >= max as usize
-        {
-            warnings.push(format!(
-                "the organization will have more owners than spec.policy.maxOwners ({max}); demote an owner to finish the transfer"
-            ));
-        }
+    let org = OrgView {
+        index,
+        policy: &policy,
+        min_owners: policy.min_owners.max(1) as usize,
     };
     match *op {
         Operation::CreateMembership { spec, redemption } => {
             if spec.invite.is_some() {
                 check_redemption(index, spec, redemption.unwrap_or_default(), ctx)?;
             }
-            let subject = spec.subject().ok_or_else(|| Denial {
-                reason: Reason::Duplicate,
-                message: "spec: set exactly one of spec.user or spec.group".into(),
-            })?;
-            if let Some(existing) = index.claimed_by(&subject) {
-                return deny(
-                    Reason::Duplicate,
-                    format!(
-                        "{subject} already has Membership {existing} in this organization; change its role there instead"
-                    ),
-                );
-            }
-            if index.organization.is_none() {
-                warnings.push("there is no Organization in this namespace yet: the Membership stays Pending until one exists".into());
-            }
-            if let Some(limit) = policy.max_members
-                && index.effective_members() >= limit as usize
-            {
-                // Seats go to owners first (so that a transfer works in a full org).
-                warnings.push(if spec.role == OrgRole::Owner {
-                    format!(
-                        "all {limit} seats (spec.policy.maxMembers) are taken: this owner takes the seat of the newest non-owner member, who waits until a seat frees up"
-                    )
-                } else {
-                    format!(
-                        "all {limit} seats (spec.policy.maxMembers) are taken: the Membership stays Pending until a seat frees up"
-                    )
-                });
-            }
-            if spec.role == OrgRole::Owner {
-                owner_target_warning(warnings);
-            }
-            Ok(())
+            org.membership_created(spec, warnings)
         }
-        Operation::UpdateMembership { old, new } => {
-            let effective = old.subject().and_then(|s| index.effective_role(&s));
-            if effective == Some(OrgRole::Owner)
-                && new.role < OrgRole::Owner
-                && index.owners() <= min_owners
-            {
-                return deny(
-                    Reason::LastOwner,
-                    format!(
-                        "demoting this owner would leave fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
-                    ),
-                );
-            }
-            if new.role == OrgRole::Owner && effective != Some(OrgRole::Owner) {
-                owner_target_warning(warnings);
-            }
-            Ok(())
-        }
-        Operation::DeleteMembership(spec) => {
-            let effective = spec.subject().and_then(|s| index.effective_role(&s));
-            if effective == Some(OrgRole::Owner)
-                && index.owners() <= min_owners
-                && index.effective_members() > 1
-            {
-                return deny(
-                    Reason::LastOwner,
-                    format!(
-                        "removing this owner would leave the organization with members and fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
-                    ),
-                );
-            }
-            if let Some(budget) = policy.max_removals_per_hour
-                && ctx.removals_last_hour >= budget.max(0) as u32
-            {
-                return deny(
-                    Reason::RemovalBudget,
-                    format!(
-                        "{} Membership(s) were removed in the last hour, the limit of spec.policy.maxRemovalsPerHour ({budget}); wait, or have an owner raise the limit",
-                        ctx.removals_last_hour
-                    ),
-                );
-            }
-            Ok(())
-        }
+        Operation::UpdateMembership { old, new } => org.membership_changed(old, new, warnings),
+        Operation::DeleteMembership(spec) => org.membership_removed(spec, ctx),
         Operation::CreateInvite(spec) => check_invite(index, &policy, None, spec, warnings),
         Operation::UpdateInvite { old, new } => {
             check_invite(index, &policy, Some(old), new, warnings)
@@ -865,29 +814,7 @@ fn invariants(
             if old.access != new.access {
                 check_access(config, &new.access)?;
             }
-            // Memberships take effect only while minOwners owners are in place, so raising it above
-            // the owners there are would suspend the whole organization.
-            if new.policy.min_owners > old.policy.min_owners
-                && new.policy.min_owners.max(1) as usize > index.owners()
-            {
-                return deny(
-                    Reason::OwnerQuorum,
-                    format!(
-                        "spec.policy.minOwners {} is more than the {} effective owner(s): make more members owner first, then raise it",
-                        new.policy.min_owners,
-                        index.owners()
-                    ),
-                );
-            }
-            if let Some(limit) = new.policy.max_members
-                && (limit as usize) < index.effective_members()
-            {
-                warnings.push(format!(
-                    "spec.policy.maxMembers ({limit}) is below the {} effective members: the newest become Pending",
-                    index.effective_members()
-                ));
-            }
-            Ok(())
+            org.policy_changed(old, new, warnings)
         }
         Operation::DeleteOrganization(spec) => {
             if spec.deletion_protection {
@@ -899,6 +826,154 @@ fn invariants(
             Ok(())
         }
         Operation::DeleteInvite(_) | Operation::DeleteTeam(_) => Ok(()),
+    }
+}
+
+/// The organization as the invariants about people see it.
+struct OrgView<'a> {
+    index: &'a OrgIndex,
+    policy: &'a crate::api::OrgPolicy,
+    min_owners: usize,
+}
+
+impl OrgView<'_> {
+    fn owner_target_warning(&self, warnings: &mut Vec<String>) {
+        if let Some(max) = self.policy.max_owners
+            && self.index.owners() >= max as usize
+        {
+            warnings.push(format!(
+                "the organization will have more owners than spec.policy.maxOwners ({max}); demote an owner to finish the transfer"
+            ));
+        }
+    }
+
+    /// Invariant 2 (one Membership per subject), and what a new Membership waits for.
+    fn membership_created(
+        &self,
+        spec: &MembershipSpec,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Denial> {
+        let subject = spec.subject().ok_or_else(|| Denial {
+            reason: Reason::Duplicate,
+            message: "spec: set exactly one of spec.user or spec.group".into(),
+        })?;
+        if let Some(existing) = self.index.claimed_by(&subject) {
+            return deny(
+                Reason::Duplicate,
+                format!(
+                    "{subject} already has Membership {existing} in this organization; change its role there instead"
+                ),
+            );
+        }
+        if self.index.organization.is_none() {
+            warnings.push("there is no Organization in this namespace yet: the Membership stays Pending until one exists".into());
+        }
+        if let Some(limit) = self.policy.max_members
+            && self.index.effective_members() >= limit as usize
+        {
+            // Seats go to owners first (so that a transfer works in a full org).
+            warnings.push(if spec.role == OrgRole::Owner {
+                format!(
+                    "all {limit} seats (spec.policy.maxMembers) are taken: this owner takes the seat of the newest non-owner member, who waits until a seat frees up"
+                )
+            } else {
+                format!(
+                    "all {limit} seats (spec.policy.maxMembers) are taken: the Membership stays Pending until a seat frees up"
+                )
+            });
+        }
+        if spec.role == OrgRole::Owner {
+            self.owner_target_warning(warnings);
+        }
+        Ok(())
+    }
+
+    /// Invariant 1 on a role change: never fewer than minOwners owners.
+    fn membership_changed(
+        &self,
+        old: &MembershipSpec,
+        new: &MembershipSpec,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Denial> {
+        let min_owners = self.min_owners;
+        let effective = old.subject().and_then(|s| self.index.effective_role(&s));
+        if effective == Some(OrgRole::Owner)
+            && new.role < OrgRole::Owner
+            && self.index.owners() <= min_owners
+        {
+            return deny(
+                Reason::LastOwner,
+                format!(
+                    "demoting this owner would leave fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
+                ),
+            );
+        }
+        if new.role == OrgRole::Owner && effective != Some(OrgRole::Owner) {
+            self.owner_target_warning(warnings);
+        }
+        Ok(())
+    }
+
+    /// Invariant 1 on a removal, and the removal budget.
+    fn membership_removed(&self, spec: &MembershipSpec, ctx: &Context) -> Result<(), Denial> {
+        let min_owners = self.min_owners;
+        let effective = spec.subject().and_then(|s| self.index.effective_role(&s));
+        if effective == Some(OrgRole::Owner)
+            && self.index.owners() <= min_owners
+            && self.index.effective_members() > 1
+        {
+            return deny(
+                Reason::LastOwner,
+                format!(
+                    "removing this owner would leave the organization with members and fewer than {min_owners} owner(s) (spec.policy.minOwners); make another member owner first"
+                ),
+            );
+        }
+        if let Some(budget) = self.policy.max_removals_per_hour
+            && ctx.removals_last_hour >= budget.max(0) as u32
+        {
+            return deny(
+                Reason::RemovalBudget,
+                format!(
+                    "{} Membership(s) were removed in the last hour, the limit of spec.policy.maxRemovalsPerHour ({budget}); wait, or have an owner raise the limit",
+                    ctx.removals_last_hour
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Invariant 1 on a policy change: minOwners never above the owners in place.
+    fn policy_changed(
+        &self,
+        old: &OrganizationSpec,
+        new: &OrganizationSpec,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Denial> {
+        let index = self.index;
+        // Memberships take effect only while minOwners owners are in place, so raising it above
+        // the owners there are would suspend the whole organization.
+        if new.policy.min_owners > old.policy.min_owners
+            && new.policy.min_owners.max(1) as usize > index.owners()
+        {
+            return deny(
+                Reason::OwnerQuorum,
+                format!(
+                    "spec.policy.minOwners {} is more than the {} effective owner(s): make more members owner first, then raise it",
+                    new.policy.min_owners,
+                    index.owners()
+                ),
+            );
+        }
+        if let Some(limit) = new.policy.max_members
+            && (limit as usize) < index.effective_members()
+        {
+            warnings.push(format!(
+                "spec.policy.maxMembers ({limit}) is below the {} effective members: the newest become Pending",
+                index.effective_members()
+            ));
+        }
+        Ok(())
     }
 }
 
