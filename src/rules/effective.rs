@@ -81,67 +81,21 @@ pub struct Notice {
     pub message: String,
 }
 
-/// Why a Membership is not (or not fully) in force. The names are the `Ready` condition reasons.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NotInForce {
-    OrganizationMissing,
-    Deleting,
-    InvalidSpec,
-    Duplicate,
-    InviteNotFound,
-    InviteCodeUnavailable,
-    InviteCodeMismatch,
-    InviteRevoked,
-    InviteExpired,
-    InviteEmailMismatch,
-    InviteRoleMismatch,
-    OpenInvitesDisabled,
-    OpenAdminInvite,
-    InviteExhausted,
-    AnotherAdminInvitePending,
-    SeatLimitReached,
-    OwnerQuorumNotMet,
-    WaitingForPreviousMembership,
-}
+/// Why a Membership is not (or not fully) in force: one of the membership reasons of
+/// [`ConditionReason`], named `NotInForce` where it is a verdict.
+type NotInForce = ConditionReason;
 
-impl NotInForce {
-    fn reason(self) -> ConditionReason {
-        match self {
-            NotInForce::OrganizationMissing => ConditionReason::OrganizationMissing,
-            NotInForce::Deleting => ConditionReason::Deleting,
-            NotInForce::InvalidSpec => ConditionReason::InvalidSpec,
-            NotInForce::Duplicate => ConditionReason::Duplicate,
-            NotInForce::InviteNotFound => ConditionReason::InviteNotFound,
-            NotInForce::InviteCodeUnavailable => ConditionReason::InviteCodeUnavailable,
-            NotInForce::InviteCodeMismatch => ConditionReason::InviteCodeMismatch,
-            NotInForce::InviteRevoked => ConditionReason::InviteRevoked,
-            NotInForce::InviteExpired => ConditionReason::InviteExpired,
-            NotInForce::InviteEmailMismatch => ConditionReason::InviteEmailMismatch,
-            NotInForce::InviteRoleMismatch => ConditionReason::InviteRoleMismatch,
-            NotInForce::OpenInvitesDisabled => ConditionReason::OpenInvitesDisabled,
-            NotInForce::OpenAdminInvite => ConditionReason::OpenAdminInvite,
-            NotInForce::InviteExhausted => ConditionReason::InviteExhausted,
-            NotInForce::AnotherAdminInvitePending => ConditionReason::AnotherAdminInvitePending,
-            NotInForce::SeatLimitReached => ConditionReason::SeatLimitReached,
-            NotInForce::OwnerQuorumNotMet => ConditionReason::OwnerQuorumNotMet,
-            NotInForce::WaitingForPreviousMembership => {
-                ConditionReason::WaitingForPreviousMembership
-            }
-        }
-    }
-
-    /// Pending may still resolve by itself; Denied needs the object changed or replaced.
-    fn phase(self) -> MembershipPhase {
-        match self {
-            NotInForce::OrganizationMissing
-            | NotInForce::Deleting
-            | NotInForce::InviteCodeUnavailable
-            | NotInForce::AnotherAdminInvitePending
-            | NotInForce::SeatLimitReached
-            | NotInForce::OwnerQuorumNotMet
-            | NotInForce::WaitingForPreviousMembership => MembershipPhase::Pending,
-            _ => MembershipPhase::Denied,
-        }
+/// Pending may still resolve by itself; Denied needs the object changed or replaced.
+fn phase_of(why: NotInForce) -> MembershipPhase {
+    match why {
+        NotInForce::OrganizationMissing
+        | NotInForce::Deleting
+        | NotInForce::InviteCodeUnavailable
+        | NotInForce::AnotherAdminInvitePending
+        | NotInForce::SeatLimitReached
+        | NotInForce::OwnerQuorumNotMet
+        | NotInForce::WaitingForPreviousMembership => MembershipPhase::Pending,
+        _ => MembershipPhase::Denied,
     }
 }
 
@@ -587,21 +541,21 @@ impl<'a> Computation<'a> {
         if why == NotInForce::SeatLimitReached {
             tally.seat_waiting += 1;
         }
-        status.phase = Some(why.phase());
+        status.phase = Some(phase_of(why));
         let previously = conditions::find(&previous.conditions, READY).map(|c| c.reason.as_str());
         if matches!(why, NotInForce::SeatLimitReached | NotInForce::Duplicate)
-            && previously != Some(why.reason().as_str())
+            && previously != Some(why.as_str())
         {
             out.notices.push(Notice {
                 kind: "Membership",
                 name: self.memberships[i].name_any(),
-                reason: why.reason().as_str(),
+                reason: why.as_str(),
                 message: message.clone(),
             });
         }
-        match why.phase() {
-            MembershipPhase::Denied => Summary::stalled(why.reason(), message),
-            _ => Summary::reconciling(why.reason(), message),
+        match phase_of(why) {
+            MembershipPhase::Denied => Summary::stalled(why, message),
+            _ => Summary::reconciling(why, message),
         }
     }
 
