@@ -97,6 +97,12 @@ impl Default for Metrics {
             ready: AtomicBool::new(false),
         };
         metrics.register();
+        for category in crate::controller::error::CATEGORIES {
+            let label = CategoryLabel {
+                category: category.into(),
+            };
+            drop(metrics.reconcile_errors.get_or_create(&label));
+        }
         metrics
     }
 }

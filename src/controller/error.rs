@@ -4,6 +4,18 @@
 //! One object's failure never stops the rest of its org: each is a [`Failure`], collected, and the
 //! reconcile ends in [`Error::Failed`] with all of them, so that it is retried with backoff.
 
+/// Every category a reconcile error is counted under, so that each series exists (at 0) from the
+/// start: alerts and dashboards find `roster_reconcile_errors_total` before the first failure.
+pub const CATEGORIES: [&str; 7] = [
+    "ApiConflict",
+    "ApiUnreachable",
+    "ApiWrite",
+    "CodeSecret",
+    "Bindings",
+    "NamespaceLabel",
+    "Internal",
+];
+
 /// One object that could not be written (or, for an Invite, whose code Secret could not be made).
 /// The messages are those of the conditions and Events that report them.
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +80,9 @@ impl Failure {
         }
     }
 
-    /// What kind of failure this is, for the metrics: whatever the step, a conflict (someone wrote
-    /// first; the next reconcile reads again) and an API server that could not be reached are
-    /// their own categories; otherwise the step that failed.
+    /// What kind of failure this is, for the metrics (one of [`CATEGORIES`]): whatever the step, a
+    /// conflict (someone wrote first; the next reconcile reads again) and an API server that could
+    /// not be reached are their own categories; otherwise the step that failed.
     pub fn category(&self) -> &'static str {
         match self.api_error() {
             kube::Error::Api(s) if s.code == 409 => return "ApiConflict",
