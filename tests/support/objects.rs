@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
 
 use super::cluster::eventually;
 
@@ -82,6 +83,37 @@ pub async fn apply_memberships(client: &Client, ns: &str, memberships: &[(&str, 
     for (name, user, role) in memberships {
         apply(client, ns, &membership_yaml(name, user, role)).await;
     }
+}
+
+/// A roster object (`roster.dev/v1alpha1`) of `kind` named `name` with `spec`, as JSON.
+pub fn object_json(kind: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": kind,
+        "metadata": { "name": name }, "spec": spec
+    })
+}
+
+/// A user Membership as JSON, for `create_raw` or a typed API: the object of [`membership_yaml`].
+pub fn membership_json(name: &str, user: &str, role: &str) -> Value {
+    object_json("Membership", name, json!({ "user": user, "role": role }))
+}
+
+/// A Membership of `user` in `ns` that redeems `invite` with `code`, as JSON: the object of
+/// [`redemption_yaml`].
+pub fn redemption_json(
+    name: &str,
+    ns: &str,
+    user: &str,
+    role: &str,
+    invite: &str,
+    code: &str,
+) -> Value {
+    let proof = proof(code, ns, invite, user);
+    object_json(
+        "Membership",
+        name,
+        json!({ "user": user, "role": role, "invite": { "name": invite, "proof": proof } }),
+    )
 }
 
 /// A user Membership as YAML, for `apply`.
