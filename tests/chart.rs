@@ -1505,17 +1505,12 @@ async fn an_organization_is_served(t: &Release, operator: &Operator) {
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Chart Org\n  dataRegion: EU\n  access:\n    namespaces: [{work_ns}]\n"
     );
     support::apply(client, org_ns, &org).await;
-    let member = |name: &str, user: &str, role: &str| {
-        format!(
-            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-        )
-    };
     for (name, user, role) in [
         ("owner", "owner@example.com", "owner"),
         ("member", "member@example.com", "member"),
         ("viewer", "viewer@example.com", "viewer"),
     ] {
-        support::apply(client, org_ns, &member(name, user, role)).await;
+        support::apply(client, org_ns, &support::membership_yaml(name, user, role)).await;
     }
     support::apply(
         client,
