@@ -16,7 +16,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostPa
 use kube::{Client, ResourceExt};
 use roster::api::{Invite, Membership, MembershipPhase, OrgRole, Organization};
 use serde_json::{Value, json};
-use support::{Operator, eventually};
+use support::{Operator, eventually, membership_json, redemption_json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -46,27 +46,12 @@ fn organization(work: &str, policy: Value) -> Value {
     })
 }
 
-fn membership(name: &str, user: &str, role: &str) -> Value {
-    json!({
-        "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
-        "metadata": { "name": name },
-        "spec": { "user": user, "role": role }
-    })
-}
-
 fn invite(name: &str, email: Option<&str>, role: &str, max_uses: i32) -> Value {
     let mut spec = json!({ "role": role, "maxUses": max_uses });
     if let Some(email) = email {
         spec["email"] = json!(email);
     }
     json!({ "apiVersion": "roster.dev/v1alpha1", "kind": "Invite", "metadata": { "name": name }, "spec": spec })
-}
-
-fn redemption(ns: &str, name: &str, user: &str, role: &str, invite: &str, code: &str) -> Value {
-    let mut m = membership(name, user, role);
-    m["spec"]["invite"] =
-        json!({ "name": invite, "proof": support::proof(code, ns, invite, user) });
-    m
 }
 
 impl Org {
@@ -88,7 +73,7 @@ impl Org {
             ("mia", MIA, "member"),
             ("vic", VIC, "viewer"),
         ] {
-            org.platform_create(membership(name, user, role)).await;
+            org.platform_create(membership_json(name, user, role)).await;
         }
         for name in ["olive", "adam", "mia", "vic"] {
             org.active(name).await;
@@ -253,7 +238,7 @@ async fn what_a_viewer_reads_in_memberships_lets_nobody_else_join() {
     let code = org.code("link").await;
     org.create_as(
         "bea@corp.example",
-        redemption(&org.ns, "bea", "bea@corp.example", "member", "link", &code),
+        redemption_json("bea", &org.ns, "bea@corp.example", "member", "link", &code),
     )
     .await
     .unwrap();
@@ -283,27 +268,27 @@ async fn what_a_viewer_reads_in_memberships_lets_nobody_else_join() {
     );
 
     // The outsider replays what the viewer read: bea's proof, on a Membership of her own.
-    let mut replay = membership("eve", EVE, "member");
+    let mut replay = membership_json("eve", EVE, "member");
     replay["spec"]["invite"] = json!({ "name": "link", "proof": proof });
     refused(org.create_as(EVE, replay).await, "[rule InvalidInvite]");
     // ... or the code itself where the proof goes: the schema refuses it, webhook or not.
-    let mut raw = membership("eve", EVE, "member");
+    let mut raw = membership_json("eve", EVE, "member");
     raw["spec"]["invite"] = json!({ "name": "link", "proof": code });
     refused(
         org.create_as(EVE, raw).await,
         "spec.invite.proof must be the proof",
     );
     // ... or a Membership for bea's username carrying bea's proof: that is bea's to create.
-    let mut as_bea = membership("bea2", "bea@corp.example", "member");
+    let mut as_bea = membership_json("bea2", "bea@corp.example", "member");
     as_bea["spec"]["invite"] = json!({ "name": "link", "proof": proof });
     refused(org.create_as(EVE, as_bea).await, "[rule InvalidInvite]");
 
     // The link still works for whoever holds the code, and its uses are counted.
     org.create_as(
         "carl@corp.example",
-        redemption(
-            &org.ns,
+        redemption_json(
             "carl",
+            &org.ns,
             "carl@corp.example",
             "member",
             "link",
@@ -332,25 +317,25 @@ async fn what_a_viewer_reads_in_memberships_lets_nobody_else_join() {
 async fn system_identities_get_no_role_from_org_people() {
     let org = Org::new("attack-system", json!({ "minOwners": 1 })).await;
     refused(
-        org.create_as(ADAM, membership("anon", "system:anonymous", "viewer"))
+        org.create_as(ADAM, membership_json("anon", "system:anonymous", "viewer"))
             .await,
         "system:anonymous is every unauthenticated request",
     );
     refused(
         org.create_as(
             OLIVE,
-            membership("sa", "system:serviceaccount:kube-system:default", "member"),
+            membership_json("sa", "system:serviceaccount:kube-system:default", "member"),
         )
         .await,
         "[rule SystemSubject]",
     );
-    let mut group = membership("unauth", "x", "viewer");
+    let mut group = membership_json("unauth", "x", "viewer");
     group["spec"] = json!({ "group": "system:unauthenticated", "role": "viewer" });
     refused(
         org.create_as(OLIVE, group).await,
         "system:unauthenticated is every unauthenticated request",
     );
-    let mut nodes = membership("nodes", "x", "viewer");
+    let mut nodes = membership_json("nodes", "x", "viewer");
     nodes["spec"] = json!({ "group": "system:nodes", "role": "viewer" });
     refused(org.create_as(OLIVE, nodes).await, "[rule SystemSubject]");
 
@@ -365,7 +350,7 @@ async fn system_identities_get_no_role_from_org_people() {
     refused(org.create_as(ADAM, team).await, "[rule SystemSubject]");
 
     // A role the platform gave a system: identity is not the org's to raise.
-    org.platform_create(membership(
+    org.platform_create(membership_json(
         "ci",
         "system:serviceaccount:ci:deployer",
         "viewer",
@@ -391,7 +376,7 @@ async fn system_identities_get_no_role_from_org_people() {
     refused(
         org.create_as(
             &sa,
-            redemption(&org.ns, "joiner", &sa, "viewer", "open", &code),
+            redemption_json("joiner", &org.ns, &sa, "viewer", "open", &code),
         )
         .await,
         "[rule SystemSubject]",
@@ -516,7 +501,7 @@ async fn only_one_admin_invite_is_ever_usable() {
     };
     org.platform_create(organization(&org.work, json!({ "minOwners": 1 })))
         .await;
-    org.platform_create(membership("olive", OLIVE, "owner"))
+    org.platform_create(membership_json("olive", OLIVE, "owner"))
         .await;
     org.active("olive").await;
 
@@ -547,7 +532,7 @@ async fn only_one_admin_invite_is_ever_usable() {
     let code = org.code("admin-1").await;
     org.create_as(
         "a2@corp.example",
-        redemption(&org.ns, "a2", "a2@corp.example", "admin", "admin-1", &code),
+        redemption_json("a2", &org.ns, "a2@corp.example", "admin", "admin-1", &code),
     )
     .await
     .unwrap();
@@ -603,7 +588,7 @@ async fn a_namespace_holds_one_organization() {
         work,
         _operator: operator,
     };
-    org.platform_create(membership("olive", OLIVE, "owner"))
+    org.platform_create(membership_json("olive", OLIVE, "owner"))
         .await;
     org.active("olive").await;
     let orgs: Api<Organization> = Api::namespaced(org.admin.clone(), &org.ns);
@@ -649,7 +634,7 @@ async fn what_sync_engines_may_store_early_gives_nobody_more() {
     let org = Org::new("attack-held", json!({ "minOwners": 1 })).await;
     // An owner (not a platform principal) is refused, as before.
     refused(
-        org.create_as(OLIVE, membership("mia-admin", MIA, "admin"))
+        org.create_as(OLIVE, membership_json("mia-admin", MIA, "admin"))
             .await,
         "[rule Duplicate]",
     );
@@ -664,7 +649,7 @@ async fn what_sync_engines_may_store_early_gives_nobody_more() {
         "[rule LastOwner]",
     );
     // The platform stores both, with a warning, and roster holds them.
-    org.platform_create(membership("mia-admin", MIA, "admin"))
+    org.platform_create(membership_json("mia-admin", MIA, "admin"))
         .await;
     let api: Api<Membership> = Api::namespaced(org.admin.clone(), &org.ns);
     api.patch(
@@ -714,14 +699,14 @@ async fn identities_match_exactly() {
     refused(
         org.create_as(
             "BOB@A.EXAMPLE",
-            redemption(&org.ns, "bob", "BOB@A.EXAMPLE", "member", "for-bob", &code),
+            redemption_json("bob", &org.ns, "BOB@A.EXAMPLE", "member", "for-bob", &code),
         )
         .await,
         "[rule InvalidInvite]",
     );
     org.create_as(
         "bob@a.example",
-        redemption(&org.ns, "bob", "bob@a.example", "member", "for-bob", &code),
+        redemption_json("bob", &org.ns, "bob@a.example", "member", "for-bob", &code),
     )
     .await
     .expect("bob himself");
@@ -733,14 +718,14 @@ async fn identities_match_exactly() {
         "x y@a.example",
     ] {
         refused(
-            org.create_as(user, membership("self", user, "viewer"))
+            org.create_as(user, membership_json("self", user, "viewer"))
                 .await,
             "[rule SelfJoinNotAllowed]",
         );
     }
     org.create_as(
         "ann@A.Example",
-        membership("ann", "ann@A.Example", "viewer"),
+        membership_json("ann", "ann@A.Example", "viewer"),
     )
     .await
     .expect("domains compare case-insensitively");
@@ -984,7 +969,7 @@ impl Org {
             } => self
                 .create_as(
                     PEOPLE[*actor],
-                    membership(&name(*target), PEOPLE[*target], role.as_str()),
+                    membership_json(&name(*target), PEOPLE[*target], role.as_str()),
                 )
                 .await
                 .is_ok(),
@@ -1038,9 +1023,9 @@ impl Org {
                 let user = PEOPLE[*joiner];
                 self.create_as(
                     user,
-                    redemption(
-                        &self.ns,
+                    redemption_json(
                         &format!("j{joiner}-{invite_name}"),
+                        &self.ns,
                         user,
                         role.as_str(),
                         &invite_name,

@@ -1169,68 +1169,125 @@ async fn namespace_gone(client: &kube::Client, name: &str) {
 
 #[tokio::test]
 async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls_cleanly() {
-    let cp = support::control_plane();
-    let kubeconfig = cp.kubeconfig.to_str().unwrap().to_string();
-    let client = support::admin_client().await;
-    let release_ns = support::namespace(&client, "chart-release").await;
-    let org_ns = support::namespace(&client, "chart-org").await;
-    let work_ns = support::namespace(&client, "chart-work").await;
-    let release = format!("roster-chart-{}", std::process::id());
-    let sa_user = format!("system:serviceaccount:{release_ns}:{release}");
-    let (ok, _, err) = support::kubectl(&[
-        "label",
-        "namespace",
-        &release_ns,
-        "pod-security.kubernetes.io/enforce=restricted",
-        "pod-security.kubernetes.io/warn=restricted",
-    ]);
-    assert!(ok, "{err}");
+    let t = Release::namespaces().await;
+    a_wrong_value_fails_the_install_before_anything_is_created(&t);
+    install(&t).await;
+    let sa_kubeconfig = a_service_account_kubeconfig_the_admission_policy_restricts(&t).await;
+    let mut running = run_the_operator_as_the_service_account(&t, &sa_kubeconfig).await;
+    let shared_name = roster_writes_the_webhook_and_helm_upgrade_keeps_it(&t, &running).await;
+    an_organization_is_served(&t, &running.operator).await;
+    rbac_follows_the_organization(&t, &running.operator).await;
+    the_operator_holds_the_lease(&t, &running).await;
+    the_service_account_can_do_nothing_dangerous(&t, &running.operator);
+    delete_the_organization_then_uninstall(&t, &mut running, &shared_name).await;
+}
 
-    let chart = chart();
-    let chart = chart.to_str().unwrap();
-    let install = |extra: &[&str]| {
+/// The release of the installed-chart test: its namespaces, name and scratch directory.
+struct Release {
+    client: kube::Client,
+    kubeconfig: String,
+    chart: String,
+    name: String,
+    /// The namespace the release is installed in (restricted Pod Security).
+    ns: String,
+    /// The organization's namespace, the one roster watches.
+    org_ns: String,
+    /// The organization's workload namespace.
+    work_ns: String,
+    /// The chart's ServiceAccount as a user name.
+    sa_user: String,
+    dir: PathBuf,
+}
+
+/// The operator the test runs as the chart's ServiceAccount, with the Deployment's arguments.
+struct Running {
+    operator: Operator,
+    pod_name: String,
+    webhook_port: u16,
+}
+
+impl Release {
+    /// Three fresh namespaces, the release one labelled for the restricted Pod Security Standard.
+    async fn namespaces() -> Release {
+        let cp = support::control_plane();
+        let kubeconfig = cp.kubeconfig.to_str().unwrap().to_string();
+        let client = support::admin_client().await;
+        let release_ns = support::namespace(&client, "chart-release").await;
+        let org_ns = support::namespace(&client, "chart-org").await;
+        let work_ns = support::namespace(&client, "chart-work").await;
+        let release = format!("roster-chart-{}", std::process::id());
+        let sa_user = format!("system:serviceaccount:{release_ns}:{release}");
+        let (ok, _, err) = support::kubectl(&[
+            "label",
+            "namespace",
+            &release_ns,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted",
+        ]);
+        assert!(ok, "{err}");
+        Release {
+            client,
+            kubeconfig,
+            chart: chart().to_str().unwrap().to_string(),
+            name: release,
+            ns: release_ns,
+            org_ns,
+            work_ns,
+            sa_user,
+            dir: std::env::temp_dir().join(format!("roster-chart-{}", std::process::id())),
+        }
+    }
+
+    /// `helm install` of the chart with `extra` arguments.
+    fn helm_install(&self, extra: &[&str]) -> Output {
         let mut args = vec![
             "install",
-            &release,
-            chart,
+            &self.name,
+            &self.chart,
             "--namespace",
-            &release_ns,
+            &self.ns,
             "--kubeconfig",
-            &kubeconfig,
+            &self.kubeconfig,
             "--timeout",
             "60s",
         ];
         args.extend_from_slice(extra);
         helm(&args)
-    };
+    }
+}
 
-    // A wrong value fails the install before anything is created.
-    let out = install(&["--set", "replicas=two"]);
+/// A wrong value fails the install before anything is created.
+fn a_wrong_value_fails_the_install_before_anything_is_created(t: &Release) {
+    let out = t.helm_install(&["--set", "replicas=two"]);
     assert!(!out.status.success(), "replicas=two must fail the install");
     assert!(text(&out).contains("/replicas"), "{}", text(&out));
     let status = helm(&[
         "status",
-        &release,
+        &t.name,
         "-n",
-        &release_ns,
+        &t.ns,
         "--kubeconfig",
-        &kubeconfig,
+        &t.kubeconfig,
     ]);
     assert!(!status.status.success(), "no release was recorded");
+}
 
-    let dir = std::env::temp_dir().join(format!("roster-chart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let values = dir.join("values.yaml");
+/// `helm install` watching the org namespace; the CRDs come with the chart (or were there already)
+/// and are Established.
+async fn install(t: &Release) {
+    std::fs::create_dir_all(&t.dir).unwrap();
+    let values = t.dir.join("values.yaml");
     std::fs::write(
         &values,
         format!(
-            "watchNamespaces: [{org_ns}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n"
+            "watchNamespaces: [{}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
+            t.org_ns
         ),
     )
     .unwrap();
     // roster-org-* have fixed names; in a control plane shared by all test binaries other tests may
     // have applied them already, which only an explicit take-over lets this release own.
-    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    let cluster_roles: Api<ClusterRole> = Api::all(t.client.clone());
     let mut extra = vec!["--values", values.to_str().unwrap()];
     if cluster_roles
         .get_opt("roster-org-owner")
@@ -1240,7 +1297,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     {
         extra.push("--take-ownership");
     }
-    let out = install(&extra);
+    let out = t.helm_install(&extra);
     let installed = text(&out);
     assert!(out.status.success(), "helm install: {installed}");
     assert!(
@@ -1249,7 +1306,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     );
 
     // The CRDs came with the chart (or were there already) and are Established.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     for (_, crd) in roster::crds::all() {
         let name = crd.metadata.name.unwrap();
         tokio::time::timeout(
@@ -1260,19 +1317,15 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         .unwrap_or_else(|_| panic!("CRD {name} not Established"))
         .unwrap();
     }
+}
 
-    // A token of the chart's ServiceAccount, in a kubeconfig of its own.
-    let (ok, token, err) = support::kubectl(&[
-        "create",
-        "token",
-        &release,
-        "-n",
-        &release_ns,
-        "--duration",
-        "1h",
-    ]);
+/// A token of the chart's ServiceAccount, in a kubeconfig of its own; what RBAC would let it do
+/// beyond roster's needs, the chart's admission policy refuses.
+async fn a_service_account_kubeconfig_the_admission_policy_restricts(t: &Release) -> PathBuf {
+    let (ok, token, err) =
+        support::kubectl(&["create", "token", &t.name, "-n", &t.ns, "--duration", "1h"]);
     assert!(ok, "kubectl create token: {err}");
-    let sa_kubeconfig = dir.join("kubeconfig");
+    let sa_kubeconfig = t.dir.join("kubeconfig");
     support::token_kubeconfig(token.trim(), &sa_kubeconfig);
     let (ok, whoami, err) = kubectl_with(
         &sa_kubeconfig,
@@ -1284,17 +1337,21 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         ],
     );
     assert!(ok, "kubectl auth whoami as the ServiceAccount: {err}");
-    assert_eq!(whoami, sa_user);
-    refused_by_the_admission_policy(&sa_kubeconfig, &dir, &release, &work_ns).await;
+    assert_eq!(whoami, t.sa_user);
+    refused_by_the_admission_policy(&sa_kubeconfig, &t.dir, &t.name, &t.work_ns).await;
+    sa_kubeconfig
+}
 
-    // The operator with the installed Deployment's arguments, adjusted to run outside the cluster:
-    // loopback addresses, and the webhook reached by URL instead of through the Service.
-    let deployment = Api::<Deployment>::namespaced(client.clone(), &release_ns)
-        .get(&release)
+/// The operator with the installed Deployment's arguments, adjusted to run outside the cluster:
+/// loopback addresses, and the webhook reached by URL instead of through the Service. Returns once
+/// it is ready (caches synced).
+async fn run_the_operator_as_the_service_account(t: &Release, sa_kubeconfig: &Path) -> Running {
+    let deployment = Api::<Deployment>::namespaced(t.client.clone(), &t.ns)
+        .get(&t.name)
         .await
         .expect("the chart's Deployment");
     let pod = deployment.spec.template.spec.unwrap();
-    assert_eq!(pod.service_account_name.as_deref(), Some(release.as_str()));
+    assert_eq!(pod.service_account_name.as_deref(), Some(t.name.as_str()));
     let c = &pod.containers[0];
     let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
     assert!(
@@ -1316,7 +1373,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
             }
             "--webhook-service" => {
                 let service = given.next().unwrap();
-                assert_eq!(service, format!("{release_ns}/{release}:443"));
+                assert_eq!(service, format!("{}/{}:443", t.ns, t.name));
                 args.extend([
                     "--webhook-url".into(),
                     format!("https://127.0.0.1:{webhook_port}/validate"),
@@ -1326,15 +1383,15 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         }
     }
     assert!(args.contains(&"--leader-elect".into()), "{args:?}");
-    assert_eq!(flag(&args, "--webhook-config-name"), Some(release.as_str()));
+    assert_eq!(flag(&args, "--webhook-config-name"), Some(t.name.as_str()));
     args.extend([
         "--kubeconfig".into(),
         sa_kubeconfig.to_str().unwrap().into(),
     ]);
-    let pod_name = format!("{release}-7d4b9c-x2x9q");
-    let mut operator = Operator::spawn(
+    let pod_name = format!("{}-7d4b9c-x2x9q", t.name);
+    let operator = Operator::spawn(
         &args,
-        &[("POD_NAME", &pod_name), ("POD_NAMESPACE", &release_ns)],
+        &[("POD_NAME", &pod_name), ("POD_NAMESPACE", &t.ns)],
         metrics_port,
     );
 
@@ -1342,8 +1399,20 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         operator.ready().then_some(())
     })
     .await;
+    Running {
+        operator,
+        pod_name,
+        webhook_port,
+    }
+}
 
-    // roster wrote its webhook into the configuration the chart created, and the API server calls it.
+/// roster wrote its webhook into the configuration the chart created, the API server calls it, and
+/// `helm upgrade` leaves it alone. Returns the name of the Secret with the shared certificate.
+async fn roster_writes_the_webhook_and_helm_upgrade_keeps_it(
+    t: &Release,
+    running: &Running,
+) -> String {
+    let (operator, webhook_port) = (&running.operator, running.webhook_port);
     let probe: kube::api::DynamicObject = serde_json::from_value(json!({
         "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
         "metadata": { "name": "webhook-probe" },
@@ -1351,14 +1420,17 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     }))
     .unwrap();
     let org_resource = kube::api::ApiResource::erase::<Organization>(&());
-    let dynamic =
-        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &org_ns, &org_resource);
+    let dynamic = Api::<kube::api::DynamicObject>::namespaced_with(
+        t.client.clone(),
+        &t.org_ns,
+        &org_resource,
+    );
     let dry_run = PostParams {
         dry_run: true,
         ..Default::default()
     };
     wait_for(
-        &operator,
+        operator,
         "the webhook to answer for the org namespace",
         || async {
             match dynamic.create(&dry_run, &probe).await {
@@ -1371,7 +1443,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     let (_, vwc, _) = support::kubectl(&[
         "get",
         "validatingwebhookconfiguration",
-        &release,
+        &t.name,
         "-o",
         "json",
     ]);
@@ -1385,8 +1457,8 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         format!("https://127.0.0.1:{webhook_port}/validate")
     );
     // The certificate replicas share went into the Secret the chart rendered empty.
-    let shared_name = roster::webhook::tls::shared_secret_name(&release);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &release_ns);
+    let shared_name = roster::webhook::tls::shared_secret_name(&t.name);
+    let secrets: Api<Secret> = Api::namespaced(t.client.clone(), &t.ns);
     let shared = secrets.get(&shared_name).await.expect("the chart's Secret");
     let data = shared.data.expect("filled by roster");
     assert_eq!(
@@ -1399,12 +1471,12 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     // A `helm upgrade` leaves the webhooks roster wrote alone (the chart renders none of its own).
     let out = helm(&[
         "upgrade",
-        &release,
-        chart,
+        &t.name,
+        &t.chart,
         "--namespace",
-        &release_ns,
+        &t.ns,
         "--kubeconfig",
-        &kubeconfig,
+        &t.kubeconfig,
         "--reuse-values",
         "--set",
         "podAnnotations.upgraded=yes",
@@ -1413,7 +1485,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     let (_, hooks, _) = support::kubectl(&[
         "get",
         "validatingwebhookconfiguration",
-        &release,
+        &t.name,
         "-o",
         "jsonpath={.webhooks[*].clientConfig.url}",
     ]);
@@ -1422,36 +1494,36 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         format!("https://127.0.0.1:{webhook_port}/validate"),
         "helm upgrade kept roster's webhooks"
     );
+    shared_name
+}
 
-    // An organization, as a platform admin would apply it.
+/// An organization, as a platform admin would apply it, becomes Ready; its owner is protected; an
+/// invite is redeemed with kubectl through roster-self-service; a short invite expires.
+async fn an_organization_is_served(t: &Release, operator: &Operator) {
+    let (client, org_ns, work_ns) = (&t.client, &t.org_ns, &t.work_ns);
     let org = format!(
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Chart Org\n  dataRegion: EU\n  access:\n    namespaces: [{work_ns}]\n"
     );
-    support::apply(&client, &org_ns, &org).await;
-    let member = |name: &str, user: &str, role: &str| {
-        format!(
-            "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-        )
-    };
+    support::apply(client, org_ns, &org).await;
     for (name, user, role) in [
         ("owner", "owner@example.com", "owner"),
         ("member", "member@example.com", "member"),
         ("viewer", "viewer@example.com", "viewer"),
     ] {
-        support::apply(&client, &org_ns, &member(name, user, role)).await;
+        support::apply(client, org_ns, &support::membership_yaml(name, user, role)).await;
     }
     support::apply(
-        &client,
-        &org_ns,
+        client,
+        org_ns,
         &format!(
             "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: welcome\nspec:\n  email: new@example.com\n  role: member\n---\napiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: short\nspec:\n  role: viewer\n  ttl: 2s\n---\napiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: ops\nspec:\n  members:\n  - user: owner@example.com\n    role: owner\n  - user: viewer@example.com\n    role: member\n  access:\n    namespaces: [{work_ns}]\n"
         ),
     )
     .await;
 
-    let orgs: Api<Organization> = Api::namespaced(client.clone(), &org_ns);
+    let orgs: Api<Organization> = Api::namespaced(client.clone(), org_ns);
     wait_for(
-        &operator,
+        operator,
         "the Organization to be Ready with 3 members",
         || async {
             let s = orgs.get("org").await.ok()?.status?;
@@ -1459,8 +1531,8 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         },
     )
     .await;
-    let memberships: Api<Membership> = Api::namespaced(client.clone(), &org_ns);
-    wait_for(&operator, "the owner-protection finalizer", || async {
+    let memberships: Api<Membership> = Api::namespaced(client.clone(), org_ns);
+    wait_for(operator, "the owner-protection finalizer", || async {
         let owner = memberships.get("owner").await.ok()?;
         owner
             .metadata
@@ -1469,22 +1541,22 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
             .then_some(())
     })
     .await;
-    let invites: Api<Invite> = Api::namespaced(client.clone(), &org_ns);
-    let secret_name = wait_for(&operator, "the invite's code Secret", || async {
+    let invites: Api<Invite> = Api::namespaced(client.clone(), org_ns);
+    let secret_name = wait_for(operator, "the invite's code Secret", || async {
         invites.get("welcome").await.ok()?.status?.code_secret_name
     })
     .await;
-    let secret = Api::<Secret>::namespaced(client.clone(), &org_ns)
+    let secret = Api::<Secret>::namespaced(client.clone(), org_ns)
         .get(&secret_name)
         .await
         .expect("the code Secret exists");
     let code = String::from_utf8(secret.data.unwrap()["code"].0.clone()).unwrap();
-    let proof = support::proof(&code, &org_ns, "welcome", "new@example.com");
+    let proof = support::proof(&code, org_ns, "welcome", "new@example.com");
 
     // The invited person redeems the code with kubectl (roster-self-service, bound by the chart),
     // carrying the proof `kubectl roster invite proof` prints; the webhook checks it against the
     // code in roster's Secret.
-    let redemption = dir.join("redeem.yaml");
+    let redemption = t.dir.join("redeem.yaml");
     std::fs::write(
         &redemption,
         format!(
@@ -1500,89 +1572,86 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         redemption.to_str().unwrap(),
     ]);
     assert!(ok, "redeeming the invite: {out}{err}");
-    wait_for(
-        &operator,
-        "the redeemed Membership to be Active",
-        || async {
-            let s = memberships.get("newbie").await.ok()?.status?;
-            (s.phase == Some(MembershipPhase::Active)).then_some(())
-        },
-    )
+    wait_for(operator, "the redeemed Membership to be Active", || async {
+        let s = memberships.get("newbie").await.ok()?.status?;
+        (s.phase == Some(MembershipPhase::Active)).then_some(())
+    })
     .await;
 
-    wait_for(&operator, "the short invite to expire", || async {
+    wait_for(operator, "the short invite to expire", || async {
         let s = invites.get("short").await.ok()?.status?;
         (s.phase == Some(InvitePhase::Expired)).then_some(())
     })
     .await;
-    wait_for(&operator, "an InviteExpired Event", || async {
+    wait_for(operator, "an InviteExpired Event", || async {
         let (_, reasons, _) = support::kubectl(&[
             "get",
             "events",
             "-n",
-            &org_ns,
+            org_ns,
             "-o",
             "jsonpath={.items[*].reason}",
         ]);
         reasons.contains("InviteExpired").then_some(())
     })
     .await;
+}
 
-    // RoleBindings in the org namespace and the workload namespace, as can-i sees them.
-    let eventually_can = |user: &'static str, verb: &'static str, resource: &'static str, ns| {
-        let operator = &operator;
-        async move {
-            wait_for(
-                operator,
-                &format!("{user} can-i {verb} {resource} -n {ns}"),
-                || async { can(user, verb, resource, ns).then_some(()) },
-            )
-            .await
-        }
+/// RoleBindings in the org namespace and the workload namespace, as can-i sees them; the workload
+/// namespace labelled with the data region; AccessSynced.
+async fn rbac_follows_the_organization(t: &Release, operator: &Operator) {
+    let (client, org_ns, work_ns) = (&t.client, &t.org_ns, &t.work_ns);
+    let eventually_can = |user: &'static str, verb: &'static str, resource: &'static str, ns| async move {
+        wait_for(
+            operator,
+            &format!("{user} can-i {verb} {resource} -n {ns}"),
+            || async { can(user, verb, resource, ns).then_some(()) },
+        )
+        .await
     };
     eventually_can(
         "owner@example.com",
         "create",
         "memberships.roster.dev",
-        &org_ns,
+        org_ns,
     )
     .await;
-    eventually_can("member@example.com", "create", "deployments.apps", &work_ns).await;
-    eventually_can("new@example.com", "create", "deployments.apps", &work_ns).await;
+    eventually_can("member@example.com", "create", "deployments.apps", work_ns).await;
+    eventually_can("new@example.com", "create", "deployments.apps", work_ns).await;
     // The team makes the viewer a team member in the workload namespace (edit).
-    eventually_can("viewer@example.com", "create", "deployments.apps", &work_ns).await;
+    eventually_can("viewer@example.com", "create", "deployments.apps", work_ns).await;
     assert!(can(
         "viewer@example.com",
         "list",
         "memberships.roster.dev",
-        &org_ns
+        org_ns
     ));
     assert!(!can(
         "viewer@example.com",
         "update",
         "memberships.roster.dev",
-        &org_ns
+        org_ns
     ));
     // Self-service: anyone authenticated may create a Membership (the webhook decides which).
     assert!(can(
         "stranger@example.com",
         "create",
         "memberships.roster.dev",
-        &org_ns
+        org_ns
     ));
     assert!(!can(
         "member@example.com",
         "create",
         "invites.roster.dev",
-        &org_ns
+        org_ns
     ));
     assert!(!can(
         "stranger@example.com",
         "list",
         "memberships.roster.dev",
-        &org_ns
+        org_ns
     ));
-    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &org_ns)
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), org_ns)
         .list(&ListParams::default().labels(&format!(
             "{}={org_ns}",
             roster::rules::rbac::ORGANIZATION_LABEL
@@ -1604,7 +1673,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     let (_, labels, _) = support::kubectl(&[
         "get",
         "namespace",
-        &work_ns,
+        work_ns,
         "-o",
         "jsonpath={.metadata.labels}",
     ]);
@@ -1612,22 +1681,32 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         labels.contains("\"roster.dev/data-region\":\"EU\""),
         "dataRegion labels the workload namespace: {labels}"
     );
+    let orgs: Api<Organization> = Api::namespaced(client.clone(), org_ns);
     let status = orgs.get("org").await.unwrap().status.unwrap();
     assert!(
         condition_true(&status.conditions, "AccessSynced"),
         "{}",
-        diagnosis(&operator)
+        diagnosis(operator)
     );
+}
 
-    // Leader election in the release namespace.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &release_ns);
-    wait_for(&operator, "the operator to hold the Lease", || async {
-        let holder = leases.get(&release).await.ok()?.spec?.holder_identity?;
-        (holder == pod_name).then_some(())
-    })
+/// Leader election in the release namespace.
+async fn the_operator_holds_the_lease(t: &Release, running: &Running) {
+    let leases: Api<Lease> = Api::namespaced(t.client.clone(), &t.ns);
+    wait_for(
+        &running.operator,
+        "the operator to hold the Lease",
+        || async {
+            let holder = leases.get(&t.name).await.ok()?.spec?.holder_identity?;
+            (holder == running.pod_name).then_some(())
+        },
+    )
     .await;
+}
 
-    // What the ServiceAccount can do beyond that: nothing dangerous.
+/// What the ServiceAccount can do beyond that: nothing dangerous.
+fn the_service_account_can_do_nothing_dangerous(t: &Release, operator: &Operator) {
+    let (org_ns, work_ns, release, sa_user) = (&t.org_ns, &t.work_ns, &t.name, &t.sa_user);
     for (verb, resource, ns, expected) in [
         (
             "bind",
@@ -1671,7 +1750,7 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         ),
     ] {
         assert_eq!(
-            can(&sa_user, verb, resource, ns),
+            can(sa_user, verb, resource, ns),
             expected,
             "{sa_user} can-i {verb} {resource} -n {ns}"
         );
@@ -1679,19 +1758,29 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     assert!(
         !operator.logs().to_lowercase().contains("forbidden"),
         "the API server refused the operator something:\n{}",
-        diagnosis(&operator)
+        diagnosis(operator)
     );
+}
 
-    // The documented uninstall path: delete the organization's namespace while roster runs (it
-    // releases the owner protection and removes the bindings), then uninstall.
+/// The documented uninstall path: delete the organization's namespace while roster runs (it
+/// releases the owner protection and removes the bindings), stop roster, then uninstall, which
+/// leaves nothing behind and nothing stuck.
+async fn delete_the_organization_then_uninstall(
+    t: &Release,
+    running: &mut Running,
+    shared_name: &str,
+) {
+    let (client, release, release_ns, org_ns, work_ns) =
+        (&t.client, &t.name, &t.ns, &t.org_ns, &t.work_ns);
+    let (operator, pod_name) = (&mut running.operator, &running.pod_name);
     Api::<Namespace>::all(client.clone())
-        .delete(&org_ns, &DeleteParams::default())
+        .delete(org_ns, &DeleteParams::default())
         .await
         .unwrap();
-    namespace_gone(&client, &org_ns).await;
-    let work_bindings = Api::<RoleBinding>::namespaced(client.clone(), &work_ns);
+    namespace_gone(client, org_ns).await;
+    let work_bindings = Api::<RoleBinding>::namespaced(client.clone(), work_ns);
     wait_for(
-        &operator,
+        operator,
         "the workload namespace's bindings to go",
         || async {
             let left = work_bindings
@@ -1708,10 +1797,11 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
     assert!(
         operator.terminate(Duration::from_secs(15)),
         "graceful shutdown on SIGTERM\n{}",
-        diagnosis(&operator)
+        diagnosis(operator)
     );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), release_ns);
     let holder = leases
-        .get(&release)
+        .get(release)
         .await
         .unwrap()
         .spec
@@ -1725,11 +1815,11 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
 
     let out = helm(&[
         "uninstall",
-        &release,
+        release,
         "--namespace",
-        &release_ns,
+        release_ns,
         "--kubeconfig",
-        &kubeconfig,
+        &t.kubeconfig,
         "--wait",
         "--timeout",
         "60s",
@@ -1758,37 +1848,39 @@ async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls
         "get",
         "secrets",
         "-n",
-        &release_ns,
+        release_ns,
         "-l",
         &format!("owner=helm,name={release}"),
         "-o",
         "name",
     ]);
     assert!(release_secrets.trim().is_empty(), "{release_secrets}");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), release_ns);
     assert!(
-        secrets.get_opt(&shared_name).await.unwrap().is_none(),
+        secrets.get_opt(shared_name).await.unwrap().is_none(),
         "uninstall removes the self-managed certificate's Secret, CA key included"
     );
     let (_, vwc, _) = support::kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]);
     assert!(
-        !vwc.contains(&release),
+        !vwc.contains(release.as_str()),
         "the webhook configuration roster wrote into is gone: {vwc}"
     );
     // The CRDs stay (Helm never deletes them), and nothing is stuck: the remaining namespaces (the
     // release namespace still holds roster's released Lease) delete at once.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     assert!(
         crds.get_opt("organizations.roster.dev")
             .await
             .unwrap()
             .is_some()
     );
-    for ns in [&release_ns, &work_ns] {
+    for ns in [release_ns, work_ns] {
         Api::<Namespace>::all(client.clone())
             .delete(ns, &DeleteParams::default())
             .await
             .unwrap();
     }
-    namespace_gone(&client, &release_ns).await;
-    namespace_gone(&client, &work_ns).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    namespace_gone(client, release_ns).await;
+    namespace_gone(client, work_ns).await;
+    let _ = std::fs::remove_dir_all(&t.dir);
 }

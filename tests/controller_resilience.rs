@@ -40,13 +40,7 @@ fn organization(labels: serde_json::Value) -> Organization {
 }
 
 fn membership(name: &str, user: &str, role: &str) -> Membership {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "roster.dev/v1alpha1",
-        "kind": "Membership",
-        "metadata": { "name": name },
-        "spec": { "user": user, "role": role }
-    }))
-    .unwrap()
+    serde_json::from_value(support::membership_json(name, user, role)).unwrap()
 }
 
 async fn create_org(client: &Client, ns: &str, labels: serde_json::Value) {

@@ -39,9 +39,7 @@ fn org(billing: &str) -> String {
 }
 
 fn user(name: &str, user: &str, role: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}@example.com\n  role: {role}\n"
-    )
+    support::membership_yaml(name, &format!("{user}@example.com"), role)
 }
 
 fn group(name: &str, group: &str, role: &str) -> String {

@@ -112,9 +112,7 @@ fn membership(name: &str, user: &str, role: &str, invite: Option<(&str, &str)>) 
     let invite = invite.map_or(String::new(), |(n, p)| {
         format!("  invite:\n    name: {n}\n    proof: {p}\n")
     });
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n{invite}"
-    )
+    support::membership_yaml(name, user, role) + &invite
 }
 
 fn invite(name: &str, email: &str, role: &str) -> String {

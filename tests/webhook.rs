@@ -18,7 +18,7 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use roster::api::{Invite, InvitePhase, Membership, MembershipPhase, OrgRole, Organization};
 use serde_json::{Value, json};
-use support::{Operator, eventually};
+use support::{Operator, eventually, membership_json, object_json, redemption_json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -60,28 +60,8 @@ fn api(client: &Client, ns: &str, kind: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource(kind))
 }
 
-fn object(kind: &str, name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "roster.dev/v1alpha1", "kind": kind,
-        "metadata": { "name": name }, "spec": spec
-    })
-}
-
-fn membership(name: &str, user: &str, role: &str) -> Value {
-    object("Membership", name, json!({ "user": user, "role": role }))
-}
-
 fn group_membership(name: &str, group: &str, role: &str) -> Value {
-    object("Membership", name, json!({ "group": group, "role": role }))
-}
-
-fn redemption(ns: &str, name: &str, user: &str, role: &str, invite: &str, code: &str) -> Value {
-    let proof = support::proof(code, ns, invite, user);
-    object(
-        "Membership",
-        name,
-        json!({ "user": user, "role": role, "invite": { "name": invite, "proof": proof } }),
-    )
+    object_json("Membership", name, json!({ "group": group, "role": role }))
 }
 
 fn invite(name: &str, email: Option<&str>, role: &str) -> Value {
@@ -89,11 +69,11 @@ fn invite(name: &str, email: Option<&str>, role: &str) -> Value {
     if let Some(email) = email {
         spec["email"] = json!(email);
     }
-    object("Invite", name, spec)
+    object_json("Invite", name, spec)
 }
 
 fn team(name: &str, members: Value) -> Value {
-    object("Team", name, json!({ "members": members }))
+    object_json("Team", name, json!({ "members": members }))
 }
 
 fn yaml(value: &Value) -> String {
@@ -112,7 +92,7 @@ fn org(policy: Value, extra: Value) -> Value {
     if let Value::Object(extra) = extra {
         spec.as_object_mut().unwrap().extend(extra);
     }
-    object("Organization", "org", spec)
+    object_json("Organization", "org", spec)
 }
 
 /// A namespace with RBAC open to everyone, `roster run` with its webhook answering for it, and the
@@ -404,22 +384,22 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         allowed_dry("admin turns a member into a viewer", User(ADMIN), patch("Membership", "member2", json!({ "role": "viewer" }))),
         allowed_dry("group admin turns a viewer into a member", InGroup(GARY, OPS), patch("Membership", "viewer", json!({ "role": "member" }))),
         allowed("owner promotes a member to admin", User(OWNER), patch("Membership", "riser", json!({ "role": "admin" }))),
-        allowed_dry("the new admin adds a member", User(RISER), Op::Create(membership("by-riser", "r@example.com", "member"))),
-        denied("the new admin adds an admin", User(RISER), Op::Create(membership("by-riser", "r@example.com", "admin")), "AdminLimit"),
+        allowed_dry("the new admin adds a member", User(RISER), Op::Create(membership_json("by-riser", "r@example.com", "member"))),
+        denied("the new admin adds an admin", User(RISER), Op::Create(membership_json("by-riser", "r@example.com", "admin")), "AdminLimit"),
         denied("the only owner demotes themselves", User(OWNER), patch("Membership", "owner", json!({ "role": "admin" })), "LastOwner"),
         allowed("member edits their own display name", User(MEMBER), patch("Membership", "member", json!({ "displayName": "Mem Ber" }))),
         denied("viewer edits someone else's display name", User(VIEWER), patch("Membership", "member", json!({ "displayName": "Hacked" })), "RoleTooLow"),
         // Adding members.
-        allowed("admin adds a member", User(ADMIN), Op::Create(membership("new1", "new1@example.com", "member"))),
+        allowed("admin adds a member", User(ADMIN), Op::Create(membership_json("new1", "new1@example.com", "member"))),
         allowed_dry("admin adds a viewer group", User(ADMIN), Op::Create(group_membership("readers", "example:readers", "viewer"))),
-        denied("admin adds an admin", User(ADMIN), Op::Create(membership("new2", "new2@example.com", "admin")), "AdminLimit"),
-        denied("admin adds an owner", User(ADMIN), Op::Create(membership("new3", "new3@example.com", "owner")), "AdminLimit"),
-        denied("member adds a viewer", User(MEMBER), Op::Create(membership("new4", "new4@example.com", "viewer")), "RoleTooLow"),
-        denied("non-member adds someone", User(NOBODY), Op::Create(membership("new5", "new5@example.com", "viewer")), "NotAMember"),
+        denied("admin adds an admin", User(ADMIN), Op::Create(membership_json("new2", "new2@example.com", "admin")), "AdminLimit"),
+        denied("admin adds an owner", User(ADMIN), Op::Create(membership_json("new3", "new3@example.com", "owner")), "AdminLimit"),
+        denied("member adds a viewer", User(MEMBER), Op::Create(membership_json("new4", "new4@example.com", "viewer")), "RoleTooLow"),
+        denied("non-member adds someone", User(NOBODY), Op::Create(membership_json("new5", "new5@example.com", "viewer")), "NotAMember"),
         denied("admin grants a role to system:masters", User(ADMIN), Op::Create(group_membership("masters", "system:masters", "viewer")), "SystemSubject"),
-        denied("admin adds a second Membership for a member", User(ADMIN), Op::Create(membership("member-again", MEMBER, "viewer")), "Duplicate"),
-        allowed_dry("owner adds an owner", User(OWNER), Op::Create(membership("new6", "new6@example.com", "owner"))),
-        allowed_dry("platform admin adds an owner", Platform, Op::Create(membership("new7", "new7@example.com", "owner"))),
+        denied("admin adds a second Membership for a member", User(ADMIN), Op::Create(membership_json("member-again", MEMBER, "viewer")), "Duplicate"),
+        allowed_dry("owner adds an owner", User(OWNER), Op::Create(membership_json("new6", "new6@example.com", "owner"))),
+        allowed_dry("platform admin adds an owner", Platform, Op::Create(membership_json("new7", "new7@example.com", "owner"))),
         // Removing members.
         denied("viewer removes a member", User(VIEWER), delete("Membership", "member"), "RoleTooLow"),
         denied("non-member removes a member", User(NOBODY), delete("Membership", "member"), "NotAMember"),
@@ -431,25 +411,25 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         denied("platform admin removes the last owner", Platform, delete("Membership", "owner"), "LastOwner"),
         allowed("a member leaves", User(LEAVER), delete("Membership", "leaver")),
         // Joining.
-        denied("joining without a code", User(BEA), Op::Create(membership("bea", BEA, "member")), "SelfJoinNotAllowed"),
-        denied("joining with a wrong code", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &wrong_code)), "InvalidInvite")
+        denied("joining without a code", User(BEA), Op::Create(membership_json("bea", BEA, "member")), "SelfJoinNotAllowed"),
+        denied("joining with a wrong code", User(BEA), Op::Create(redemption_json("bea", &codes.ns, BEA, "member", "for-bea", &wrong_code)), "InvalidInvite")
             .saying("spec.invite.proof does not prove the code"),
-        denied("joining with an expired code", User(LATE), Op::Create(redemption(&codes.ns, "late", LATE, "member", "short", &codes.late)), "InvalidInvite")
+        denied("joining with an expired code", User(LATE), Op::Create(redemption_json("late", &codes.ns, LATE, "member", "short", &codes.late)), "InvalidInvite")
             .saying("expired"),
-        denied("joining with someone else's e-mail invite", User(CARL), Op::Create(redemption(&codes.ns, "carl", CARL, "member", "for-bea", &codes.bea)), "InvalidInvite")
+        denied("joining with someone else's e-mail invite", User(CARL), Op::Create(redemption_json("carl", &codes.ns, CARL, "member", "for-bea", &codes.bea)), "InvalidInvite")
             .saying("it is for bea@example.com"),
-        denied("joining with an invite that does not exist", User(CARL), Op::Create(redemption(&codes.ns, "carl", CARL, "member", "no-such", &codes.bea)), "InvalidInvite")
+        denied("joining with an invite that does not exist", User(CARL), Op::Create(redemption_json("carl", &codes.ns, CARL, "member", "no-such", &codes.bea)), "InvalidInvite")
             .saying("no such Invite"),
-        denied("joining with a valid code for a higher role", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "admin", "for-bea", &codes.bea)), "InvalidInvite")
+        denied("joining with a valid code for a higher role", User(BEA), Op::Create(redemption_json("bea", &codes.ns, BEA, "admin", "for-bea", &codes.bea)), "InvalidInvite")
             .saying("grants role member"),
-        denied("redeeming a code for someone else", User(ADMIN), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &codes.bea)), "InvalidInvite"),
-        denied("joining by e-mail domain with a higher role", User(SAM), Op::Create(membership("sam", SAM, "member")), "SelfJoinNotAllowed"),
-        denied("joining by another e-mail domain", User(CARL), Op::Create(membership("carl", CARL, "viewer")), "SelfJoinNotAllowed"),
-        allowed_dry("joining by e-mail domain", User(SAM), Op::Create(membership("sam", SAM, "viewer"))),
-        allowed("joining with a valid code", User(BEA), Op::Create(redemption(&codes.ns, "bea", BEA, "member", "for-bea", &codes.bea))),
+        denied("redeeming a code for someone else", User(ADMIN), Op::Create(redemption_json("bea", &codes.ns, BEA, "member", "for-bea", &codes.bea)), "InvalidInvite"),
+        denied("joining by e-mail domain with a higher role", User(SAM), Op::Create(membership_json("sam", SAM, "member")), "SelfJoinNotAllowed"),
+        denied("joining by another e-mail domain", User(CARL), Op::Create(membership_json("carl", CARL, "viewer")), "SelfJoinNotAllowed"),
+        allowed_dry("joining by e-mail domain", User(SAM), Op::Create(membership_json("sam", SAM, "viewer"))),
+        allowed("joining with a valid code", User(BEA), Op::Create(redemption_json("bea", &codes.ns, BEA, "member", "for-bea", &codes.bea))),
         denied("the new member creates an invite", User(BEA), Op::Create(invite("i7", None, "viewer")), "RoleTooLow")
             .saying("you are member"),
-        allowed("joining with the open invite", User(DAN), Op::Create(redemption(&codes.ns, "dan", DAN, "viewer", "open", &codes.open))),
+        allowed("joining with the open invite", User(DAN), Op::Create(redemption_json("dan", &codes.ns, DAN, "viewer", "open", &codes.open))),
         // The Organization.
         denied("admin edits the org policy", User(ADMIN), patch("Organization", "org", json!({ "policy": { "maxMembers": 100 } })), "AdminLimit"),
         denied("admin turns on deletion protection", User(ADMIN), patch("Organization", "org", json!({ "deletionProtection": true })), "AdminLimit"),
@@ -461,8 +441,8 @@ fn matrix(codes: &Codes) -> Vec<Row> {
         denied("owner raises minOwners above the owners there are", User(OWNER), patch("Organization", "org", json!({ "policy": { "minOwners": 2 } })), "OwnerQuorum"),
         denied("platform admin grants an excluded namespace", Platform, patch("Organization", "org", json!({ "access": { "namespaces": ["kube-system"] } })), "ExcludedNamespace"),
         denied("platform admin grants cluster-admin", Platform, patch("Organization", "org", json!({ "access": { "clusterRoles": { "member": "cluster-admin" } } })), "ClusterRoleNotAllowed"),
-        denied("owner creates a second Organization", User(OWNER), Op::Create(object("Organization", "org2", json!({}))), "PlatformOnly"),
-        denied("platform admin creates a second Organization", Platform, Op::Create(object("Organization", "org2", json!({}))), "OrganizationExists"),
+        denied("owner creates a second Organization", User(OWNER), Op::Create(object_json("Organization", "org2", json!({}))), "PlatformOnly"),
+        denied("platform admin creates a second Organization", Platform, Op::Create(object_json("Organization", "org2", json!({}))), "OrganizationExists"),
         denied("admin deletes the Organization", User(ADMIN), delete("Organization", "org"), "RoleTooLow"),
         // Teams.
         denied("non-member edits a team", User(NOBODY), patch("Team", "platform", json!({ "description": "mine now" })), "NotAMember"),
@@ -497,14 +477,14 @@ fn matrix(codes: &Codes) -> Vec<Row> {
 #[tokio::test]
 async fn attack_matrix_every_forbidden_request_is_denied_with_its_rule() {
     let memberships = [
-        membership("owner", OWNER, "owner"),
-        membership("admin", ADMIN, "admin"),
-        membership("admin2", ADMIN2, "admin"),
-        membership("member", MEMBER, "member"),
-        membership("member2", MEMBER2, "member"),
-        membership("viewer", VIEWER, "viewer"),
-        membership("leaver", LEAVER, "member"),
-        membership("riser", RISER, "member"),
+        membership_json("owner", OWNER, "owner"),
+        membership_json("admin", ADMIN, "admin"),
+        membership_json("admin2", ADMIN2, "admin"),
+        membership_json("member", MEMBER, "member"),
+        membership_json("member2", MEMBER2, "member"),
+        membership_json("viewer", VIEWER, "viewer"),
+        membership_json("leaver", LEAVER, "member"),
+        membership_json("riser", RISER, "member"),
         group_membership("ops", OPS, "admin"),
     ];
     let (admin, ns, operator) = setup(
@@ -589,8 +569,8 @@ async fn attack_matrix_every_forbidden_request_is_denied_with_its_rule() {
     probe(User(VIEWER), admin_invite(), Some("you are viewer")).await;
     probe(
         User(BEA),
-        Op::Create(redemption(
-            &codes.ns, "bea", BEA, "member", "for-bea", &codes.bea,
+        Op::Create(redemption_json(
+            "bea", &codes.ns, BEA, "member", "for-bea", &codes.bea,
         )),
         None,
     )
@@ -703,9 +683,9 @@ async fn a_server_dry_run_gives_the_same_answer_as_a_real_write_and_changes_noth
         "webhook-dry-run",
         org(json!({ "minOwners": 1 }), json!({})),
         &[
-            membership("owner", OWNER, "owner"),
-            membership("admin", ADMIN, "admin"),
-            membership("member", MEMBER, "member"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("admin", ADMIN, "admin"),
+            membership_json("member", MEMBER, "member"),
         ],
     )
     .await;
@@ -724,7 +704,7 @@ async fn a_server_dry_run_gives_the_same_answer_as_a_real_write_and_changes_noth
     // An admin promotes a member to admin with `kubectl apply`.
     let promote = write_temp(
         &format!("{ns}-promote.yaml"),
-        &yaml(&membership("member", MEMBER, "admin")),
+        &yaml(&membership_json("member", MEMBER, "admin")),
     );
     let file = promote.0.to_str().unwrap();
     let as_admin = ["--as", ADMIN, "--as-group", "example:staff", "-n", &ns];
@@ -773,7 +753,7 @@ async fn a_server_dry_run_gives_the_same_answer_as_a_real_write_and_changes_noth
     // A legal change as a dry run: admitted, and still nothing changes.
     let demote = write_temp(
         &format!("{ns}-demote.yaml"),
-        &yaml(&membership("member", MEMBER, "viewer")),
+        &yaml(&membership_json("member", MEMBER, "viewer")),
     );
     let (ok, out, err) = support::kubectl(&[
         "--as",
@@ -822,8 +802,8 @@ async fn single_owner_org(test: &str) -> (Client, String, Operator) {
         test,
         org(json!({ "minOwners": 1, "maxOwners": 1 }), json!({})),
         &[
-            membership("alice", ALICE, "owner"),
-            membership("bob", BOB, "member"),
+            membership_json("alice", ALICE, "owner"),
+            membership_json("bob", BOB, "member"),
         ],
     )
     .await
@@ -883,8 +863,8 @@ async fn with_the_operator_down_roster_writes_fail_closed_and_nothing_else_is_bl
         "webhook-down",
         org(json!({ "minOwners": 1 }), json!({})),
         &[
-            membership("owner", OWNER, "owner"),
-            membership("member", MEMBER, "member"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("member", MEMBER, "member"),
         ],
     )
     .await;
@@ -902,12 +882,12 @@ async fn with_the_operator_down_roster_writes_fail_closed_and_nothing_else_is_bl
         (
             "platform admin adds a member",
             &admin,
-            Op::Create(membership("new", "new@example.com", "member")),
+            Op::Create(membership_json("new", "new@example.com", "member")),
         ),
         (
             "owner adds a member",
             &owner,
-            Op::Create(membership("new", "new@example.com", "member")),
+            Op::Create(membership_json("new", "new@example.com", "member")),
         ),
         (
             "owner changes a role",
@@ -1015,8 +995,8 @@ async fn with_the_operator_down_an_org_namespace_is_still_emptied_and_people_sti
             ns,
             &[
                 org(json!({ "minOwners": 1 }), json!({})),
-                membership("owner", OWNER, "owner"),
-                membership("member", MEMBER, "member"),
+                membership_json("owner", OWNER, "owner"),
+                membership_json("member", MEMBER, "member"),
                 invite("inv", None, "member"),
             ],
         )
@@ -1118,10 +1098,10 @@ async fn the_third_removal_in_an_hour_is_denied_by_the_removal_budget() {
             json!({}),
         ),
         &[
-            membership("owner", OWNER, "owner"),
-            membership("m1", "m1@example.com", "member"),
-            membership("m2", "m2@example.com", "member"),
-            membership("m3", "m3@example.com", "member"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("m1", "m1@example.com", "member"),
+            membership_json("m2", "m2@example.com", "member"),
+            membership_json("m3", "m3@example.com", "member"),
         ],
     )
     .await;
@@ -1170,8 +1150,8 @@ async fn only_platform_principals_change_owner_references_and_finalizers() {
         "webhook-reserved-metadata",
         org(json!({ "minOwners": 1 }), json!({})),
         &[
-            membership("owner", OWNER, "owner"),
-            membership("admin", ADMIN, "admin"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("admin", ADMIN, "admin"),
         ],
     )
     .await;
@@ -1266,8 +1246,8 @@ async fn deletion_protection_refuses_to_delete_the_organization_even_for_platfor
             json!({ "deletionProtection": true }),
         ),
         &[
-            membership("owner", OWNER, "owner"),
-            membership("member", MEMBER, "member"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("member", MEMBER, "member"),
         ],
     )
     .await;
@@ -1373,8 +1353,8 @@ async fn a_member_who_may_write_status_cannot_forge_an_effective_role() {
         &client,
         &ns,
         &[
-            membership("owner", OWNER, "owner"),
-            membership("mallory", MEMBER, "member"),
+            membership_json("owner", OWNER, "owner"),
+            membership_json("mallory", MEMBER, "member"),
         ],
     )
     .await;
@@ -1432,7 +1412,7 @@ async fn an_unreadable_status_freezes_no_organization() {
     let good = support::namespace(&client, "status-good").await;
     for ns in [&bad, &good] {
         apply_all(&client, ns, &[org(json!({ "minOwners": 1 }), json!({}))]).await;
-        apply_all(&client, ns, &[membership("owner", OWNER, "owner")]).await;
+        apply_all(&client, ns, &[membership_json("owner", OWNER, "owner")]).await;
     }
     // No webhook reviews these namespaces yet: find a time the API server's schema accepts.
     let mut accepted = None;
@@ -1488,7 +1468,7 @@ async fn an_excluded_namespace_is_never_an_org_namespace() {
         &ns,
         &[
             org(json!({}), json!({ "access": { "namespaces": [work] } })),
-            membership("owner", OWNER, "owner"),
+            membership_json("owner", OWNER, "owner"),
         ],
     )
     .await;
@@ -1523,8 +1503,8 @@ async fn an_excluded_namespace_is_never_an_org_namespace() {
 
     // Creates of every roster kind are refused there, for platform admins too; deletes are not.
     for o in [
-        object("Organization", "again", json!({})),
-        membership("member", MEMBER, "member"),
+        object_json("Organization", "again", json!({})),
+        membership_json("member", MEMBER, "member"),
         invite("join", None, "member"),
         team("platform", json!([{ "user": OWNER, "role": "owner" }])),
     ] {

@@ -65,9 +65,9 @@ async fn setup() -> (Decider, String, String) {
     let mut operator = support::Operator::start(&[&ns], &["--webhook-addr", ""]);
     let objects = [
         "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  policy:\n    minOwners: 1\n    maxOwners: 2\n    selfJoin:\n      emailDomains: [selfjoin.example]\n      role: viewer\n".to_string(),
-        member_yaml("owner", OWNER, "owner"),
-        member_yaml("admin", ADMIN, "admin"),
-        member_yaml("member", MEMBER, "member"),
+        support::membership_yaml("owner", OWNER, "owner"),
+        support::membership_yaml("admin", ADMIN, "admin"),
+        support::membership_yaml("member", MEMBER, "member"),
         "apiVersion: roster.dev/v1alpha1\nkind: Invite\nmetadata:\n  name: inv\nspec:\n  email: bea@example.com\n  role: member\n".to_string(),
         "apiVersion: roster.dev/v1alpha1\nkind: Team\nmetadata:\n  name: team\nspec:\n  members:\n  - user: member@example.com\n    role: owner\n  - user: admin@example.com\n    role: admin\n".to_string(),
     ];
@@ -111,12 +111,6 @@ async fn setup() -> (Decider, String, String) {
     })
     .await;
     (Decider::new(caches, Config::default(), client), ns, code)
-}
-
-fn member_yaml(name: &str, user: &str, role: &str) -> String {
-    format!(
-        "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n"
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
