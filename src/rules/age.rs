@@ -18,6 +18,16 @@ pub fn age_key<K: Resource>(o: &K) -> (Option<Timestamp>, &str) {
     )
 }
 
+/// The same order for Organizations of different namespaces (which may share a name): creation
+/// time, then namespace. A workload namespace two organizations list goes to the older.
+pub fn across_namespaces_key(o: &Organization) -> (Option<Timestamp>, &str) {
+    let meta = o.meta();
+    (
+        meta.creation_timestamp.as_ref().map(|t| t.0),
+        meta.namespace.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Sorts objects (or references, `Arc`s, ...) oldest first.
 pub fn oldest_first<T, K>(objects: &mut [T])
 where

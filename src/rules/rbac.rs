@@ -179,12 +179,7 @@ pub fn claims(
     excluded: &BTreeSet<String>,
 ) -> Claims {
     let own_ns = org.namespace().unwrap_or_default();
-    let key = |o: &Organization| {
-        (
-            o.meta().creation_timestamp.as_ref().map(|t| t.0),
-            o.namespace().unwrap_or_default(),
-        )
-    };
+    let key = super::age::across_namespaces_key;
     let mut out = Claims::default();
     for ns in &org.spec.access.namespaces {
         if excluded.contains(ns) {
