@@ -13,21 +13,11 @@ use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
-    let (_, out, err) =
-        support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
-    match out.trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!("kubectl auth can-i {verb} {resource}: {other} {err}"),
-    }
-}
-
 async fn eventually_can(user: &str, verb: &str, resource: &str, ns: &str, expected: bool) {
     eventually(
         &format!("{user} can-i {verb} {resource} -n {ns} == {expected}"),
         WAIT,
-        || async { (can(user, verb, resource, ns) == expected).then_some(()) },
+        || async { (support::can(user, verb, resource, ns) == expected).then_some(()) },
     )
     .await
 }
@@ -113,7 +103,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         "the org admin creates an Invite and a Membership: {out}{err}"
     );
     // ... but not in another organization's namespace.
-    assert!(!can(
+    assert!(!support::can(
         "admin@example.com",
         "create",
         "memberships.roster.dev",
@@ -134,25 +124,25 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
     );
 
     // Viewers and members read; they do not write.
-    assert!(can(
+    assert!(support::can(
         "viewer@example.com",
         "list",
         "memberships.roster.dev",
         &ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "viewer@example.com",
         "create",
         "memberships.roster.dev",
         &ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "member@example.com",
         "create",
         "invites.roster.dev",
         &ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "stranger@example.com",
         "list",
         "memberships.roster.dev",
@@ -168,8 +158,8 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         true,
     )
     .await;
-    assert!(can("viewer@example.com", "get", "pods", &work));
-    assert!(!can(
+    assert!(support::can("viewer@example.com", "get", "pods", &work));
+    assert!(!support::can(
         "viewer@example.com",
         "create",
         "deployments.apps",
@@ -203,7 +193,7 @@ async fn org_roles_become_rbac_in_the_org_and_its_workload_namespaces() {
         false,
     )
     .await;
-    assert!(can(
+    assert!(support::can(
         "admin@example.com",
         "list",
         "memberships.roster.dev",
@@ -303,11 +293,11 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        can("alice@example.com", "delete", "memberships.roster.dev", &ns),
+        support::can("alice@example.com", "delete", "memberships.roster.dev", &ns),
         "held owner keeps owner access"
     );
     assert!(
-        can("alice@example.com", "create", "deployments.apps", &work),
+        support::can("alice@example.com", "create", "deployments.apps", &work),
         "and admin in the workload namespace"
     );
 
@@ -338,7 +328,7 @@ async fn a_held_last_owner_keeps_access_and_teams_grant_their_own() {
         false,
     )
     .await;
-    assert!(can("bob@example.com", "get", "pods", &work));
+    assert!(support::can("bob@example.com", "get", "pods", &work));
 }
 
 /// RoleBindings of `ns` carrying `label=value`, by name.
@@ -403,7 +393,7 @@ async fn names_at_the_api_limits_get_their_role_bindings() {
         true,
     )
     .await;
-    assert!(can(
+    assert!(support::can(
         "longest@example.com",
         "list",
         "memberships.roster.dev",
@@ -412,7 +402,12 @@ async fn names_at_the_api_limits_get_their_role_bindings() {
     // Through the team only: two's org role (viewer) gives view.
     eventually_can("two@example.com", "create", "deployments.apps", &work, true).await;
     eventually_can("one@example.com", "get", "pods", &work, true).await;
-    assert!(!can("one@example.com", "create", "deployments.apps", &work));
+    assert!(!support::can(
+        "one@example.com",
+        "create",
+        "deployments.apps",
+        &work
+    ));
 
     for namespace in [&ns, &work] {
         let (a, b) = (
@@ -456,7 +451,8 @@ async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_change
                 &format!("{user} edit in work == {expected}"),
                 seconds,
                 || async {
-                    (can(user, "create", "deployments.apps", &work) == expected).then_some(())
+                    (support::can(user, "create", "deployments.apps", &work) == expected)
+                        .then_some(())
                 },
             )
             .await
@@ -500,7 +496,7 @@ async fn a_change_to_one_organization_reconciles_the_orgs_whose_claims_it_change
         (c == ("False".into(), "NamespaceRefused".into())).then_some(())
     })
     .await;
-    assert!(!can(
+    assert!(!support::can(
         "dev-b@example.com",
         "create",
         "deployments.apps",

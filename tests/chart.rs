@@ -1092,16 +1092,6 @@ fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
-    let (_, out, err) =
-        support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
-    match out.trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!("kubectl auth can-i {verb} {resource} --as {user}: {other} {err}"),
-    }
-}
-
 /// Polls `check` until it returns Some; on timeout panics with `what` and the operator's log, which
 /// names anything the API server refused the operator.
 async fn wait_for<T, F, Fut>(operator: &Operator, what: &str, mut check: F) -> T
@@ -1605,7 +1595,7 @@ async fn rbac_follows_the_organization(t: &Release, operator: &Operator) {
         wait_for(
             operator,
             &format!("{user} can-i {verb} {resource} -n {ns}"),
-            || async { can(user, verb, resource, ns).then_some(()) },
+            || async { support::can(user, verb, resource, ns).then_some(()) },
         )
         .await
     };
@@ -1620,32 +1610,32 @@ async fn rbac_follows_the_organization(t: &Release, operator: &Operator) {
     eventually_can("new@example.com", "create", "deployments.apps", work_ns).await;
     // The team makes the viewer a team member in the workload namespace (edit).
     eventually_can("viewer@example.com", "create", "deployments.apps", work_ns).await;
-    assert!(can(
+    assert!(support::can(
         "viewer@example.com",
         "list",
         "memberships.roster.dev",
         org_ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "viewer@example.com",
         "update",
         "memberships.roster.dev",
         org_ns
     ));
     // Self-service: anyone authenticated may create a Membership (the webhook decides which).
-    assert!(can(
+    assert!(support::can(
         "stranger@example.com",
         "create",
         "memberships.roster.dev",
         org_ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "member@example.com",
         "create",
         "invites.roster.dev",
         org_ns
     ));
-    assert!(!can(
+    assert!(!support::can(
         "stranger@example.com",
         "list",
         "memberships.roster.dev",
@@ -1750,7 +1740,7 @@ fn the_service_account_can_do_nothing_dangerous(t: &Release, operator: &Operator
         ),
     ] {
         assert_eq!(
-            can(sa_user, verb, resource, ns),
+            support::can(sa_user, verb, resource, ns),
             expected,
             "{sa_user} can-i {verb} {resource} -n {ns}"
         );

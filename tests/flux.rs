@@ -294,21 +294,11 @@ fn condition_true(status: &Value, type_: &str) -> bool {
         .any(|c| c["type"] == type_ && c["status"] == "True")
 }
 
-fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
-    let (_, out, err) =
-        support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
-    match out.trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!("kubectl auth can-i {verb} {resource} -n {ns} --as {user}: {other} {err}"),
-    }
-}
-
 async fn eventually_can(user: &str, verb: &str, resource: &str, ns: &str, expected: bool) {
     eventually(
         &format!("{user} can-i {verb} {resource} -n {ns} == {expected}"),
         WAIT,
-        || async { (can(user, verb, resource, ns) == expected).then_some(()) },
+        || async { (support::can(user, verb, resource, ns) == expected).then_some(()) },
     )
     .await
 }

@@ -125,6 +125,17 @@ pub fn kubectl(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `kubectl auth can-i VERB RESOURCE -n NS --as USER`: the API server's own answer to what RBAC
+/// lets `user` do.
+pub fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    let (_, out, err) = kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
+    match out.trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!("kubectl auth can-i {verb} {resource} -n {ns} --as {user}: {other} {err}"),
+    }
+}
+
 /// A fresh namespace for one test, named after it.
 pub async fn namespace(client: &Client, test: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
