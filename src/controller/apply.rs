@@ -19,6 +19,24 @@ use crate::rules::leftovers::is_organization_owner;
 
 pub use crate::names::FIELD_MANAGER;
 
+/// A namespaced roster kind (or Secret, RoleBinding) that roster reads and writes through kube's
+/// typed `Api`.
+pub trait Object:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Object for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
@@ -41,10 +59,7 @@ fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
 /// Applies `status` to the status subresource of `obj`.
 pub async fn status<K, S>(ctx: &Context, obj: &K, status: &S) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
     S: Serialize,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -65,10 +80,7 @@ where
 /// removed when nobody else holds it).
 pub async fn metadata<K>(ctx: &Context, obj: &K, finalizers: &[&str]) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut meta = serde_json::json!({ "name": obj.name_any() });
@@ -93,10 +105,7 @@ where
 /// shared.
 pub async fn remove_organization_owners<K>(ctx: &Context, obj: &K) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let current = obj.owner_references();
@@ -126,10 +135,7 @@ where
 /// Deletes `obj` (what it owns goes with it, through the garbage collector).
 pub async fn delete<K>(ctx: &Context, obj: &K) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     ctx.metrics.write(&K::kind(&()), "delete");

@@ -10,6 +10,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
+use super::apply::Object;
 use super::codes::{Codes, code_secret_failed, ensure_codes};
 use super::error::{Error, Failure};
 use super::snapshot::{LeftOver, Snapshot};
@@ -168,10 +169,7 @@ fn labelled<K: Resource<DynamicType = ()>>(
 /// apply carry none now, see `rules::leftovers`), removed once.
 async fn ensure_metadata<K>(ctx: &Context, obj: &K, protect: bool) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
 {
     let deleting = obj.meta().deletion_timestamp.is_some();
     let has_finalizer = obj.finalizers().iter().any(|f| f == OWNER_PROTECTION);
@@ -207,11 +205,7 @@ async fn write_object<K>(
     protect: bool,
 ) -> Result<(), Failure>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + kube::core::object::HasStatus
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: Object + kube::core::object::HasStatus,
     K::Status: PartialEq + serde::Serialize,
 {
     let written = async {
@@ -279,11 +273,7 @@ async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<Failure> {
 
 async fn remove_all<'a, K>(ctx: &Context, objects: impl Iterator<Item = &'a K>) -> Vec<Failure>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + 'a,
+    K: Object + 'a,
 {
     let mut writes = Writes::new();
     let mut failed = Vec::new();
@@ -297,13 +287,14 @@ where
 /// Releases roster's finalizer on `obj` and deletes it.
 async fn remove<K>(ctx: &Context, obj: &K) -> Result<(), Failure>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: Object,
 {
     let removed = async {
-        ensure_metadata(ctx, obj, false).await?;
+        // Owner protection yields: the Organization is gone. (Old ownerReferences go with the
+        // object; no need to remove them first.)
+        if obj.finalizers().iter().any(|f| f == OWNER_PROTECTION) {
+            apply::metadata(ctx, obj, &[]).await?;
+        }
         if obj.meta().deletion_timestamp.is_none() {
             apply::delete(ctx, obj).await?;
         }
