@@ -5,11 +5,11 @@
 #   helm install roster charts/roster -n roster-system --create-namespace \
 #     --set image.repository=REGISTRY/roster
 #
-# NOTE: no test builds this image: the development machine has no container engine and no registry.
-# The chart is tested by installing it into the local control plane and running the operator binary
-# outside the cluster as the chart's ServiceAccount (tests/chart.rs), which also checks that this file
-# agrees with the chart (rust-version, user, ports, entrypoint); `make msrv` checks the crate builds
-# with the Rust version of the build stage.
+# For registries that build with Docker. Without a container engine (this repository's machines),
+# hack/build-image.sh builds the same runtime image from the release binary: this stage's user,
+# entrypoint, command, ports and labels, the C libraries the binary links and a CA bundle. tests/image.rs
+# keeps the two in agreement and runs the binary from that image's root; tests/e2e_helm.rs runs it as
+# the chart's pods on a real node. `make msrv` checks the crate builds with the build stage's Rust.
 
 # --- build: a release binary from the locked dependencies --------------------------------------------
 FROM docker.io/library/rust:1.89-bookworm AS build
