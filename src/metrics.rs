@@ -291,7 +291,10 @@ pub async fn serve(
                 std::future::ready(if ready {
                     (StatusCode::OK, "ready")
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: caches not synced, or shutting down",
+                    )
                 })
             }),
         );

@@ -15,13 +15,12 @@ use super::{Controller, RunArgs, Stop};
 type LeaseTask = JoinHandle<Result<LeaseManager, LeaseManagerError>>;
 
 /// Runs `controller` once this replica leads, until SIGTERM or lost leadership; then releases the
-/// Lease and stops the metrics `server`.
+/// Lease.
 pub(super) async fn run(
     args: &RunArgs,
     client: &Client,
     identity: &str,
     stop: &Stop,
-    server: JoinHandle<anyhow::Result<()>>,
     controller: Controller,
 ) -> anyhow::Result<()> {
     let election = Election {
@@ -38,13 +37,13 @@ pub(super) async fn run(
         (true, leading, lease_task) => (leading, lease_task),
         (false, leading, lease_task) => {
             drop(leading);
-            return finish(server, lease_task).await;
+            return release(lease_task).await;
         }
     };
     tracing::info!(%identity, "became leader");
     controller.run(until_lost(&leading, stop)).await?;
     drop(leading);
-    finish(server, lease_task).await
+    release(lease_task).await
 }
 
 /// The Lease this replica competes for.
@@ -161,16 +160,12 @@ async fn released(leases: &kube::Api<Lease>, name: &str) {
     }
 }
 
-/// Releases the Lease (so a standby takes over at once) and stops the metrics server.
-async fn finish(
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    lease_task: LeaseTask,
-) -> anyhow::Result<()> {
+/// Releases the Lease, so that a standby takes over at once.
+async fn release(lease_task: LeaseTask) -> anyhow::Result<()> {
     if let Ok(Ok(manager)) = lease_task.await
         && let Err(e) = manager.release().await
     {
         tracing::warn!(error = %e, "could not release the lease");
     }
-    server.abort();
     Ok(())
 }

@@ -85,6 +85,12 @@ pub struct RunArgs {
     #[arg(long, env = "ROSTER_WEBHOOK_CLIENT_CA")]
     pub webhook_client_ca: Option<PathBuf>,
 
+    /// Seconds the webhook and /metrics keep serving after SIGTERM, with /readyz failing, so that
+    /// the API server stops calling this replica before it closes its port (a rolling update fails
+    /// no admission; the chart sets 5). The controller stops and releases its Lease at once.
+    #[arg(long, env = "ROSTER_SHUTDOWN_DRAIN", default_value_t = 0)]
+    pub shutdown_drain: u64,
+
     /// Name of the ValidatingWebhookConfiguration roster writes (with the CA it generated) at start.
     /// Without it roster writes none (for example when the Helm chart or cert-manager owns it).
     #[arg(long, env = "ROSTER_WEBHOOK_CONFIG_NAME")]
@@ -141,10 +147,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = identity(&args);
     let metrics = Arc::new(Metrics::default());
     let stop = Stop::on_termination();
+    let drain = std::time::Duration::from_secs(args.shutdown_drain);
+    unready_on(&stop, &metrics);
     let server = tokio::spawn(metrics::serve(
         args.metrics_addr,
         metrics.clone(),
-        stop.wait(),
+        stop.drained(drain),
     ));
 
     let scope = Scope {
@@ -158,7 +166,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         &caches,
         (config.clone(), me),
         metrics.clone(),
-        stop.wait(),
+        stop.drained(drain),
     )
     .await?;
     let controller = Controller {
@@ -173,9 +181,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     if args.leader_elect {
-        return leader::run(&args, &client, &identity, &stop, server, controller).await;
+        leader::run(&args, &client, &identity, &stop, controller).await?;
+    } else {
+        controller.run(stop.wait()).await?;
     }
-    controller.run(stop.wait()).await?;
     if let Some(w) = webhook_server {
         w.await??;
     }
@@ -229,6 +238,27 @@ impl Stop {
             let _ = rx.wait_for(|s| *s).await;
         }
     }
+
+    /// Resolves `drain` after SIGTERM.
+    fn drained(
+        &self,
+        drain: std::time::Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let stopped = self.wait();
+        async move {
+            stopped.await;
+            tokio::time::sleep(drain).await;
+        }
+    }
+}
+
+/// Fails /readyz from SIGTERM on, so that endpoints drop this replica while it still serves.
+fn unready_on(stop: &Stop, metrics: &Arc<Metrics>) {
+    let (stopped, metrics) = (stop.wait(), metrics.clone());
+    tokio::spawn(async move {
+        stopped.await;
+        metrics.set_ready(false);
+    });
 }
 
 /// What the controller runs with.
