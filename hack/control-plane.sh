@@ -209,7 +209,7 @@ start() {
   if $node; then
     # The kubelet is called at its InternalIP only: resolving the node's name would ask a DNS server
     # off the machine.
-    node_apiserver_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+    node_apiserver_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
       --enable-aggregator-routing=true
       --kubelet-client-certificate "$dir/pki/kubelet-client.crt" --kubelet-client-key "$dir/pki/kubelet-client.key"
       --kubelet-certificate-authority "$dir/pki/ca.crt" --kubelet-preferred-address-types InternalIP)

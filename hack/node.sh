@@ -422,12 +422,16 @@ pod_pids() {
   done | sort -u
 }
 
-kill_all() {
+stop_processes() {
   local pids
   stop_pid kubelet
   stop_pid containerd
   mapfile -t pids < <(our_shims)
   ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
+}
+
+kill_pods() {
+  local pids
   for _ in $(seq 1 50); do
     mapfile -t pids < <(pod_pids)
     ((${#pids[@]} == 0)) && return 0
@@ -437,18 +441,23 @@ kill_all() {
   log "warning: processes left in the cgroup $cgroup_name: $(pod_pids | tr '\n' ' ')"
 }
 
-unmount_all() {
-  local m ns
+unmount_dir() {
+  local m
   # Deepest first: containers' root file systems, their /dev/shm, the kubelet's volumes.
   awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" || log "warning: could not unmount $m"
   done
-  # The pods' network namespaces (containerd 1.6 puts them in /run/netns, named cni-*); removing one
-  # removes the pod's end of its veth pair and so the bridge's end too.
-  [[ -d /run/netns ]] || return 0
+}
+
+# The pods' network namespaces (containerd 1.6 puts them in /run/netns, named cni-*): those that were
+# not there before `up` (without that record, containerd had not started: none is ours). Removing
+# one removes the pod's end of its veth pair and so the bridge's end too.
+remove_netns() {
+  local ns
+  [[ -d /run/netns && -f "$n/netns.before" ]] || return 0
   for ns in /run/netns/cni-*; do
     [[ -e "$ns" ]] || continue
-    grep -qxF "${ns##*/}" "$n/netns.before" 2>/dev/null && continue
+    grep -qxF "${ns##*/}" "$n/netns.before" && continue
     umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
     rm -f "$ns"
   done
@@ -464,7 +473,8 @@ remove_cgroups() {
 }
 
 # Our chains (ROSTER-*) and those the kubelet and CNI plugins added (KUBE-*, CNI-*) that were not
-# there before `up`: the rules that jump to them go first, then the chains; one transaction a table.
+# there before `up` (without that record, the kubelet had not started: only ROSTER-* are ours). The
+# rules that jump to them go first, then the chains; one transaction a table.
 remove_chains() {
   local ipt table save chains c
   for ipt in iptables ip6tables; do
@@ -473,7 +483,9 @@ remove_chains() {
       save=$("$ipt-save" -t "$table" 2>/dev/null) || continue
       chains=()
       for c in $(sed -n 's/^:\(ROSTER-[^ ]*\|KUBE-[^ ]*\|CNI-[^ ]*\) .*/\1/p' <<<"$save"); do
-        if [[ $c != ROSTER-* ]] && grep -qxF "$ipt $table $c" "$n/chains.before" 2>/dev/null; then continue; fi
+        if [[ $c != ROSTER-* ]] && { [[ ! -f "$n/chains.before" ]] || grep -qxF "$ipt $table $c" "$n/chains.before"; }; then
+          continue
+        fi
         chains+=("$c")
       done
       ((${#chains[@]} == 0)) && continue
@@ -520,17 +532,31 @@ restore_sysctls() {
   done < <(awk '$1 == "sysctl" && !seen[$2]++' "$n/undo" 2>/dev/null)
 }
 
+# The machine's node parts are DIR's when the marker names DIR, or when the marker is gone (a reboot
+# empties /run) and DIR holds a node's record; never while the marker names another DIR.
+owns_machine() {
+  if [[ -f $marker ]]; then [[ $(cat "$marker") == "$dir" ]]; else [[ -d "$n" ]]; fi
+}
+
 down() {
   [[ $(id -u) == 0 ]] || die "stopping a node needs root"
-  try kill_all
-  try unmount_all
-  try remove_cgroups
-  try remove_chains
-  ip route del unreachable "$service_cidr" 2>/dev/null || true
-  ip link delete "$bridge" type bridge 2>/dev/null || true
-  try remove_outside_files
-  try restore_sysctls
-  [[ -f $marker && $(cat "$marker") == "$dir" ]] && rm -f "$marker"
+  try stop_processes
+  if owns_machine; then
+    try kill_pods
+    try unmount_dir
+    try remove_netns
+    try remove_cgroups
+    try remove_chains
+    ip route del unreachable "$service_cidr" 2>/dev/null || true
+    ip link delete "$bridge" type bridge 2>/dev/null || true
+    try remove_outside_files
+    try restore_sysctls
+    rm -f "$marker"
+    log "the machine's bridge, routes, iptables chains, sysctls, cgroups and directories are as before"
+  else
+    [[ -f $marker ]] && log "the machine's node parts belong to the node in $(cat "$marker"); left alone"
+    try unmount_dir
+  fi
   "$hack/control-plane.sh" down "$dir"
 }
 
@@ -544,7 +570,7 @@ case "$cmd" in
       exit 0
     fi
     down
-    log "stopped; the machine is as before"
+    log "stopped"
     ;;
   import)
     [[ -f "$image_tar" ]] || die "usage: $0 import IMAGE.tar [DIR] (no file $image_tar)"
