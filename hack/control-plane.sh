@@ -58,14 +58,21 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# A process that has exited but is not yet reaped (a zombie: where PID 1 reaps slowly, for seconds)
+# has stopped for our purposes.
+running() { # pid
+  local state
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) && [[ -n $state && $state != Z ]]
+}
+
 stop() {
-  local c pid i
+  local c pid
   # `make dev` runs the operator beside the control plane; it goes first.
   for c in roster kube-scheduler kube-controller-manager kube-apiserver etcd; do
     if alive "$c"; then
       pid=$(cat "$dir/$c.pid")
       kill "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
   done

@@ -397,13 +397,20 @@ up() {
 # ---------------------------------------------------------------------------------------------------
 # down: every step tolerates that what it undoes is already gone.
 
-stop_pid() { # name
+# A process that has exited but is not yet reaped (a zombie: where PID 1 reaps slowly, for seconds)
+# is gone for our purposes.
+running() { # pid
+  local state
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) && [[ -n $state && $state != Z ]]
+}
+
+# SIGKILL at once: everything the kubelet and containerd keep is under DIR, which goes too.
+kill_pid() { # name
   alive "$1" || return 0
   local pid
   pid=$(cat "$n/$1.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do running "$pid" || return 0; sleep 0.1; done
 }
 
 # The shims of our containerd, found by the socket they were given (unique to DIR).
@@ -424,8 +431,8 @@ pod_pids() {
 
 stop_processes() {
   local pids
-  stop_pid kubelet
-  stop_pid containerd
+  kill_pid kubelet
+  kill_pid containerd
   mapfile -t pids < <(our_shims)
   ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
 }
