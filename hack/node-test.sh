@@ -38,8 +38,11 @@ snapshot() {
     net.ipv4.conf.all.route_localnet; do
     echo "sysctl $s=$(sysctl -n "$s")"
   done
+  # The first use of iptables (nft) on a machine instantiates a table with its built-in chains, empty
+  # and accepting, which change no packet's path; `down` cannot remove them, so they do not count.
   for ipt in iptables ip6tables; do
-    "$ipt-save" 2>/dev/null | sed -n "s/^:\([^ ]*\).*/$ipt chain \1/p" | sort
+    "$ipt-save" 2>/dev/null | grep -vE '^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT ' |
+      sed -n "s/^:\([^ ]*\) \([^ ]*\).*/$ipt chain \1 \2/p" | sort
     "$ipt-save" 2>/dev/null | grep -c '^-A' | sed "s/^/$ipt rules /"
   done
   ip -o link | awk '{ print "link " $2 }'
