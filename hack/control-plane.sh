@@ -212,11 +212,12 @@ start() {
     sleep 0.1
   done
 
-  local node_apiserver_flags=(--authorization-mode RBAC)
+  # Without --node: RBAC alone, nothing else.
+  local apiserver_mode_flags=(--authorization-mode RBAC)
   if $node; then
     # The kubelet is called at its InternalIP only: resolving the node's name would ask a DNS server
     # off the machine.
-    node_apiserver_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
+    apiserver_mode_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
       --enable-aggregator-routing=true
       --kubelet-client-certificate "$dir/pki/kubelet-client.crt" --kubelet-client-key "$dir/pki/kubelet-client.key"
       --kubelet-certificate-authority "$dir/pki/ca.crt" --kubelet-preferred-address-types InternalIP)
@@ -235,7 +236,7 @@ start() {
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     --profiling=false \
-    "${node_apiserver_flags[@]}" \
+    "${apiserver_mode_flags[@]}" \
     >"$dir/logs/kube-apiserver.log" 2>&1 &
   echo $! >"$dir/kube-apiserver.pid"
 
