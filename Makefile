@@ -4,10 +4,14 @@ SHELL := /bin/bash
 # The same default as hack/control-plane.sh, so that `make up` and `hack/control-plane.sh env` agree.
 CONTROL_PLANE_DIR ?= $(or $(ROSTER_CONTROL_PLANE_DIR),$(or $(TMPDIR),/tmp)/roster-control-plane)
 export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
+# The same default as hack/node.sh, so that `make cluster` and `hack/node.sh env` agree.
+NODE_DIR ?= $(or $(ROSTER_NODE_DIR),$(or $(TMPDIR),/tmp)/roster-cluster)
+export ROSTER_NODE_DIR := $(NODE_DIR)
 
-.PHONY: dev test unit tour crds tools up down lint msrv bench
+.PHONY: dev test unit tour crds tools up down cluster cluster-down node-test lint msrv bench
 
-## Build the control plane and Flux binaries into the cache (once; minutes when cold).
+## Build the control plane (with the node's kubelet and kube-scheduler) and Flux binaries into the
+## cache (once; minutes when cold).
 tools:
 	hack/build-control-plane.sh
 	hack/build-flux.sh
@@ -42,6 +46,21 @@ up: tools
 
 down:
 	hack/control-plane.sh down $(CONTROL_PLANE_DIR)
+
+## A one-node cluster that runs pods (root; one per machine): the control plane, containerd, a kubelet.
+## `eval "$$(hack/node.sh env)"` to use it; `make cluster-down` stops it and restores the machine.
+cluster: tools
+	hack/install-deps.sh
+	hack/node.sh up $(NODE_DIR)
+
+cluster-down:
+	hack/node.sh down $(NODE_DIR)
+
+## Bring a node up in a directory of its own, prove its network rule, bring it down, and check that
+## the machine is as before (root; fails while another node runs).
+node-test: tools
+	hack/install-deps.sh
+	hack/node-test.sh
 
 lint:
 	cargo fmt --check

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from their published Go modules
-# into a cache outside the checkout, keyed by version. Builds only what is missing, so a warm run is
+# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm, and the node's kubelet and
+# kube-scheduler (hack/node.sh), from their published Go modules into a cache outside the checkout,
+# keyed by version. Builds only what is missing, so a warm run is
 # instant; a cold one takes many minutes on 2 cores.
 #
 #   hack/build-control-plane.sh          build what is missing, print the bin directories
@@ -50,6 +51,8 @@ build etcd k8s go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
 build kube-controller-manager k8s k8s.io/kubernetes/cmd/kube-controller-manager "$(k8s_ldflags)"
 build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
+build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$(k8s_ldflags)"
+build kubelet k8s k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
 build helm helm helm.sh/helm/v3/cmd/helm \
   "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 

@@ -2,13 +2,21 @@
 # A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager, built by
 # hack/build-control-plane.sh from the published Go modules.
 #
-#   hack/control-plane.sh up   [DIR]   start (or reuse a running one) and print its kubeconfig path
+#   hack/control-plane.sh up   [DIR] [--node]  start (or reuse a running one) and print its kubeconfig path
 #   hack/control-plane.sh down [DIR]   stop what `up` started (by pid) and remove DIR
 #   hack/control-plane.sh env  [DIR]   print `export KUBECONFIG=...` and PATH lines for eval
 #   hack/control-plane.sh status [DIR] exit 0 when it runs and answers /readyz
 #
 # DIR defaults to $ROSTER_CONTROL_PLANE_DIR or ${TMPDIR:-/tmp}/roster-control-plane. Ports are picked
 # free at start, so several control planes (one per test binary, say) can run side by side.
+#
+# --node readies the control plane for the node hack/node.sh runs beside it: it adds kube-scheduler,
+# the controllers pods need (deployments, replica sets, stateful and daemon sets, jobs, endpoints and
+# endpoint slices, node lifecycle, pod garbage collection, disruption budgets), the Node authorizer
+# and NodeRestriction for the kubelet's identity (node.kubeconfig, user system:node:roster-node), a
+# client certificate the API server presents to the kubelet, and --enable-aggregator-routing so that
+# the API server calls webhooks and aggregated APIs at their pods' IPs: there is no kube-proxy, and a
+# Service's ClusterIP is not routed anywhere. Without --node, nothing of this runs.
 set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,8 +24,18 @@ hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$hack/versions.sh"
 
 cmd=${1:-}
-dir=${2:-${ROSTER_CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}}
+dir=${ROSTER_CONTROL_PLANE_DIR:-${TMPDIR:-/tmp}/roster-control-plane}
+node=false
+for arg in "${@:2}"; do
+  case "$arg" in
+    --node) node=true ;;
+    -*) echo "control-plane: unknown option $arg" >&2; exit 2 ;;
+    *) dir=$arg ;;
+  esac
+done
 components=(etcd kube-apiserver kube-controller-manager)
+# The node's name; hack/node.sh's kubelet registers under it.
+node_name=roster-node
 
 log() { echo "control-plane: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -40,14 +58,21 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# A process that has exited but is not yet reaped (a zombie: where PID 1 reaps slowly, for seconds)
+# has stopped for our purposes.
+running() { # pid
+  local state
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) && [[ -n $state && $state != Z ]]
+}
+
 stop() {
-  local c pid i
+  local c pid
   # `make dev` runs the operator beside the control plane; it goes first.
-  for c in roster kube-controller-manager kube-apiserver etcd; do
+  for c in roster kube-scheduler kube-controller-manager kube-apiserver etcd; do
     if alive "$c"; then
       pid=$(cat "$dir/$c.pid")
       kill "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
@@ -131,9 +156,13 @@ EOF
 }
 
 # Removes DIR, but only when it is a control plane's directory (or empty): `up .` must never delete
-# a checkout.
+# a checkout. Nor while something is mounted under it (a node's containers and volumes): rm -rf would
+# delete through the mounts.
 remove_dir() {
   [[ -e "$dir" ]] || return 0
+  if awk -v d="$(realpath "$dir")/" 'index($5, d) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    die "something is mounted under $dir (a node's?): run hack/node.sh down $dir first"
+  fi
   if [[ -f "$dir/.roster-control-plane" || -f "$dir/tokens.csv" || -z "$(ls -A "$dir")" ]]; then
     rm -rf "$dir"
   else
@@ -150,7 +179,7 @@ start() {
   touch "$dir/.roster-control-plane"
   pki
 
-  local etcd_port peer_port api_port kcm_port token kcm_token
+  local etcd_port peer_port api_port kcm_port token kcm_token sched_token node_token
   etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kcm_port=$(free_port)
   token=$(openssl rand -hex 24); kcm_token=$(openssl rand -hex 24)
   echo "$token" >"$dir/admin.token"
@@ -159,6 +188,15 @@ start() {
   printf '%s,roster-admin,roster-admin,"system:masters"\n%s,system:kube-controller-manager,kcm\n' \
     "$token" "$kcm_token" >"$dir/tokens.csv"
   echo "https://127.0.0.1:$api_port" >"$dir/server"
+  if $node; then
+    touch "$dir/.node"
+    node_pki
+    # The scheduler and the kubelet are what kubeadm makes them: the user system:kube-scheduler
+    # (bootstrap RBAC), and the node's own user in system:nodes, which the Node authorizer serves.
+    sched_token=$(openssl rand -hex 24); node_token=$(openssl rand -hex 24)
+    printf '%s,system:kube-scheduler,kube-scheduler\n%s,system:node:%s,kubelet-%s,"system:nodes"\n' \
+      "$sched_token" "$node_token" "$node_name" "$node_name" >>"$dir/tokens.csv"
+  fi
 
   "$K8S_BIN/etcd" --name roster --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -174,6 +212,16 @@ start() {
     sleep 0.1
   done
 
+  # Without --node: RBAC alone, nothing else.
+  local apiserver_mode_flags=(--authorization-mode RBAC)
+  if $node; then
+    # The kubelet is called at its InternalIP only: resolving the node's name would ask a DNS server
+    # off the machine.
+    apiserver_mode_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
+      --enable-aggregator-routing=true
+      --kubelet-client-certificate "$dir/pki/kubelet-client.crt" --kubelet-client-key "$dir/pki/kubelet-client.key"
+      --kubelet-certificate-authority "$dir/pki/ca.crt" --kubelet-preferred-address-types InternalIP)
+  fi
   # No default route on some machines, so always advertise loopback and skip the endpoint reconciler.
   "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -183,17 +231,21 @@ start() {
     --client-ca-file "$dir/pki/ca.crt" \
     --admission-control-config-file "$dir/admission.yaml" \
     --token-auth-file "$dir/tokens.csv" \
-    --authorization-mode RBAC \
     --service-account-issuer "https://kubernetes.default.svc" \
     --service-account-key-file "$dir/pki/sa.pub" \
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     --profiling=false \
+    "${apiserver_mode_flags[@]}" \
     >"$dir/logs/kube-apiserver.log" 2>&1 &
   echo $! >"$dir/kube-apiserver.pid"
 
   write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$api_port" "$token" roster-admin
   write_kubeconfig "$dir/kcm.kubeconfig" "https://127.0.0.1:$api_port" "$kcm_token" kcm
+  if $node; then
+    write_kubeconfig "$dir/scheduler.kubeconfig" "https://127.0.0.1:$api_port" "$sched_token" kube-scheduler
+    write_kubeconfig "$dir/node.kubeconfig" "https://127.0.0.1:$api_port" "$node_token" "system:node:$node_name"
+  fi
 
   for i in $(seq 1 600); do
     readyz && break
@@ -202,10 +254,12 @@ start() {
     sleep 0.1
   done
 
+  local controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller
+  $node && controllers+=,$node_controllers
   "$K8S_BIN/kube-controller-manager" \
     --kubeconfig "$dir/kcm.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
+    --controllers "$controllers" \
     --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" \
     --use-service-account-credentials \
@@ -220,18 +274,59 @@ start() {
     sleep 0.1
   done
   alive kube-controller-manager || die "kube-controller-manager exited; see $dir/logs/kube-controller-manager.log"
+  if $node; then start_node_parts; fi
+}
+
+# What pods need beyond the default set: their owners' controllers, Services' endpoints (the API
+# server routes to them), the node's lifecycle (it lifts the not-ready taint), and clean-up.
+node_controllers=deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,ttl-after-finished-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller,node-lifecycle-controller,taint-eviction-controller,pod-garbage-collector-controller,disruption-controller,ttl-controller
+
+# The client certificate the API server presents to the kubelet (logs, exec, port-forward), signed by
+# the cluster CA that the kubelet trusts; its user is bound to system:kubelet-api-admin below.
+node_pki() {
+  local p=$dir/pki
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver-kubelet-client" \
+    -keyout "$p/kubelet-client.key" -out "$p/kubelet-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$p/kubelet-client.ext"
+  openssl x509 -req -in "$p/kubelet-client.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$p/kubelet-client.ext" -out "$p/kubelet-client.crt" 2>/dev/null
+}
+
+start_node_parts() {
+  local port
+  port=$(free_port)
+  "$K8S_BIN/kube-scheduler" \
+    --kubeconfig "$dir/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$dir/scheduler.kubeconfig" --authorization-kubeconfig "$dir/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$port" \
+    --leader-elect=false \
+    >"$dir/logs/kube-scheduler.log" 2>&1 &
+  echo $! >"$dir/kube-scheduler.pid"
+  "$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig" create clusterrolebinding roster-kube-apiserver-kubelet-client \
+    --clusterrole system:kubelet-api-admin --user kube-apiserver-kubelet-client >/dev/null \
+    || die "could not bind the API server's kubelet client to system:kubelet-api-admin"
+  sleep 0.5
+  alive kube-scheduler || die "kube-scheduler exited; see $dir/logs/kube-scheduler.log: $(tail -n 5 "$dir/logs/kube-scheduler.log")"
 }
 
 case "$cmd" in
   up)
     if alive kube-apiserver && alive etcd && readyz; then
+      if $node && [[ ! -f "$dir/.node" ]]; then
+        die "a control plane without --node runs in $dir; stop it first (hack/control-plane.sh down $dir)"
+      fi
       log "already running in $dir (hack/control-plane.sh down to stop it)"
     else
       if [[ -d "$dir" ]]; then
         log "cleaning up a stale control plane in $dir"
         stop
       fi
-      log "starting etcd, kube-apiserver and kube-controller-manager $K8S_VERSION in $dir"
+      if $node; then
+        [[ -x "$K8S_BIN/kube-scheduler" ]] || die "$K8S_BIN/kube-scheduler is missing: run hack/build-control-plane.sh first"
+        log "starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler $K8S_VERSION for a node in $dir"
+      else
+        log "starting etcd, kube-apiserver and kube-controller-manager $K8S_VERSION in $dir"
+      fi
       start
       log "ready at $(cat "$dir/server")"
     fi
@@ -251,7 +346,7 @@ case "$cmd" in
     alive kube-apiserver && readyz
     ;;
   *)
-    echo "usage: $0 up|down|env|status [DIR]" >&2
+    echo "usage: $0 up|down|env|status [DIR] [--node]" >&2
     exit 2
     ;;
 esac
