@@ -6,7 +6,8 @@
 //!
 //! By job: [`cluster`] (the control plane, clients, kubectl, namespaces, CRDs and RBAC installed),
 //! [`operator`] (the operator process, its webhook and metrics), [`objects`] (object builders, apply,
-//! raw creates, invite codes), [`flux`] and [`invariants`]. Everything but `flux` and `invariants` is
+//! raw creates, invite codes), [`flux`], [`invariants`] and [`node`] (a cluster with a real node, for
+//! the chart's pods). Everything but `flux`, `invariants` and `node` is
 //! re-exported here, so tests write `support::admin_client()`.
 //!
 //! Each test binary compiles this module on its own and uses only part of it, hence `dead_code` here
@@ -16,6 +17,7 @@
 pub mod cluster;
 pub mod flux;
 pub mod invariants;
+pub mod node;
 pub mod objects;
 pub mod operator;
 
