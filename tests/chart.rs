@@ -947,19 +947,62 @@ fn chart_crds_are_the_repository_crds() {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
     };
-    let (repo_crds, chart_crds) = (repo().join("crds"), chart().join("crds"));
+    let (repo_crds, chart_crds) = (repo().join("crds"), chart().join("files/crds"));
     assert_eq!(
         list(chart_crds.clone()),
         list(repo_crds.clone()),
-        "charts/roster/crds holds exactly the files of crds/"
+        "charts/roster/files/crds holds exactly the files of crds/"
     );
     for file in list(repo_crds.clone()) {
         assert_eq!(
             std::fs::read(chart_crds.join(&file)).unwrap(),
             std::fs::read(repo_crds.join(&file)).unwrap(),
-            "charts/roster/crds/{file} differs from crds/{file}: copy crds/ into the chart"
+            "charts/roster/files/crds/{file} differs from crds/{file}: run `make crds`"
         );
     }
+    assert!(
+        !chart().join("crds").exists(),
+        "no crds/ in the chart: Helm would install those once and never upgrade them"
+    );
+}
+
+/// The chart renders the CRDs from files/crds as templates (so that `helm upgrade` upgrades them):
+/// exactly the Rust types' CRDs, with the chart's labels and, unless `crds.keep=false`, the
+/// annotation that keeps them on `helm uninstall`.
+#[test]
+fn chart_renders_the_rust_types_crds_and_keeps_them_on_uninstall() {
+    let docs = render(&[]);
+    let rendered = of_kind(&docs, "CustomResourceDefinition");
+    let expected = roster::crds::all();
+    assert_eq!(rendered.len(), expected.len());
+    for (_, crd) in expected {
+        let name = crd.metadata.name.clone().unwrap();
+        let doc = find(&docs, "CustomResourceDefinition", &name);
+        assert!(
+            doc["metadata"].get("namespace").is_none(),
+            "CRDs are cluster-scoped"
+        );
+        let labels = &doc["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+        assert_eq!(labels["app.kubernetes.io/instance"], RELEASE);
+        assert_eq!(
+            doc["metadata"]["annotations"],
+            json!({ "helm.sh/resource-policy": "keep" })
+        );
+        let mut served: CustomResourceDefinition = serde_json::from_value(doc.clone()).unwrap();
+        served.metadata.labels = None;
+        served.metadata.annotations = None;
+        assert_eq!(
+            served, crd,
+            "the chart's {name} is not the CRD of roster::crds::all()"
+        );
+    }
+    let not_kept = render(&["crds.keep=false"]);
+    for crd in of_kind(&not_kept, "CustomResourceDefinition") {
+        assert!(crd["metadata"].get("annotations").is_none(), "{crd}");
+    }
+    assert_eq!(of_kind(&not_kept, "CustomResourceDefinition").len(), 4);
+    assert!(of_kind(&render(&["crds.enabled=false"]), "CustomResourceDefinition").is_empty());
 }
 
 #[test]
@@ -1157,8 +1200,13 @@ async fn namespace_gone(client: &kube::Client, name: &str) {
     .await;
 }
 
+/// Held by the tests that install the chart: its CRDs and org ClusterRoles are cluster-scoped with
+/// fixed names, and the CRD upgrade test serves an older Membership schema for a while.
+static CLUSTER_SCOPED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls_cleanly() {
+    let _cluster_scoped = CLUSTER_SCOPED.lock().await;
     let t = Release::namespaces().await;
     a_wrong_value_fails_the_install_before_anything_is_created(&t);
     install(&t).await;
@@ -1275,15 +1323,22 @@ async fn install(t: &Release) {
         ),
     )
     .unwrap();
-    // roster-org-* have fixed names; in a control plane shared by all test binaries other tests may
-    // have applied them already, which only an explicit take-over lets this release own.
+    // roster-org-* and the CRDs have fixed names; in a control plane shared by all test binaries
+    // other tests may have applied them already (or an uninstalled release kept the CRDs), which
+    // only an explicit take-over lets this release own.
     let cluster_roles: Api<ClusterRole> = Api::all(t.client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     let mut extra = vec!["--values", values.to_str().unwrap()];
     if cluster_roles
         .get_opt("roster-org-owner")
         .await
         .unwrap()
         .is_some()
+        || crds
+            .get_opt("organizations.roster.dev")
+            .await
+            .unwrap()
+            .is_some()
     {
         extra.push("--take-ownership");
     }
@@ -1295,17 +1350,30 @@ async fn install(t: &Release) {
         "the pod template meets the restricted Pod Security Standard: {installed}"
     );
 
-    // The CRDs came with the chart (or were there already) and are Established.
-    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    // The CRDs belong to the release, are kept on uninstall, and are Established.
     for (_, crd) in roster::crds::all() {
         let name = crd.metadata.name.unwrap();
-        tokio::time::timeout(
+        let established = tokio::time::timeout(
             WAIT,
             await_condition(crds.clone(), &name, conditions::is_crd_established()),
         )
         .await
         .unwrap_or_else(|_| panic!("CRD {name} not Established"))
+        .unwrap()
         .unwrap();
+        let annotations = established.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get("meta.helm.sh/release-name"),
+            Some(&t.name),
+            "{name}"
+        );
+        assert_eq!(
+            annotations
+                .get("helm.sh/resource-policy")
+                .map(String::as_str),
+            Some("keep"),
+            "{name}"
+        );
     }
 }
 
@@ -1855,8 +1923,8 @@ async fn delete_the_organization_then_uninstall(
         !vwc.contains(release.as_str()),
         "the webhook configuration roster wrote into is gone: {vwc}"
     );
-    // The CRDs stay (Helm never deletes them), and nothing is stuck: the remaining namespaces (the
-    // release namespace still holds roster's released Lease) delete at once.
+    // The CRDs stay (helm.sh/resource-policy: keep), and nothing is stuck: the remaining namespaces
+    // (the release namespace still holds roster's released Lease) delete at once.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     assert!(
         crds.get_opt("organizations.roster.dev")
@@ -1873,4 +1941,273 @@ async fn delete_the_organization_then_uninstall(
     namespace_gone(client, release_ns).await;
     namespace_gone(client, work_ns).await;
     let _ = std::fs::remove_dir_all(&t.dir);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The CRDs' upgrade path: adopted from an install that did not own them, upgraded by `helm upgrade`,
+// kept by `helm uninstall`.
+
+/// The CRD whose schema the upgrade test changes, and the field it leaves out of the older chart.
+const UPGRADED_CRD: &str = "memberships.roster.dev";
+const UPGRADED_FIELD: &str = "displayName";
+
+/// A release made with an older chart whose Membership CRD lacks `spec.displayName` and which did not
+/// own the CRDs (like the chart's releases from before it rendered them): the documented adoption lets
+/// `helm upgrade` take them over, the next upgrade serves the field, and `helm uninstall` leaves the
+/// CRDs. The control plane may be shared, with the CRDs applied by other tests: they are applied here
+/// too, as the earlier chart or kubectl left them.
+#[tokio::test]
+async fn crds_are_adopted_upgraded_by_helm_upgrade_and_kept_by_helm_uninstall() {
+    let _cluster_scoped = CLUSTER_SCOPED.lock().await;
+    let client = support::admin_client().await;
+    let kubeconfig = support::control_plane()
+        .kubeconfig
+        .to_str()
+        .unwrap()
+        .to_string();
+    support::install_crds(&client).await;
+    let _restore = RestoreCrdsOnPanic;
+    let ns = support::namespace(&client, "chart-crds").await;
+    let release = format!("roster-crds-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let older = older_chart_without_the_field(dir.path());
+    let older = older.to_str().unwrap();
+    let current = chart();
+    let current = current.to_str().unwrap();
+    let helm_in = |verb: &str, chart: &str, set: &[&str]| {
+        let mut args = vec![
+            verb,
+            &release,
+            chart,
+            "--namespace",
+            &ns,
+            "--kubeconfig",
+            &kubeconfig,
+            "--timeout",
+            "60s",
+            // roster-org-* have fixed names: the other chart test creates them.
+            "--set",
+            "rbac.createOrgClusterRoles=false",
+        ];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        helm(&args)
+    };
+
+    // The earlier release: the CRDs are there, the release has none.
+    let out = helm_in("install", older, &["crds.enabled=false"]);
+    assert!(out.status.success(), "helm install: {}", text(&out));
+    let out = helm_in("upgrade", older, &[]);
+    assert!(!out.status.success(), "CRDs owned by no release were taken");
+    assert!(
+        text(&out)
+            .contains("cannot be imported into the current release: invalid ownership metadata"),
+        "{}",
+        text(&out)
+    );
+    run_documented_crd_adoption(&release, &ns);
+    let out = helm_in("upgrade", older, &[]);
+    assert!(
+        out.status.success(),
+        "helm upgrade after the adoption: {}",
+        text(&out)
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds.get(UPGRADED_CRD).await.unwrap();
+    assert!(
+        !spec_fields(&crd).contains(UPGRADED_FIELD),
+        "helm upgrade now writes the CRDs: the older chart's schema is served"
+    );
+    assert_eq!(
+        crd.metadata.annotations.unwrap_or_default()["meta.helm.sh/release-name"],
+        release
+    );
+    field_served(&client, &ns, false).await;
+
+    // The chart of this repository brings the field back.
+    let out = helm_in("upgrade", current, &[]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    assert!(spec_fields(&crds.get(UPGRADED_CRD).await.unwrap()).contains(UPGRADED_FIELD));
+    field_served(&client, &ns, true).await;
+
+    // Neither leaving them out of the release nor uninstalling it deletes them.
+    let out = helm_in("upgrade", current, &["crds.enabled=false"]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let out = helm(&[
+        "uninstall",
+        &release,
+        "--namespace",
+        &ns,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    for (_, crd) in roster::crds::all() {
+        let name = crd.metadata.name.unwrap();
+        let kept = crds.get_opt(&name).await.unwrap();
+        assert!(
+            kept.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+            "{name} was deleted"
+        );
+    }
+    assert!(spec_fields(&crds.get(UPGRADED_CRD).await.unwrap()).contains(UPGRADED_FIELD));
+    Api::<Namespace>::all(client.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    namespace_gone(&client, &ns).await;
+}
+
+/// A copy of the chart in `dir` whose Membership CRD lacks `spec.displayName`.
+fn older_chart_without_the_field(dir: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let older = dir.join("roster");
+    copy(&chart(), &older);
+    let (file, mut crd) = roster::crds::all()
+        .into_iter()
+        .find(|(_, crd)| crd.metadata.name.as_deref() == Some(UPGRADED_CRD))
+        .unwrap();
+    let schema = crd.spec.versions[0].schema.as_mut().unwrap();
+    let properties = schema
+        .open_api_v3_schema
+        .as_mut()
+        .unwrap()
+        .properties
+        .as_mut();
+    let spec = properties.unwrap().get_mut("spec").unwrap();
+    let removed = spec.properties.as_mut().unwrap().remove(UPGRADED_FIELD);
+    assert!(
+        removed.is_some(),
+        "{UPGRADED_CRD} has spec.{UPGRADED_FIELD}"
+    );
+    std::fs::write(
+        older.join("files/crds").join(file),
+        roster::crds::to_yaml(&crd),
+    )
+    .unwrap();
+    older
+}
+
+/// The properties of the CRD's `spec`, as the API server stores the CRD.
+fn spec_fields(crd: &CustomResourceDefinition) -> BTreeSet<String> {
+    let schema = crd.spec.versions[0].schema.as_ref().unwrap();
+    let properties = schema
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap()
+        .properties
+        .as_ref()
+        .unwrap();
+    properties["spec"]
+        .properties
+        .as_ref()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Waits until a Membership created (server-side dry run) with `spec.displayName` keeps it, or has it
+/// pruned, as the served schema says: the API server serves a changed CRD shortly after storing it.
+async fn field_served(client: &kube::Client, ns: &str, served: bool) {
+    let resource = kube::api::ApiResource::erase::<Membership>(&());
+    let api = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+    let membership: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+        "metadata": { "name": "schema-probe" },
+        "spec": { "user": "ada@example.com", "role": "member", UPGRADED_FIELD: "Ada" }
+    }))
+    .unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    support::eventually(
+        &format!("spec.{UPGRADED_FIELD} to be served: {served}"),
+        WAIT,
+        || async {
+            let created = api.create(&dry_run, &membership).await.ok()?;
+            (created.data["spec"].get(UPGRADED_FIELD).is_some() == served).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The adoption commands of docs/operations.md, between their marker comments, run by bash with
+/// this release and namespace in place of the documented ones.
+fn run_documented_crd_adoption(release: &str, ns: &str) {
+    let doc = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let (begin, end) = ("<!-- BEGIN adopt-crds -->", "<!-- END adopt-crds -->");
+    let start = doc.find(begin).expect("begin marker") + begin.len();
+    let stop = start + doc[start..].find(end).expect("end marker");
+    let documented = "RELEASE=roster NAMESPACE=roster-system";
+    let script: Vec<String> = doc[start..stop]
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .map(|l| {
+            if l.starts_with(documented) {
+                format!("RELEASE={release} NAMESPACE={ns}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        script.iter().filter(|l| l.starts_with("RELEASE=")).count(),
+        1,
+        "the commands start with `{documented}`: {script:?}"
+    );
+    let cp = support::control_plane();
+    let path = format!(
+        "{}:{}",
+        cp.kubectl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script.join("\n")])
+        .env("PATH", path)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "the documented adoption: {}",
+        text(&out)
+    );
+}
+
+/// Applies the repository's CRDs again when the upgrade test fails while the (shared) control plane
+/// serves the older chart's Membership schema.
+struct RestoreCrdsOnPanic;
+
+impl Drop for RestoreCrdsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let crds = repo().join("crds");
+            let (ok, _, err) = support::kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                "roster-tests",
+                "-f",
+                crds.to_str().unwrap(),
+            ]);
+            if !ok {
+                eprintln!("could not restore the CRDs: {err}");
+            }
+        }
+    }
 }
