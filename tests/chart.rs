@@ -375,6 +375,9 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
         Some("roster-system/roster:443")
     );
     assert_eq!(flag(&args, "--webhook-config-name"), Some(RELEASE));
+    assert_eq!(flag(&args, "--webhook-timeout-seconds"), Some("5"));
+    let slower = container_args(&render(&["webhook.timeoutSeconds=12"]));
+    assert_eq!(flag(&slower, "--webhook-timeout-seconds"), Some("12"));
     assert_eq!(flag(&args, "--webhook-addr"), Some("0.0.0.0:8443"));
     assert_eq!(flag(&args, "--metrics-addr"), Some("0.0.0.0:8080"));
     assert_eq!(
@@ -633,6 +636,7 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
         "replicas=2",
         "webhook.certManager.enabled=true",
         "watchNamespaces={team-a,team-b}",
+        "webhook.timeoutSeconds=12",
     ]);
     assert_eq!(find(&docs, "Deployment", RELEASE)["spec"]["replicas"], 2);
     let args = container_args(&docs);
@@ -641,6 +645,10 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     assert_eq!(flag(&args, "--namespaces"), Some("team-a,team-b"));
     assert!(flag(&args, "--webhook-service").is_none(), "{args:?}");
     assert!(flag(&args, "--webhook-config-name").is_none(), "{args:?}");
+    assert!(
+        flag(&args, "--webhook-timeout-seconds").is_none(),
+        "the chart renders the timeout: {args:?}"
+    );
     let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
 
     // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
@@ -695,6 +703,7 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
         },
         None,
         &["team-a".into(), "team-b".into()],
+        12,
     );
     assert_eq!(
         vwc["webhooks"],
@@ -856,6 +865,11 @@ fn wrong_values_are_refused_with_the_reason() {
         (vec!["replicas=two"], "/replicas"),
         (vec!["replicas=two"], "want integer"),
         (vec!["log.format=xml"], "/log/format"),
+        (vec!["webhook.timeoutSeconds=0"], "/webhook/timeoutSeconds"),
+        (
+            vec!["webhook.timeoutSeconds=31"],
+            "maximum: got 31, want 30",
+        ),
         (vec!["webhok.enabled=false"], "webhok"),
         (
             vec!["allowedClusterRoles={admin,cluster-admin}"],
@@ -1318,7 +1332,7 @@ async fn install(t: &Release) {
     std::fs::write(
         &values,
         format!(
-            "watchNamespaces: [{}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
+            "watchNamespaces: [{}]\nwebhook:\n  timeoutSeconds: 7\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
             t.org_ns
         ),
     )
@@ -1513,6 +1527,10 @@ async fn roster_writes_the_webhook_and_helm_upgrade_keeps_it(
     assert_eq!(
         vwc["webhooks"][0]["clientConfig"]["url"],
         format!("https://127.0.0.1:{webhook_port}/validate")
+    );
+    assert_eq!(
+        vwc["webhooks"][0]["timeoutSeconds"], 7,
+        "webhook.timeoutSeconds reaches the configuration roster writes"
     );
     // The certificate replicas share went into the Secret the chart rendered empty.
     let shared_name = roster::webhook::tls::shared_secret_name(&t.name);
