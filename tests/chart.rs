@@ -347,6 +347,15 @@ fn chart_lints_with_default_and_other_values() {
             "networkPolicy.enabled=true",
             "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
         ],
+        vec![
+            "networkPolicy.enabled=true",
+            "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+            "networkPolicy.apiServer[0].ports={6443}",
+            "hostNetwork=true",
+            "webhook.port=9443",
+            "metrics.port=9090",
+            "crds.keep=false",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
         for s in &set {
@@ -630,6 +639,95 @@ fn a_client_ca_and_a_network_policy_restrict_who_calls_roster() {
     );
 }
 
+/// With `networkPolicy.apiServer`, egress is restricted too: to the API server's addresses and ports,
+/// and DNS unless turned off; without, the policy is about ingress only.
+#[test]
+fn network_policy_egress_reaches_the_api_server_and_dns_only() {
+    let ingress_only = render(&["networkPolicy.enabled=true"]);
+    let policy = find(&ingress_only, "NetworkPolicy", RELEASE);
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert!(policy["spec"].get("egress").is_none(), "{policy}");
+
+    let api_server = [
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+        "networkPolicy.apiServer[0].ports={443,6443}",
+        "networkPolicy.apiServer[1].cidr=fd00:10:96::1/128",
+        "networkPolicy.apiServer[1].ports={443}",
+    ];
+    let docs = render(&api_server);
+    let spec = &find(&docs, "NetworkPolicy", RELEASE)["spec"];
+    assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        spec["ingress"].as_array().unwrap().len(),
+        2,
+        "ingress stays as it was"
+    );
+    let tcp = |port: u16| json!({ "port": port, "protocol": "TCP" });
+    let dns = json!({
+        "ports": [{ "port": 53, "protocol": "UDP" }, { "port": 53, "protocol": "TCP" }],
+        "to": [{
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+            "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } }
+        }]
+    });
+    assert_eq!(
+        spec["egress"],
+        json!([
+            { "to": [{ "ipBlock": { "cidr": "10.0.0.10/32" } }], "ports": [tcp(443), tcp(6443)] },
+            { "to": [{ "ipBlock": { "cidr": "fd00:10:96::1/128" } }], "ports": [tcp(443)] },
+            dns
+        ])
+    );
+
+    let without_dns = render(&[&api_server[..], &["networkPolicy.dns.enabled=false"]].concat());
+    let egress = &find(&without_dns, "NetworkPolicy", RELEASE)["spec"]["egress"];
+    assert_eq!(egress.as_array().unwrap().len(), 2, "{egress}");
+    let any_dns = render(&[&api_server[..], &["networkPolicy.dns.to=null"]].concat());
+    let egress = &find(&any_dns, "NetworkPolicy", RELEASE)["spec"]["egress"];
+    assert_eq!(
+        egress[2],
+        json!({ "ports": dns["ports"] }),
+        "port 53 anywhere"
+    );
+}
+
+/// On the node's network (a control plane that cannot reach pod IPs), roster listens on the ports
+/// chosen for the node, and resolves cluster names as other pods do.
+#[test]
+fn host_network_runs_roster_on_the_node_with_its_own_ports() {
+    let docs = render(&[]);
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert!(pod.get("hostNetwork").is_none(), "{pod}");
+    assert!(pod.get("dnsPolicy").is_none(), "{pod}");
+
+    let docs = render(&["hostNetwork=true", "webhook.port=9443", "metrics.port=9090"]);
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    let args = container_args(&docs);
+    assert_eq!(flag(&args, "--webhook-addr"), Some("0.0.0.0:9443"));
+    assert_eq!(flag(&args, "--metrics-addr"), Some("0.0.0.0:9090"));
+    let c = container(&docs);
+    assert_eq!(
+        c["ports"],
+        json!([
+            { "name": "metrics", "containerPort": 9090, "protocol": "TCP" },
+            { "name": "webhook", "containerPort": 9443, "protocol": "TCP" }
+        ])
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+    // The Service still serves the webhook on 443 (the configuration's port) and finds the node's
+    // port by name.
+    let service = find(&docs, "Service", RELEASE);
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
+    assert_eq!(
+        flag(&args, "--webhook-service"),
+        Some("roster-system/roster:443")
+    );
+}
+
 #[test]
 fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     let docs = render(&[
@@ -866,6 +964,30 @@ fn wrong_values_are_refused_with_the_reason() {
         (vec!["replicas=two"], "want integer"),
         (vec!["log.format=xml"], "/log/format"),
         (vec!["webhook.timeoutSeconds=0"], "/webhook/timeoutSeconds"),
+        (vec!["crds.enabled=no"], "/crds/enabled"),
+        (vec!["hostNetwork=yes"], "/hostNetwork"),
+        (
+            vec!["webhook.port=9090", "metrics.port=9090"],
+            "webhook.port and metrics.port are both 9090",
+        ),
+        (
+            vec![
+                "networkPolicy.apiServer[0].cidr=10.0.0.10",
+                "networkPolicy.apiServer[0].ports={6443}",
+            ],
+            "/networkPolicy/apiServer/0/cidr",
+        ),
+        (
+            vec!["networkPolicy.apiServer[0].cidr=10.0.0.10/32"],
+            "missing property 'ports'",
+        ),
+        (
+            vec![
+                "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+                "networkPolicy.apiServer[0].ports={70000}",
+            ],
+            "/networkPolicy/apiServer/0/ports/0",
+        ),
         (
             vec!["webhook.timeoutSeconds=31"],
             "maximum: got 31, want 30",
@@ -1332,7 +1454,7 @@ async fn install(t: &Release) {
     std::fs::write(
         &values,
         format!(
-            "watchNamespaces: [{}]\nwebhook:\n  timeoutSeconds: 7\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
+            "watchNamespaces: [{}]\nwebhook:\n  timeoutSeconds: 7\nnetworkPolicy:\n  enabled: true\n  apiServer: [{{cidr: 127.0.0.1/32, ports: [6443]}}, {{cidr: '::1/128', ports: [6443]}}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
             t.org_ns
         ),
     )
@@ -1363,6 +1485,19 @@ async fn install(t: &Release) {
         !installed.contains("PodSecurity"),
         "the pod template meets the restricted Pod Security Standard: {installed}"
     );
+
+    // The API server took the NetworkPolicy with its egress rules.
+    let (ok, types, err) = support::kubectl(&[
+        "get",
+        "networkpolicy",
+        &t.name,
+        "-n",
+        &t.ns,
+        "-o",
+        "jsonpath={.spec.policyTypes}",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(types, r#"["Ingress","Egress"]"#);
 
     // The CRDs belong to the release, are kept on uninstall, and are Established.
     for (_, crd) in roster::crds::all() {
@@ -1904,7 +2039,7 @@ async fn delete_the_organization_then_uninstall(
     let selector = format!("app.kubernetes.io/instance={release}");
     for (kinds, namespace) in [
         (
-            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,secrets,configmaps",
+            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,secrets,configmaps,networkpolicies",
             Some(release_ns.as_str()),
         ),
         (

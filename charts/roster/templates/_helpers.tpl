@@ -80,6 +80,9 @@ app.kubernetes.io/part-of: roster
 {{/* ClusterRoles the operator may bind: its own roster-org-* roles and the installer's allow-list. */}}
 {{- define "roster.bindableClusterRoles" -}}
 {{- $roles := list "roster-org-owner" "roster-org-admin" "roster-org-member" "roster-org-viewer" }}
+{{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
+{{- fail (printf "webhook.port and metrics.port are both %v: roster listens on each (on the node, with hostNetwork)" .Values.webhook.port) }}
+{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- $roles = append $roles . }}
 {{- end }}
