@@ -1141,6 +1141,101 @@ fn chart_renders_the_rust_types_crds_and_keeps_them_on_uninstall() {
     assert!(of_kind(&render(&["crds.enabled=false"]), "CustomResourceDefinition").is_empty());
 }
 
+/// Chart.yaml's metadata for Artifact Hub: the CRDs it lists are the chart's, its examples pass
+/// `roster check` (schema, CEL rules, invariants) without a finding, and its license is the crate's
+/// and the LICENSE file's.
+#[test]
+fn chart_metadata_lists_the_crds_and_valid_examples() {
+    let chart_yaml: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
+            .unwrap();
+    let annotations = &chart_yaml["annotations"];
+    let listed: Vec<Value> =
+        serde_yaml::from_str(annotations["artifacthub.io/crds"].as_str().unwrap()).unwrap();
+    let listed: BTreeSet<(String, String)> = listed
+        .iter()
+        .map(|c| {
+            assert!(
+                c["description"].is_string() && c["displayName"].is_string(),
+                "{c}"
+            );
+            (
+                c["kind"].as_str().unwrap().into(),
+                c["version"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let generated: BTreeSet<(String, String)> = roster::crds::all()
+        .into_iter()
+        .map(|(_, crd)| (crd.spec.names.kind, crd.spec.versions[0].name.clone()))
+        .collect();
+    assert_eq!(listed, generated, "artifacthub.io/crds");
+
+    let examples: Vec<Value> =
+        serde_yaml::from_str(annotations["artifacthub.io/crdsExamples"].as_str().unwrap()).unwrap();
+    let kinds: BTreeSet<(String, String)> = examples
+        .iter()
+        .map(|e| {
+            let version = e["apiVersion"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("roster.dev/");
+            (e["kind"].as_str().unwrap().into(), version.into())
+        })
+        .collect();
+    assert_eq!(kinds, generated, "one example of each kind");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("examples.yaml");
+    let stream: String = examples
+        .iter()
+        .map(|e| format!("---\n{}", serde_yaml::to_string(e).unwrap()))
+        .collect();
+    std::fs::write(&file, stream).unwrap();
+    let report = roster::check::check(&roster::check::Options {
+        paths: vec![file],
+        ..Default::default()
+    });
+    assert_eq!(report.objects, examples.len(), "{}", report.text());
+    assert!(
+        report.errors == 0 && report.warnings == 0,
+        "{}",
+        report.text()
+    );
+
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let license = annotations["artifacthub.io/license"].as_str().unwrap();
+    assert!(manifest.contains(&format!("license = \"{license}\"")));
+    let text = std::fs::read_to_string(repo().join("LICENSE")).expect("a LICENSE file");
+    assert!(text.contains("Apache License") && text.contains("Version 2.0"));
+    assert_eq!(chart_yaml["kubeVersion"], ">=1.30.0-0");
+}
+
+/// The chart needs Kubernetes 1.30 (CEL, ValidatingAdmissionPolicy, SelfSubjectReview): an older
+/// version is refused with the reason, while `helm template` without --kube-version renders (every
+/// other test here renders without it).
+#[test]
+fn older_kubernetes_versions_are_refused() {
+    let chart = chart();
+    let render_for = |version: &str| {
+        helm(&[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--kube-version",
+            version,
+        ])
+    };
+    let out = render_for("1.29.9");
+    assert!(!out.status.success(), "1.29 accepted");
+    assert!(
+        text(&out).contains("chart requires kubeVersion: >=1.30.0-0"),
+        "{}",
+        text(&out)
+    );
+    let out = render_for("1.30.0");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 #[test]
 fn chart_cluster_roles_are_roster_access_cluster_roles() {
     let docs = render(&[]);
