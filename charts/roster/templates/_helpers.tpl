@@ -80,9 +80,6 @@ app.kubernetes.io/part-of: roster
 {{/* ClusterRoles the operator may bind: its own roster-org-* roles and the installer's allow-list. */}}
 {{- define "roster.bindableClusterRoles" -}}
 {{- $roles := list "roster-org-owner" "roster-org-admin" "roster-org-member" "roster-org-viewer" }}
-{{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
-{{- fail (printf "webhook.port and metrics.port are both %v: roster listens on each (on the node, with hostNetwork)" .Values.webhook.port) }}
-{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- $roles = append $roles . }}
 {{- end }}
@@ -93,6 +90,9 @@ app.kubernetes.io/part-of: roster
 {{- define "roster.validate" -}}
 {{- if and .Values.selfService.bindAuthenticated (not .Values.webhook.enabled) }}
 {{- fail "selfService.bindAuthenticated needs webhook.enabled: without the webhook, anyone could create a Membership with any role, owner included" }}
+{{- end }}
+{{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
+{{- fail (printf "webhook.port and metrics.port are both %v: roster listens on two ports (on the node itself, with hostNetwork)" .Values.webhook.port) }}
 {{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- if or (eq . "cluster-admin") (contains "*" .) }}
