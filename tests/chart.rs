@@ -1,6 +1,7 @@
 //! The Helm chart (`charts/roster`): `helm lint` and `helm template` with default and other values,
-//! its CRDs and org ClusterRoles kept equal to the crate's, wrong values refused by the schema, and
-//! a real `helm install` into the local control plane. There are no nodes, so no pod ever runs: the
+//! its CRDs and org ClusterRoles kept equal to the crate's, wrong values refused by the schema, the
+//! CRDs' upgrade path (adopted, upgraded by `helm upgrade`, kept by `helm uninstall`) and a real
+//! `helm install` into the local control plane. There are no nodes, so no pod ever runs: the
 //! operator binary runs outside the cluster *as the chart's ServiceAccount* (a token from the
 //! TokenRequest API), with the Deployment's own arguments, which proves the chart's RBAC is enough.
 //! `helm uninstall` must then leave nothing behind and nothing stuck.
