@@ -32,10 +32,11 @@ unit:
 tour: tools
 	hack/tour.sh
 
-## Regenerate crds/ and the chart's copy from the Rust types.
+## Regenerate crds/ and the chart's copy (charts/roster/files/crds, which its templates render) from the
+## Rust types.
 crds:
 	cargo run --quiet -- crds --dir crds
-	cargo run --quiet -- crds --dir charts/roster/crds
+	cargo run --quiet -- crds --dir charts/roster/files/crds
 
 ## Start a local control plane, install the CRDs, apply examples/ and show the result.
 dev: tools

@@ -33,10 +33,25 @@ k8s_ldflags() {
   echo "$flags"
 }
 
-build() { # name dir pkg ldflags
-  local name=$1 dir=$2 pkg=$3 ldflags=$4 out
+# helm's own release builds (its Makefile) set the Kubernetes version that `helm template` and
+# `helm lint` assume without --kube-version to their client-go's (v0.37 is Kubernetes 1.37). Without
+# these flags helm assumes 1.20 and refuses every chart whose kubeVersion asks for more, ours included.
+helm_ldflags() {
+  local minor
+  minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9][0-9]*\)\..*#\1#p' "$hack/helm/go.mod")
+  [[ -n $minor ]] || { echo "roster: no k8s.io/client-go in hack/helm/go.mod" >&2; exit 1; }
+  local flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+  echo "$flags"
+}
+
+build() { # name dir pkg ldflags [stamp: rebuild a cached binary built with another]
+  local name=$1 dir=$2 pkg=$3 ldflags=$4 stamp=${5:-} out
   case "$name" in helm) out="$HELM_BIN/$name" ;; *) out="$K8S_BIN/$name" ;; esac
-  if [[ -x "$out" ]]; then
+  if [[ -x "$out" && ( -z $stamp || "$(cat "$out.stamp" 2>/dev/null)" == "$stamp" ) ]]; then
     echo "roster: $name cached at $out" >&2
     return
   fi
@@ -44,6 +59,7 @@ build() { # name dir pkg ldflags
   local start=$SECONDS
   (cd "$hack/$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
+  if [[ -n $stamp ]]; then echo "$stamp" >"$out.stamp"; fi
   echo "roster: built $name in $((SECONDS - start))s" >&2
 }
 
@@ -53,7 +69,7 @@ build kube-controller-manager k8s k8s.io/kubernetes/cmd/kube-controller-manager 
 build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
 build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$(k8s_ldflags)"
 build kubelet k8s k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
-build helm helm helm.sh/helm/v3/cmd/helm \
-  "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+helm_flags=$(helm_ldflags)
+build helm helm helm.sh/helm/v3/cmd/helm "$helm_flags" "$helm_flags"
 
 echo "$K8S_BIN"; echo "$HELM_BIN"

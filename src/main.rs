@@ -37,6 +37,13 @@ enum Command {
         /// Restrict the webhook to these namespaces (comma-separated); default all.
         #[arg(long, value_delimiter = ',')]
         namespaces: Vec<String>,
+        /// Seconds the API server waits for the webhook (1 to 30) before it fails the request.
+        #[arg(
+            long,
+            default_value_t = roster::webhook::config::DEFAULT_TIMEOUT_SECONDS,
+            value_parser = clap::value_parser!(i32).range(roster::webhook::config::TIMEOUT_SECONDS)
+        )]
+        timeout_seconds: i32,
     },
     /// Run the operator: reconcile organizations and keep their status true.
     Run(Box<roster::run::RunArgs>),
@@ -105,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             name,
             ca_bundle_file,
             namespaces,
+            timeout_seconds,
         } => {
             let endpoint =
                 roster::webhook::config::Endpoint::parse(url.as_deref(), service.as_deref())
@@ -121,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
                 &endpoint,
                 ca.as_deref(),
                 &namespaces,
+                timeout_seconds,
             );
             let mut value = serde_json::to_value(&config)?;
             value["apiVersion"] = "admissionregistration.k8s.io/v1".into();

@@ -1,6 +1,7 @@
 //! The Helm chart (`charts/roster`): `helm lint` and `helm template` with default and other values,
-//! its CRDs and org ClusterRoles kept equal to the crate's, wrong values refused by the schema, and
-//! a real `helm install` into the local control plane. There are no nodes, so no pod ever runs: the
+//! its CRDs and org ClusterRoles kept equal to the crate's, wrong values refused by the schema, the
+//! CRDs' upgrade path (adopted, upgraded by `helm upgrade`, kept by `helm uninstall`) and a real
+//! `helm install` into the local control plane. There are no nodes, so no pod ever runs: the
 //! operator binary runs outside the cluster *as the chart's ServiceAccount* (a token from the
 //! TokenRequest API), with the Deployment's own arguments, which proves the chart's RBAC is enough.
 //! `helm uninstall` must then leave nothing behind and nothing stuck.
@@ -347,6 +348,15 @@ fn chart_lints_with_default_and_other_values() {
             "networkPolicy.enabled=true",
             "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
         ],
+        vec![
+            "networkPolicy.enabled=true",
+            "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+            "networkPolicy.apiServer[0].ports={6443}",
+            "hostNetwork=true",
+            "webhook.port=9443",
+            "metrics.port=9090",
+            "crds.keep=false",
+        ],
     ] {
         let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
         for s in &set {
@@ -375,6 +385,9 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
         Some("roster-system/roster:443")
     );
     assert_eq!(flag(&args, "--webhook-config-name"), Some(RELEASE));
+    assert_eq!(flag(&args, "--webhook-timeout-seconds"), Some("5"));
+    let slower = container_args(&render(&["webhook.timeoutSeconds=12"]));
+    assert_eq!(flag(&slower, "--webhook-timeout-seconds"), Some("12"));
     assert_eq!(flag(&args, "--webhook-addr"), Some("0.0.0.0:8443"));
     assert_eq!(flag(&args, "--metrics-addr"), Some("0.0.0.0:8080"));
     assert_eq!(
@@ -627,12 +640,102 @@ fn a_client_ca_and_a_network_policy_restrict_who_calls_roster() {
     );
 }
 
+/// With `networkPolicy.apiServer`, egress is restricted too: to the API server's addresses and ports,
+/// and DNS unless turned off; without, the policy is about ingress only.
+#[test]
+fn network_policy_egress_reaches_the_api_server_and_dns_only() {
+    let ingress_only = render(&["networkPolicy.enabled=true"]);
+    let policy = find(&ingress_only, "NetworkPolicy", RELEASE);
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert!(policy["spec"].get("egress").is_none(), "{policy}");
+
+    let api_server = [
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+        "networkPolicy.apiServer[0].ports={443,6443}",
+        "networkPolicy.apiServer[1].cidr=fd00:10:96::1/128",
+        "networkPolicy.apiServer[1].ports={443}",
+    ];
+    let docs = render(&api_server);
+    let spec = &find(&docs, "NetworkPolicy", RELEASE)["spec"];
+    assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        spec["ingress"].as_array().unwrap().len(),
+        2,
+        "ingress stays as it was"
+    );
+    let tcp = |port: u16| json!({ "port": port, "protocol": "TCP" });
+    let dns = json!({
+        "ports": [{ "port": 53, "protocol": "UDP" }, { "port": 53, "protocol": "TCP" }],
+        "to": [{
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } },
+            "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } }
+        }]
+    });
+    assert_eq!(
+        spec["egress"],
+        json!([
+            { "to": [{ "ipBlock": { "cidr": "10.0.0.10/32" } }], "ports": [tcp(443), tcp(6443)] },
+            { "to": [{ "ipBlock": { "cidr": "fd00:10:96::1/128" } }], "ports": [tcp(443)] },
+            dns
+        ])
+    );
+
+    let without_dns = render(&[&api_server[..], &["networkPolicy.dns.enabled=false"]].concat());
+    let egress = &find(&without_dns, "NetworkPolicy", RELEASE)["spec"]["egress"];
+    assert_eq!(egress.as_array().unwrap().len(), 2, "{egress}");
+    let any_dns = render(&[&api_server[..], &["networkPolicy.dns.to=null"]].concat());
+    let egress = &find(&any_dns, "NetworkPolicy", RELEASE)["spec"]["egress"];
+    assert_eq!(
+        egress[2],
+        json!({ "ports": dns["ports"] }),
+        "port 53 anywhere"
+    );
+}
+
+/// On the node's network (a control plane that cannot reach pod IPs), roster listens on the ports
+/// chosen for the node, and resolves cluster names as other pods do.
+#[test]
+fn host_network_runs_roster_on_the_node_with_its_own_ports() {
+    let docs = render(&[]);
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert!(pod.get("hostNetwork").is_none(), "{pod}");
+    assert!(pod.get("dnsPolicy").is_none(), "{pod}");
+
+    let docs = render(&["hostNetwork=true", "webhook.port=9443", "metrics.port=9090"]);
+    let pod = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    let args = container_args(&docs);
+    assert_eq!(flag(&args, "--webhook-addr"), Some("0.0.0.0:9443"));
+    assert_eq!(flag(&args, "--metrics-addr"), Some("0.0.0.0:9090"));
+    let c = container(&docs);
+    assert_eq!(
+        c["ports"],
+        json!([
+            { "name": "metrics", "containerPort": 9090, "protocol": "TCP" },
+            { "name": "webhook", "containerPort": 9443, "protocol": "TCP" }
+        ])
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+    // The Service still serves the webhook on 443 (the configuration's port) and finds the node's
+    // port by name.
+    let service = find(&docs, "Service", RELEASE);
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
+    assert_eq!(
+        flag(&args, "--webhook-service"),
+        Some("roster-system/roster:443")
+    );
+}
+
 #[test]
 fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     let docs = render(&[
         "replicas=2",
         "webhook.certManager.enabled=true",
         "watchNamespaces={team-a,team-b}",
+        "webhook.timeoutSeconds=12",
     ]);
     assert_eq!(find(&docs, "Deployment", RELEASE)["spec"]["replicas"], 2);
     let args = container_args(&docs);
@@ -641,6 +744,10 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     assert_eq!(flag(&args, "--namespaces"), Some("team-a,team-b"));
     assert!(flag(&args, "--webhook-service").is_none(), "{args:?}");
     assert!(flag(&args, "--webhook-config-name").is_none(), "{args:?}");
+    assert!(
+        flag(&args, "--webhook-timeout-seconds").is_none(),
+        "the chart renders the timeout: {args:?}"
+    );
     let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
 
     // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
@@ -695,6 +802,7 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
         },
         None,
         &["team-a".into(), "team-b".into()],
+        12,
     );
     assert_eq!(
         vwc["webhooks"],
@@ -856,6 +964,35 @@ fn wrong_values_are_refused_with_the_reason() {
         (vec!["replicas=two"], "/replicas"),
         (vec!["replicas=two"], "want integer"),
         (vec!["log.format=xml"], "/log/format"),
+        (vec!["webhook.timeoutSeconds=0"], "/webhook/timeoutSeconds"),
+        (vec!["crds.enabled=no"], "/crds/enabled"),
+        (vec!["hostNetwork=yes"], "/hostNetwork"),
+        (
+            vec!["webhook.port=9090", "metrics.port=9090"],
+            "webhook.port and metrics.port are both 9090",
+        ),
+        (
+            vec![
+                "networkPolicy.apiServer[0].cidr=10.0.0.10",
+                "networkPolicy.apiServer[0].ports={6443}",
+            ],
+            "/networkPolicy/apiServer/0/cidr",
+        ),
+        (
+            vec!["networkPolicy.apiServer[0].cidr=10.0.0.10/32"],
+            "missing property 'ports'",
+        ),
+        (
+            vec![
+                "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+                "networkPolicy.apiServer[0].ports={70000}",
+            ],
+            "/networkPolicy/apiServer/0/ports/0",
+        ),
+        (
+            vec!["webhook.timeoutSeconds=31"],
+            "maximum: got 31, want 30",
+        ),
         (vec!["webhok.enabled=false"], "webhok"),
         (
             vec!["allowedClusterRoles={admin,cluster-admin}"],
@@ -947,19 +1084,157 @@ fn chart_crds_are_the_repository_crds() {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
     };
-    let (repo_crds, chart_crds) = (repo().join("crds"), chart().join("crds"));
+    let (repo_crds, chart_crds) = (repo().join("crds"), chart().join("files/crds"));
     assert_eq!(
         list(chart_crds.clone()),
         list(repo_crds.clone()),
-        "charts/roster/crds holds exactly the files of crds/"
+        "charts/roster/files/crds holds exactly the files of crds/"
     );
     for file in list(repo_crds.clone()) {
         assert_eq!(
             std::fs::read(chart_crds.join(&file)).unwrap(),
             std::fs::read(repo_crds.join(&file)).unwrap(),
-            "charts/roster/crds/{file} differs from crds/{file}: copy crds/ into the chart"
+            "charts/roster/files/crds/{file} differs from crds/{file}: run `make crds`"
         );
     }
+    assert!(
+        !chart().join("crds").exists(),
+        "no crds/ in the chart: Helm would install those once and never upgrade them"
+    );
+}
+
+/// The chart renders the CRDs from files/crds as templates (so that `helm upgrade` upgrades them):
+/// exactly the Rust types' CRDs, with the chart's labels and, unless `crds.keep=false`, the
+/// annotation that keeps them on `helm uninstall`.
+#[test]
+fn chart_renders_the_rust_types_crds_and_keeps_them_on_uninstall() {
+    let docs = render(&[]);
+    let rendered = of_kind(&docs, "CustomResourceDefinition");
+    let expected = roster::crds::all();
+    assert_eq!(rendered.len(), expected.len());
+    for (_, crd) in expected {
+        let name = crd.metadata.name.clone().unwrap();
+        let doc = find(&docs, "CustomResourceDefinition", &name);
+        assert!(
+            doc["metadata"].get("namespace").is_none(),
+            "CRDs are cluster-scoped"
+        );
+        let labels = &doc["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+        assert_eq!(labels["app.kubernetes.io/instance"], RELEASE);
+        assert_eq!(
+            doc["metadata"]["annotations"],
+            json!({ "helm.sh/resource-policy": "keep" })
+        );
+        let mut served: CustomResourceDefinition = serde_json::from_value(doc.clone()).unwrap();
+        served.metadata.labels = None;
+        served.metadata.annotations = None;
+        assert_eq!(
+            served, crd,
+            "the chart's {name} is not the CRD of roster::crds::all()"
+        );
+    }
+    let not_kept = render(&["crds.keep=false"]);
+    for crd in of_kind(&not_kept, "CustomResourceDefinition") {
+        assert!(crd["metadata"].get("annotations").is_none(), "{crd}");
+    }
+    assert_eq!(of_kind(&not_kept, "CustomResourceDefinition").len(), 4);
+    assert!(of_kind(&render(&["crds.enabled=false"]), "CustomResourceDefinition").is_empty());
+}
+
+/// Chart.yaml's metadata for Artifact Hub: the CRDs it lists are the chart's, its examples pass
+/// `roster check` (schema, CEL rules, invariants) without a finding, and its license is the crate's
+/// and the LICENSE file's.
+#[test]
+fn chart_metadata_lists_the_crds_and_valid_examples() {
+    let chart_yaml: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
+            .unwrap();
+    let annotations = &chart_yaml["annotations"];
+    let listed: Vec<Value> =
+        serde_yaml::from_str(annotations["artifacthub.io/crds"].as_str().unwrap()).unwrap();
+    let listed: BTreeSet<(String, String)> = listed
+        .iter()
+        .map(|c| {
+            assert!(
+                c["description"].is_string() && c["displayName"].is_string(),
+                "{c}"
+            );
+            (
+                c["kind"].as_str().unwrap().into(),
+                c["version"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let generated: BTreeSet<(String, String)> = roster::crds::all()
+        .into_iter()
+        .map(|(_, crd)| (crd.spec.names.kind, crd.spec.versions[0].name.clone()))
+        .collect();
+    assert_eq!(listed, generated, "artifacthub.io/crds");
+
+    let examples: Vec<Value> =
+        serde_yaml::from_str(annotations["artifacthub.io/crdsExamples"].as_str().unwrap()).unwrap();
+    let kinds: BTreeSet<(String, String)> = examples
+        .iter()
+        .map(|e| {
+            let version = e["apiVersion"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("roster.dev/");
+            (e["kind"].as_str().unwrap().into(), version.into())
+        })
+        .collect();
+    assert_eq!(kinds, generated, "one example of each kind");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("examples.yaml");
+    let stream: String = examples
+        .iter()
+        .map(|e| format!("---\n{}", serde_yaml::to_string(e).unwrap()))
+        .collect();
+    std::fs::write(&file, stream).unwrap();
+    let report = roster::check::check(&roster::check::Options {
+        paths: vec![file],
+        ..Default::default()
+    });
+    assert_eq!(report.objects, examples.len(), "{}", report.text());
+    assert!(
+        report.errors == 0 && report.warnings == 0,
+        "{}",
+        report.text()
+    );
+
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let license = annotations["artifacthub.io/license"].as_str().unwrap();
+    assert!(manifest.contains(&format!("license = \"{license}\"")));
+    let text = std::fs::read_to_string(repo().join("LICENSE")).expect("a LICENSE file");
+    assert!(text.contains("Apache License") && text.contains("Version 2.0"));
+    assert_eq!(chart_yaml["kubeVersion"], ">=1.30.0-0");
+}
+
+/// The chart needs Kubernetes 1.30 (CEL, ValidatingAdmissionPolicy, SelfSubjectReview): an older
+/// version is refused with the reason, while `helm template` without --kube-version renders (every
+/// other test here renders without it).
+#[test]
+fn older_kubernetes_versions_are_refused() {
+    let chart = chart();
+    let render_for = |version: &str| {
+        helm(&[
+            "template",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--kube-version",
+            version,
+        ])
+    };
+    let out = render_for("1.29.9");
+    assert!(!out.status.success(), "1.29 accepted");
+    assert!(
+        text(&out).contains("chart requires kubeVersion: >=1.30.0-0"),
+        "{}",
+        text(&out)
+    );
+    let out = render_for("1.30.0");
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
@@ -1157,8 +1432,13 @@ async fn namespace_gone(client: &kube::Client, name: &str) {
     .await;
 }
 
+/// Held by the tests that install the chart: its CRDs and org ClusterRoles are cluster-scoped with
+/// fixed names, and the CRD upgrade test serves an older Membership schema for a while.
+static CLUSTER_SCOPED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn installed_chart_runs_the_operator_as_its_service_account_and_uninstalls_cleanly() {
+    let _cluster_scoped = CLUSTER_SCOPED.lock().await;
     let t = Release::namespaces().await;
     a_wrong_value_fails_the_install_before_anything_is_created(&t);
     install(&t).await;
@@ -1270,20 +1550,27 @@ async fn install(t: &Release) {
     std::fs::write(
         &values,
         format!(
-            "watchNamespaces: [{}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
+            "watchNamespaces: [{}]\nwebhook:\n  timeoutSeconds: 7\nnetworkPolicy:\n  enabled: true\n  apiServer: [{{cidr: 127.0.0.1/32, ports: [6443]}}, {{cidr: '::1/128', ports: [6443]}}]\nleaderElection:\n  enabled: true\nlog:\n  format: text\n  level: roster=debug,info\nselfService:\n  bindAuthenticated: true\nplatform:\n  users: [system:serviceaccount:argocd:argocd-application-controller]\n",
             t.org_ns
         ),
     )
     .unwrap();
-    // roster-org-* have fixed names; in a control plane shared by all test binaries other tests may
-    // have applied them already, which only an explicit take-over lets this release own.
+    // roster-org-* and the CRDs have fixed names; in a control plane shared by all test binaries
+    // other tests may have applied them already (or an uninstalled release kept the CRDs), which
+    // only an explicit take-over lets this release own.
     let cluster_roles: Api<ClusterRole> = Api::all(t.client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
     let mut extra = vec!["--values", values.to_str().unwrap()];
     if cluster_roles
         .get_opt("roster-org-owner")
         .await
         .unwrap()
         .is_some()
+        || crds
+            .get_opt("organizations.roster.dev")
+            .await
+            .unwrap()
+            .is_some()
     {
         extra.push("--take-ownership");
     }
@@ -1295,17 +1582,43 @@ async fn install(t: &Release) {
         "the pod template meets the restricted Pod Security Standard: {installed}"
     );
 
-    // The CRDs came with the chart (or were there already) and are Established.
-    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    // The API server took the NetworkPolicy with its egress rules.
+    let (ok, types, err) = support::kubectl(&[
+        "get",
+        "networkpolicy",
+        &t.name,
+        "-n",
+        &t.ns,
+        "-o",
+        "jsonpath={.spec.policyTypes}",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(types, r#"["Ingress","Egress"]"#);
+
+    // The CRDs belong to the release, are kept on uninstall, and are Established.
     for (_, crd) in roster::crds::all() {
         let name = crd.metadata.name.unwrap();
-        tokio::time::timeout(
+        let established = tokio::time::timeout(
             WAIT,
             await_condition(crds.clone(), &name, conditions::is_crd_established()),
         )
         .await
         .unwrap_or_else(|_| panic!("CRD {name} not Established"))
+        .unwrap()
         .unwrap();
+        let annotations = established.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get("meta.helm.sh/release-name"),
+            Some(&t.name),
+            "{name}"
+        );
+        assert_eq!(
+            annotations
+                .get("helm.sh/resource-policy")
+                .map(String::as_str),
+            Some("keep"),
+            "{name}"
+        );
     }
 }
 
@@ -1445,6 +1758,10 @@ async fn roster_writes_the_webhook_and_helm_upgrade_keeps_it(
     assert_eq!(
         vwc["webhooks"][0]["clientConfig"]["url"],
         format!("https://127.0.0.1:{webhook_port}/validate")
+    );
+    assert_eq!(
+        vwc["webhooks"][0]["timeoutSeconds"], 7,
+        "webhook.timeoutSeconds reaches the configuration roster writes"
     );
     // The certificate replicas share went into the Secret the chart rendered empty.
     let shared_name = roster::webhook::tls::shared_secret_name(&t.name);
@@ -1818,7 +2135,7 @@ async fn delete_the_organization_then_uninstall(
     let selector = format!("app.kubernetes.io/instance={release}");
     for (kinds, namespace) in [
         (
-            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,secrets,configmaps",
+            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,secrets,configmaps,networkpolicies",
             Some(release_ns.as_str()),
         ),
         (
@@ -1855,8 +2172,8 @@ async fn delete_the_organization_then_uninstall(
         !vwc.contains(release.as_str()),
         "the webhook configuration roster wrote into is gone: {vwc}"
     );
-    // The CRDs stay (Helm never deletes them), and nothing is stuck: the remaining namespaces (the
-    // release namespace still holds roster's released Lease) delete at once.
+    // The CRDs stay (helm.sh/resource-policy: keep), and nothing is stuck: the remaining namespaces
+    // (the release namespace still holds roster's released Lease) delete at once.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     assert!(
         crds.get_opt("organizations.roster.dev")
@@ -1873,4 +2190,273 @@ async fn delete_the_organization_then_uninstall(
     namespace_gone(client, release_ns).await;
     namespace_gone(client, work_ns).await;
     let _ = std::fs::remove_dir_all(&t.dir);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The CRDs' upgrade path: adopted from an install that did not own them, upgraded by `helm upgrade`,
+// kept by `helm uninstall`.
+
+/// The CRD whose schema the upgrade test changes, and the field it leaves out of the older chart.
+const UPGRADED_CRD: &str = "memberships.roster.dev";
+const UPGRADED_FIELD: &str = "displayName";
+
+/// A release made with an older chart whose Membership CRD lacks `spec.displayName` and which did not
+/// own the CRDs (like the chart's releases from before it rendered them): the documented adoption lets
+/// `helm upgrade` take them over, the next upgrade serves the field, and `helm uninstall` leaves the
+/// CRDs. The control plane may be shared, with the CRDs applied by other tests: they are applied here
+/// too, as the earlier chart or kubectl left them.
+#[tokio::test]
+async fn crds_are_adopted_upgraded_by_helm_upgrade_and_kept_by_helm_uninstall() {
+    let _cluster_scoped = CLUSTER_SCOPED.lock().await;
+    let client = support::admin_client().await;
+    let kubeconfig = support::control_plane()
+        .kubeconfig
+        .to_str()
+        .unwrap()
+        .to_string();
+    support::install_crds(&client).await;
+    let _restore = RestoreCrdsOnPanic;
+    let ns = support::namespace(&client, "chart-crds").await;
+    let release = format!("roster-crds-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let older = older_chart_without_the_field(dir.path());
+    let older = older.to_str().unwrap();
+    let current = chart();
+    let current = current.to_str().unwrap();
+    let helm_in = |verb: &str, chart: &str, set: &[&str]| {
+        let mut args = vec![
+            verb,
+            &release,
+            chart,
+            "--namespace",
+            &ns,
+            "--kubeconfig",
+            &kubeconfig,
+            "--timeout",
+            "60s",
+            // roster-org-* have fixed names: the other chart test creates them.
+            "--set",
+            "rbac.createOrgClusterRoles=false",
+        ];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        helm(&args)
+    };
+
+    // The earlier release: the CRDs are there, the release has none.
+    let out = helm_in("install", older, &["crds.enabled=false"]);
+    assert!(out.status.success(), "helm install: {}", text(&out));
+    let out = helm_in("upgrade", older, &[]);
+    assert!(!out.status.success(), "CRDs owned by no release were taken");
+    assert!(
+        text(&out)
+            .contains("cannot be imported into the current release: invalid ownership metadata"),
+        "{}",
+        text(&out)
+    );
+    run_documented_crd_adoption(&release, &ns);
+    let out = helm_in("upgrade", older, &[]);
+    assert!(
+        out.status.success(),
+        "helm upgrade after the adoption: {}",
+        text(&out)
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds.get(UPGRADED_CRD).await.unwrap();
+    assert!(
+        !spec_fields(&crd).contains(UPGRADED_FIELD),
+        "helm upgrade now writes the CRDs: the older chart's schema is served"
+    );
+    assert_eq!(
+        crd.metadata.annotations.unwrap_or_default()["meta.helm.sh/release-name"],
+        release
+    );
+    field_served(&client, &ns, false).await;
+
+    // The chart of this repository brings the field back.
+    let out = helm_in("upgrade", current, &[]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    assert!(spec_fields(&crds.get(UPGRADED_CRD).await.unwrap()).contains(UPGRADED_FIELD));
+    field_served(&client, &ns, true).await;
+
+    // Neither leaving them out of the release nor uninstalling it deletes them.
+    let out = helm_in("upgrade", current, &["crds.enabled=false"]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let out = helm(&[
+        "uninstall",
+        &release,
+        "--namespace",
+        &ns,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    for (_, crd) in roster::crds::all() {
+        let name = crd.metadata.name.unwrap();
+        let kept = crds.get_opt(&name).await.unwrap();
+        assert!(
+            kept.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+            "{name} was deleted"
+        );
+    }
+    assert!(spec_fields(&crds.get(UPGRADED_CRD).await.unwrap()).contains(UPGRADED_FIELD));
+    Api::<Namespace>::all(client.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    namespace_gone(&client, &ns).await;
+}
+
+/// A copy of the chart in `dir` whose Membership CRD lacks `spec.displayName`.
+fn older_chart_without_the_field(dir: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let older = dir.join("roster");
+    copy(&chart(), &older);
+    let (file, mut crd) = roster::crds::all()
+        .into_iter()
+        .find(|(_, crd)| crd.metadata.name.as_deref() == Some(UPGRADED_CRD))
+        .unwrap();
+    let schema = crd.spec.versions[0].schema.as_mut().unwrap();
+    let properties = schema
+        .open_api_v3_schema
+        .as_mut()
+        .unwrap()
+        .properties
+        .as_mut();
+    let spec = properties.unwrap().get_mut("spec").unwrap();
+    let removed = spec.properties.as_mut().unwrap().remove(UPGRADED_FIELD);
+    assert!(
+        removed.is_some(),
+        "{UPGRADED_CRD} has spec.{UPGRADED_FIELD}"
+    );
+    std::fs::write(
+        older.join("files/crds").join(file),
+        roster::crds::to_yaml(&crd),
+    )
+    .unwrap();
+    older
+}
+
+/// The properties of the CRD's `spec`, as the API server stores the CRD.
+fn spec_fields(crd: &CustomResourceDefinition) -> BTreeSet<String> {
+    let schema = crd.spec.versions[0].schema.as_ref().unwrap();
+    let properties = schema
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap()
+        .properties
+        .as_ref()
+        .unwrap();
+    properties["spec"]
+        .properties
+        .as_ref()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Waits until a Membership created (server-side dry run) with `spec.displayName` keeps it, or has it
+/// pruned, as the served schema says: the API server serves a changed CRD shortly after storing it.
+async fn field_served(client: &kube::Client, ns: &str, served: bool) {
+    let resource = kube::api::ApiResource::erase::<Membership>(&());
+    let api = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+    let membership: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
+        "metadata": { "name": "schema-probe" },
+        "spec": { "user": "ada@example.com", "role": "member", UPGRADED_FIELD: "Ada" }
+    }))
+    .unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    support::eventually(
+        &format!("spec.{UPGRADED_FIELD} to be served: {served}"),
+        WAIT,
+        || async {
+            let created = api.create(&dry_run, &membership).await.ok()?;
+            (created.data["spec"].get(UPGRADED_FIELD).is_some() == served).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The adoption commands of docs/operations.md, between their marker comments, run by bash with
+/// this release and namespace in place of the documented ones.
+fn run_documented_crd_adoption(release: &str, ns: &str) {
+    let doc = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let (begin, end) = ("<!-- BEGIN adopt-crds -->", "<!-- END adopt-crds -->");
+    let start = doc.find(begin).expect("begin marker") + begin.len();
+    let stop = start + doc[start..].find(end).expect("end marker");
+    let documented = "RELEASE=roster NAMESPACE=roster-system";
+    let script: Vec<String> = doc[start..stop]
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .map(|l| {
+            if l.starts_with(documented) {
+                format!("RELEASE={release} NAMESPACE={ns}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        script.iter().filter(|l| l.starts_with("RELEASE=")).count(),
+        1,
+        "the commands start with `{documented}`: {script:?}"
+    );
+    let cp = support::control_plane();
+    let path = format!(
+        "{}:{}",
+        cp.kubectl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script.join("\n")])
+        .env("PATH", path)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "the documented adoption: {}",
+        text(&out)
+    );
+}
+
+/// Applies the repository's CRDs again when the upgrade test fails while the (shared) control plane
+/// serves the older chart's Membership schema.
+struct RestoreCrdsOnPanic;
+
+impl Drop for RestoreCrdsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let crds = repo().join("crds");
+            let (ok, _, err) = support::kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                "roster-tests",
+                "-f",
+                crds.to_str().unwrap(),
+            ]);
+            if !ok {
+                eprintln!("could not restore the CRDs: {err}");
+            }
+        }
+    }
 }

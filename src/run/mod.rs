@@ -104,6 +104,16 @@ pub struct RunArgs {
     #[arg(long, env = "ROSTER_WEBHOOK_SERVICE")]
     pub webhook_service: Option<String>,
 
+    /// Seconds the API server waits for the webhook (1 to 30) before it fails the request, in the
+    /// ValidatingWebhookConfiguration roster writes (`--webhook-config-name`).
+    #[arg(
+        long,
+        env = "ROSTER_WEBHOOK_TIMEOUT_SECONDS",
+        default_value_t = crate::webhook::config::DEFAULT_TIMEOUT_SECONDS,
+        value_parser = clap::value_parser!(i32).range(crate::webhook::config::TIMEOUT_SECONDS)
+    )]
+    pub webhook_timeout_seconds: i32,
+
     /// Groups whose members are platform principals (skip role checks, never the invariants).
     #[arg(
         long,

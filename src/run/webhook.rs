@@ -54,6 +54,22 @@ fn certificate_names(
     }
 }
 
+/// The ValidatingWebhookConfiguration roster writes: with `--webhook-config-name` and an endpoint
+/// (`--webhook-url` or `--webhook-service`) only.
+fn configuration(
+    args: &RunArgs,
+    endpoint: Option<&webhook::config::Endpoint>,
+    ca_bundle: Option<&[u8]>,
+) -> Option<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> {
+    Some(webhook::config::configuration(
+        args.webhook_config_name.as_deref()?,
+        endpoint?,
+        ca_bundle,
+        &args.namespaces,
+        args.webhook_timeout_seconds,
+    ))
+}
+
 /// Who may call the webhook, from `--webhook-client-ca`.
 fn webhook_clients(args: &RunArgs) -> anyhow::Result<webhook::tls::ClientAuth> {
     match &args.webhook_client_ca {
@@ -115,17 +131,66 @@ pub(super) async fn start(
     );
     let listener = webhook::bind(addr)?;
     let server = tokio::spawn(webhook::serve(listener, tls.config.clone(), app, shutdown));
-    if let (Some(name), Some(endpoint)) = (&args.webhook_config_name, &endpoint) {
-        let configuration = webhook::config::configuration(
-            name,
-            endpoint,
-            tls.ca_bundle.as_deref(),
-            &args.namespaces,
-        );
+    if let Some(configuration) = configuration(args, endpoint.as_ref(), tls.ca_bundle.as_deref()) {
+        let name = configuration.metadata.name.clone().unwrap_or_default();
         webhook::config::apply(client, &configuration)
             .await
             .context("write the ValidatingWebhookConfiguration")?;
         tracing::info!(%name, "wrote the ValidatingWebhookConfiguration");
     }
     Ok(Some(server))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn args(flags: &[&str]) -> Result<RunArgs, clap::Error> {
+        Cli::try_parse_from(["roster"].iter().chain(flags)).map(|c| c.run)
+    }
+
+    fn timeout(flags: &[&str]) -> Option<i32> {
+        let args = args(flags).unwrap();
+        let endpoint = endpoint(&args).unwrap();
+        let config = configuration(&args, endpoint.as_ref(), Some(b"CA"))?;
+        config.webhooks.unwrap()[0].timeout_seconds
+    }
+
+    #[test]
+    fn the_configuration_roster_writes_has_the_timeout_given() {
+        let service = [
+            "--webhook-config-name",
+            "roster",
+            "--webhook-service",
+            "ns/roster:443",
+        ];
+        assert_eq!(
+            timeout(&service),
+            Some(webhook::config::DEFAULT_TIMEOUT_SECONDS)
+        );
+        let with = [&service[..], &["--webhook-timeout-seconds", "12"]].concat();
+        assert_eq!(timeout(&with), Some(12));
+        // No configuration without its name (the chart or cert-manager owns it then).
+        assert_eq!(timeout(&["--webhook-timeout-seconds", "12"]), None);
+    }
+
+    #[test]
+    fn timeouts_the_api_server_refuses_are_refused_at_start() {
+        for bad in ["0", "31", "-1", "ten"] {
+            let err = args(&[&format!("--webhook-timeout-seconds={bad}")]).err();
+            let err = err.unwrap_or_else(|| panic!("{bad} accepted")).to_string();
+            assert!(err.contains("--webhook-timeout-seconds"), "{bad}: {err}");
+        }
+        for good in ["1", "30"] {
+            assert!(args(&["--webhook-timeout-seconds", good]).is_ok(), "{good}");
+        }
+    }
 }

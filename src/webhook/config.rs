@@ -59,12 +59,22 @@ impl Endpoint {
     }
 }
 
-/// The configuration for `endpoint`; with `namespaces`, it applies to those namespaces only.
+/// Seconds the API server waits for roster's answer before it fails the request (`failurePolicy:
+/// Fail`), unless `--webhook-timeout-seconds` (`roster run`) or `--timeout-seconds`
+/// (`roster webhook-config`) says otherwise.
+pub const DEFAULT_TIMEOUT_SECONDS: i32 = 5;
+
+/// The webhook timeouts the API server accepts, in seconds.
+pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<i64> = 1..=30;
+
+/// The configuration for `endpoint`; with `namespaces`, it applies to those namespaces only. The API
+/// server waits `timeout_seconds` (within [`TIMEOUT_SECONDS`]) for an answer.
 pub fn configuration(
     name: &str,
     endpoint: &Endpoint,
     ca_bundle: Option<&[u8]>,
     namespaces: &[String],
+    timeout_seconds: i32,
 ) -> ValidatingWebhookConfiguration {
     let client_config = WebhookClientConfig {
         ca_bundle: ca_bundle.map(|b| ByteString(b.to_vec())),
@@ -107,7 +117,7 @@ pub fn configuration(
             failure_policy: Some("Fail".into()),
             match_policy: Some("Equivalent".into()),
             side_effects: "None".into(),
-            timeout_seconds: Some(5),
+            timeout_seconds: Some(timeout_seconds),
             namespace_selector,
             match_conditions: Some(vec![kubernetes_controllers_delete()]),
             rules: Some(vec![
@@ -184,6 +194,7 @@ mod tests {
             &Endpoint::Url("https://127.0.0.1:8443/validate".into()),
             Some(b"CA"),
             &[],
+            DEFAULT_TIMEOUT_SECONDS,
         );
         let hooks = c.webhooks.unwrap();
         assert_eq!(hooks.len(), 1);
@@ -192,7 +203,8 @@ mod tests {
         assert_eq!(h.side_effects, "None");
         assert_eq!(h.admission_review_versions, vec!["v1"]);
         assert_eq!(h.match_policy.as_deref(), Some("Equivalent"));
-        assert!(h.timeout_seconds.unwrap() <= 10);
+        assert_eq!(h.timeout_seconds, Some(DEFAULT_TIMEOUT_SECONDS));
+        assert!(TIMEOUT_SECONDS.contains(&DEFAULT_TIMEOUT_SECONDS.into()));
         assert!(
             h.namespace_selector.is_none(),
             "all namespaces when none are given"
@@ -270,6 +282,7 @@ mod tests {
             &Endpoint::Url("https://x/validate".into()),
             None,
             &["a".into(), "b".into()],
+            DEFAULT_TIMEOUT_SECONDS,
         );
         let sel = c.webhooks.unwrap()[0].namespace_selector.clone().unwrap();
         let expr = &sel.match_expressions.unwrap()[0];
@@ -278,5 +291,17 @@ mod tests {
             expr.values.as_deref(),
             Some(&["a".to_string(), "b".to_string()][..])
         );
+    }
+
+    #[test]
+    fn the_timeout_is_the_one_given() {
+        let c = configuration(
+            "t",
+            &Endpoint::Url("https://x/validate".into()),
+            None,
+            &[],
+            12,
+        );
+        assert_eq!(c.webhooks.unwrap()[0].timeout_seconds, Some(12));
     }
 }

@@ -91,6 +91,9 @@ app.kubernetes.io/part-of: roster
 {{- if and .Values.selfService.bindAuthenticated (not .Values.webhook.enabled) }}
 {{- fail "selfService.bindAuthenticated needs webhook.enabled: without the webhook, anyone could create a Membership with any role, owner included" }}
 {{- end }}
+{{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
+{{- fail (printf "webhook.port and metrics.port are both %v: roster listens on two ports (on the node itself, with hostNetwork)" .Values.webhook.port) }}
+{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- if or (eq . "cluster-admin") (contains "*" .) }}
 {{- fail (printf "allowedClusterRoles: %q may not be handed out by roster (no escalation: never cluster-admin or wildcards)" .) }}
