@@ -247,6 +247,12 @@ fn assert_operator_needs(rules: &[PolicyRule]) {
             &format!("{kind}/finalizers"),
             None
         ));
+        // What a deleted Organization left behind.
+        assert_eq!(
+            allows(rules, "delete", "roster.dev", kind, None),
+            kind != "organizations",
+            "delete {kind}"
+        );
     }
     for verb in ["get", "list", "watch", "patch"] {
         assert!(
@@ -2034,7 +2040,7 @@ fn the_service_account_can_do_nothing_dangerous(t: &Release, operator: &Operator
         ("delete", "secrets", org_ns.as_str(), false),
         ("create", "pods", work_ns.as_str(), false),
         ("create", "organizations.roster.dev", org_ns.as_str(), false),
-        ("delete", "memberships.roster.dev", org_ns.as_str(), false),
+        ("delete", "memberships.roster.dev", org_ns.as_str(), true),
         ("delete", "namespaces", work_ns.as_str(), false),
         ("impersonate", "users", work_ns.as_str(), false),
         (
