@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod review;
+pub mod rotation;
 pub mod tls;
 
 use std::net::SocketAddr;
