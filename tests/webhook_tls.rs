@@ -16,8 +16,24 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
-/// How often the tests' replicas check the shared Secret (30 s in production).
-const FOLLOW: Duration = Duration::from_secs(1);
+/// Validities of seconds: the replicas of these tests check the shared Secret every second (every
+/// 30 s in production).
+fn short_policy() -> roster::webhook::rotation::Policy {
+    roster::webhook::rotation::Policy::new(
+        Duration::from_secs(20),
+        Duration::from_secs(10),
+        Duration::from_secs(40),
+    )
+    .unwrap()
+}
+
+/// The names a webhook on loopback serves.
+fn local_names() -> roster::webhook::certs::Names {
+    roster::webhook::certs::Names {
+        dns: vec!["localhost".into()],
+        ips: vec!["127.0.0.1".parse().unwrap()],
+    }
+}
 
 /// A CA and a serving certificate for 127.0.0.1, written as cert-manager writes a Secret's keys.
 fn write_certificate(dir: &Path) -> String {
@@ -197,35 +213,24 @@ async fn certificates_from_files_are_served_and_reloaded_when_they_change() {
 async fn replicas_share_one_self_managed_certificate() {
     let client = support::admin_client().await;
     let ns = support::namespace(&client, "tls-shared").await;
-    let names = ["localhost".to_string()];
-    let ips = ["127.0.0.1".parse().unwrap()];
-    let a = roster::webhook::tls::shared_self_signed(
-        &client,
-        &ns,
-        "roster-webhook-tls",
-        &names,
-        &ips,
-        FOLLOW,
-        roster::webhook::tls::ClientAuth::anyone(),
-    )
-    .await
-    .unwrap();
-    let b = roster::webhook::tls::shared_self_signed(
-        &client,
-        &ns,
-        "roster-webhook-tls",
-        &names,
-        &ips,
-        FOLLOW,
-        roster::webhook::tls::ClientAuth::anyone(),
-    )
-    .await
-    .unwrap();
+    let replica = || {
+        roster::webhook::self_managed::SelfManaged::shared(
+            &client,
+            &ns,
+            "roster-webhook-tls",
+            local_names(),
+            short_policy(),
+        )
+        .start()
+    };
+    let a = replica().await.unwrap();
+    let b = replica().await.unwrap();
     assert_eq!(
         a.ca_bundle, b.ca_bundle,
         "the second replica serves the first one's certificate"
     );
-    let fresh = roster::webhook::tls::self_signed(&names, &ips, Default::default())
+    let names = local_names();
+    let fresh = roster::webhook::tls::self_signed(&names.dns, &names.ips, Default::default())
         .await
         .unwrap();
     assert_ne!(
@@ -237,6 +242,14 @@ async fn replicas_share_one_self_managed_certificate() {
         .await
         .unwrap();
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let keys: Vec<&str> = secret
+        .data
+        .as_ref()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["ca.crt", "ca.key", "tls.crt", "tls.key"]);
 }
 
 /// `maxRemovalsPerHour` counts what a replica's own webhook admitted as removals by someone else
@@ -383,14 +396,18 @@ async fn each_replica_counts_the_removals_it_admitted_and_forged_reviews_leave_n
 async fn replicas_follow_the_shared_certificate_when_it_is_replaced() {
     let client = support::admin_client().await;
     let ns = support::namespace(&client, "tls-follow").await;
-    let names = ["localhost".to_string()];
-    let ips = ["127.0.0.1".parse().unwrap()];
     // Callers authenticated: a reload must keep asking for the client certificate.
     let clients =
         roster::webhook::tls::ClientAuth::signed_by(support::webhook_client_ca().as_ref()).unwrap();
-    let tls = roster::webhook::tls::shared_self_signed(
-        &client, &ns, "shared", &names, &ips, FOLLOW, clients,
+    let tls = roster::webhook::self_managed::SelfManaged::shared(
+        &client,
+        &ns,
+        "shared",
+        local_names(),
+        short_policy(),
     )
+    .clients(clients)
+    .start()
     .await
     .unwrap();
     let first_ca = String::from_utf8(tls.ca_bundle.clone().unwrap()).unwrap();

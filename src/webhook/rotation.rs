@@ -121,6 +121,24 @@ pub enum PolicyError {
     CaTooShort { ca: Duration, leaf: Duration },
 }
 
+/// The serving certificate's validity by default: cert-manager's default `duration`.
+pub const DEFAULT_LEAF_VALIDITY: Duration = Duration::from_secs(90 * 86_400);
+/// Renewal with a third of the serving certificate's validity left, as cert-manager renews.
+pub const DEFAULT_LEAF_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// The CA's validity by default: three years, replaced with a year left.
+pub const DEFAULT_CA_VALIDITY: Duration = Duration::from_secs(3 * 365 * 86_400);
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy::new(
+            DEFAULT_LEAF_VALIDITY,
+            DEFAULT_LEAF_RENEW_BEFORE,
+            DEFAULT_CA_VALIDITY,
+        )
+        .expect("the default validities work together")
+    }
+}
+
 impl Policy {
     /// Validities for the serving certificate and the CA, and when the serving certificate renews.
     pub fn new(
@@ -310,7 +328,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_cert_manager_and_derive_the_rest() {
-        let p = Policy::new(90 * DAY, 30 * DAY, 3 * 365 * DAY).unwrap();
+        let p = Policy::default();
         assert_eq!(p.check_every(), 30 * S, "a GET every 30 s in production");
         assert_eq!(p.overlap(), 90 * S);
         assert_eq!(p.ca_renew_before(), 365 * DAY, "a third of three years");
