@@ -498,3 +498,284 @@ async fn only_callers_with_the_api_servers_client_certificate_reach_the_webhook(
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"uid\":\"forged\""), "{answer}");
 }
+
+/// A TCP proxy on loopback that hands each connection to the next of `ports` in turn, as a Service
+/// spreads connections over replicas, and closes connections idle for 250 ms, so that the API
+/// server opens new ones (a new TLS handshake each) instead of reusing one for the whole test. The
+/// test pauses longer than that between its requests, so that no close races a request. Listens on `port`; counts the connections it took.
+async fn round_robin(port: u16, ports: Vec<u16>) -> Arc<std::sync::atomic::AtomicUsize> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        for next in 0usize.. {
+            let Ok((inbound, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(relay(inbound, ports[next % ports.len()]));
+        }
+    });
+    connections
+}
+
+/// Copies bytes both ways until either side closes, or the connection is idle for 250 ms.
+async fn relay(inbound: tokio::net::TcpStream, port: u16) {
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    let last = Arc::new(Mutex::new(Instant::now()));
+    let pump = |mut from: tokio::net::tcp::OwnedReadHalf,
+                mut to: tokio::net::tcp::OwnedWriteHalf| {
+        let last = last.clone();
+        async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf).await {
+                *last.lock().unwrap() = Instant::now();
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let idle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if last.lock().unwrap().elapsed() >= Duration::from_millis(250) {
+                return;
+            }
+        }
+    };
+    let (in_read, in_write) = inbound.into_split();
+    let (out_read, out_write) = outbound.into_split();
+    tokio::select! {
+        _ = pump(in_read, out_write) => {},
+        _ = pump(out_read, in_write) => {},
+        _ = idle => {},
+    }
+}
+
+/// A replica of `roster run` with its own webhook port behind the proxy at `proxy`, sharing the
+/// self-managed certificates of the Secret in `system` with validities of seconds: serving
+/// certificates live 20 s and are renewed with 10 s left, CAs live 40 s (replaced with 20 s left).
+struct Replica {
+    operator: support::Operator,
+    webhook_port: u16,
+}
+
+fn replica(name: &str, (org_ns, system): (&str, &str), proxy: u16) -> Replica {
+    let (metrics_port, webhook_port) = (support::free_port(), support::free_port());
+    let args: Vec<String> = [
+        "run",
+        "--kubeconfig",
+        support::control_plane().kubeconfig.to_str().unwrap(),
+        "--namespaces",
+        org_ns,
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+        "--webhook-addr",
+        &format!("127.0.0.1:{webhook_port}"),
+        "--webhook-url",
+        &format!("https://127.0.0.1:{proxy}/validate"),
+        "--webhook-config-name",
+        &format!("roster-{org_ns}"),
+        "--webhook-client-ca",
+        &support::webhook_client_ca(),
+        "--webhook-cert-validity",
+        "20s",
+        "--webhook-cert-renew-before",
+        "10s",
+        "--webhook-ca-validity",
+        "40s",
+        "--leader-elect",
+        "--lease-name",
+        &format!("roster-{org_ns}"),
+        "--log-level",
+        "roster=debug,info",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let env = [("POD_NAME", name), ("POD_NAMESPACE", system)];
+    Replica {
+        operator: support::Operator::spawn(&args, &env, metrics_port),
+        webhook_port,
+    }
+}
+
+/// The configuration's `caBundle`, as PEM.
+async fn published_bundle(client: &kube::Client, name: &str) -> String {
+    let config = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let bundle = roster::webhook::config::ca_bundle(&config).unwrap_or_default();
+    String::from_utf8(bundle.to_vec()).unwrap()
+}
+
+/// The certificate the webhook at `port` serves (DER), when the bundle `ca` validates it.
+async fn served_certificate(port: u16, ca: &str) -> Result<Vec<u8>, String> {
+    let tls = connect(port, ca, &api_server())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, session) = tls.get_ref();
+    Ok(session.peer_certificates().unwrap()[0].to_vec())
+}
+
+/// What the API server answered to one admission request that only roster's webhook decides.
+#[derive(Debug)]
+enum Admission {
+    Allowed,
+    DeniedByRoster,
+    Failed(String),
+}
+
+/// A server-side dry run of `org` (an Organization) in `ns`: the API server calls the webhook.
+async fn admit(api: &kube::Api<kube::api::DynamicObject>, org: &Value) -> Admission {
+    let object: kube::api::DynamicObject = serde_json::from_value(org.clone()).unwrap();
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match api.create(&dry_run, &object).await {
+        Ok(_) => Admission::Allowed,
+        Err(kube::Error::Api(s)) if s.message.contains("roster:") => Admission::DeniedByRoster,
+        Err(e) => Admission::Failed(e.to_string()),
+    }
+}
+
+/// Two replicas behind a round-robin proxy, with validities of seconds, keep answering the API
+/// server through serving certificate renewals and CA replacements: every admission request is
+/// answered, every served certificate is validated by the `caBundle` of that moment, and both
+/// replicas serve the renewed certificates (whichever of them wrote them).
+#[tokio::test]
+async fn self_managed_certificates_rotate_without_a_failed_admission() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let org_ns = support::namespace(&client, "tls-rotate").await;
+    let system = support::namespace(&client, "tls-rotate-system").await;
+    let proxy = support::free_port();
+    let replicas: Vec<Replica> = ["replica-a", "replica-b"]
+        .into_iter()
+        .map(|name| replica(name, (&org_ns, &system), proxy))
+        .collect();
+    let connections = round_robin(proxy, replicas.iter().map(|r| r.webhook_port).collect()).await;
+    support::wait_for_webhook(&client, &org_ns).await;
+
+    let user = support::client_as("rotation@example.com", &["system:masters"]).await;
+    let resource = kube::api::ApiResource::erase::<roster::api::Organization>(&());
+    let orgs = kube::Api::<kube::api::DynamicObject>::namespaced_with(user, &org_ns, &resource);
+    let allowed = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "org" }, "spec": {}
+    });
+    let denied = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "claims-kube-system" },
+        "spec": { "access": { "namespaces": ["kube-system"] } }
+    });
+    let config_name = format!("roster-{org_ns}");
+    let mut seen = Seen::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(75);
+    while tokio::time::Instant::now() < deadline {
+        for org in [&allowed, &denied] {
+            seen.admission(admit(&orgs, org).await);
+        }
+        let bundle = published_bundle(&client, &config_name).await;
+        seen.bundles.insert(bundle.clone());
+        for r in &replicas {
+            match served_certificate(r.webhook_port, &bundle).await {
+                Ok(cert) => {
+                    seen.served.insert((r.webhook_port, cert));
+                }
+                Err(e) => seen.untrusted.push(e),
+            }
+        }
+        // A pause, so that the proxy closes idle connections and the API server opens new ones.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let connections = connections.load(std::sync::atomic::Ordering::Relaxed);
+    let report = format!(
+        "{}, {connections} connections from the API server",
+        seen.report()
+    );
+    eprintln!("{report}");
+    for r in &replicas {
+        let left = serving_certificate_expiry(&r.operator) - unix_now();
+        assert!((0.0..=20.0).contains(&left), "the metric says {left}s left");
+    }
+    assert!(seen.failed.is_empty(), "{report}: {:?}", seen.failed);
+    assert!(seen.untrusted.is_empty(), "{report}: {:?}", seen.untrusted);
+    assert!(seen.allowed > 0 && seen.denied > 0, "{report}");
+    for r in &replicas {
+        let certificates = seen
+            .served
+            .iter()
+            .filter(|(p, _)| *p == r.webhook_port)
+            .count();
+        assert!(
+            certificates >= 3,
+            "each replica's certificate changed twice: {report}"
+        );
+    }
+    assert!(seen.bundles.len() >= 3, "the CA was replaced: {report}");
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// When the replica's served certificate expires, by its metric.
+fn serving_certificate_expiry(operator: &support::Operator) -> f64 {
+    const SERIES: &str =
+        "roster_webhook_certificate_expiry_timestamp_seconds{certificate=\"serving\"} ";
+    let metrics = operator.metrics();
+    let line = metrics.lines().find(|l| l.starts_with(SERIES));
+    line.and_then(|l| l[SERIES.len()..].parse().ok())
+        .unwrap_or_else(|| panic!("no {SERIES}in {metrics}"))
+}
+
+/// What the rotation test saw.
+#[derive(Default)]
+struct Seen {
+    allowed: usize,
+    denied: usize,
+    failed: Vec<String>,
+    /// (replica's port, certificate) pairs.
+    served: std::collections::BTreeSet<(u16, Vec<u8>)>,
+    untrusted: Vec<String>,
+    bundles: std::collections::BTreeSet<String>,
+}
+
+impl Seen {
+    fn admission(&mut self, a: Admission) {
+        match a {
+            Admission::Allowed => self.allowed += 1,
+            Admission::DeniedByRoster => self.denied += 1,
+            Admission::Failed(e) => self.failed.push(e),
+        }
+    }
+
+    fn report(&self) -> String {
+        let certificates: std::collections::BTreeSet<&Vec<u8>> =
+            self.served.iter().map(|(_, c)| c).collect();
+        format!(
+            "rotation: {} admission requests ({} allowed, {} denied by roster, {} failed), {} serving certificates, {} caBundles, {} handshakes the caBundle did not validate",
+            self.allowed + self.denied + self.failed.len(),
+            self.allowed,
+            self.denied,
+            self.failed.len(),
+            certificates.len(),
+            self.bundles.len(),
+            self.untrusted.len(),
+        )
+    }
+}
