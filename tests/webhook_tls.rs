@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use roster::api::{Membership, MembershipPhase};
 use rustls::pki_types::pem::PemObject;
@@ -778,4 +779,139 @@ impl Seen {
             self.untrusted.len(),
         )
     }
+}
+
+/// The Secret's contents as roster makes them, but made `ago` in the past.
+fn certificates_made(ago: Duration, policy: &roster::webhook::rotation::Policy) -> Secret {
+    use roster::webhook::certs::{self, Material};
+    let made = std::time::SystemTime::now() - ago;
+    let seen = certs::observe(&Material::default(), None, &local_names());
+    let start = roster::webhook::rotation::Step::StartOver { keep: vec![] };
+    let m = certs::carry_out(
+        &start,
+        &seen,
+        &Material::default(),
+        (policy, &local_names()),
+        made,
+    )
+    .unwrap();
+    let data = [
+        ("ca.crt", Some(m.bundle)),
+        ("ca.key", m.ca_key),
+        ("tls.crt", m.cert),
+        ("tls.key", m.key),
+    ];
+    Secret {
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        k8s_openapi::ByteString(v.unwrap().into_bytes()),
+                    )
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Writes `contents` as the Secret `name` in `ns`.
+async fn put_secret(client: &kube::Client, ns: &str, name: &str, mut contents: Secret) -> Secret {
+    contents.metadata.name = Some(name.into());
+    kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &contents)
+        .await
+        .unwrap()
+}
+
+fn pem(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// roster was down for longer than its certificates live: at start it replaces them at once (CA
+/// and all), publishes the new CA, and the API server reaches the webhook.
+#[tokio::test]
+async fn a_start_with_expired_certificates_replaces_them_at_once() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let org_ns = support::namespace(&client, "tls-expired").await;
+    let system = support::namespace(&client, "tls-expired-system").await;
+    let secret = roster::webhook::tls::shared_secret_name(&format!("roster-{org_ns}"));
+    let expired = put_secret(
+        &client,
+        &system,
+        &secret,
+        certificates_made(Duration::from_secs(3600), &short_policy()),
+    )
+    .await;
+    let now = std::time::SystemTime::now();
+    let not_after = |s: &Secret| roster::webhook::certs::not_after(&pem(s, "tls.crt")).unwrap();
+    assert!(not_after(&expired) < now);
+
+    let proxy = support::free_port();
+    let replica = replica("replica", (&org_ns, &system), proxy);
+    round_robin(proxy, vec![replica.webhook_port]).await;
+    support::wait_for_webhook(&client, &org_ns).await;
+    let replaced = kube::Api::<Secret>::namespaced(client.clone(), &system)
+        .get(&secret)
+        .await
+        .unwrap();
+    assert!(
+        not_after(&replaced) > now,
+        "a valid certificate replaced it"
+    );
+    assert_ne!(
+        pem(&replaced, "ca.crt"),
+        pem(&expired, "ca.crt"),
+        "and a new CA"
+    );
+    let bundle = published_bundle(&client, &format!("roster-{org_ns}")).await;
+    assert_eq!(
+        bundle,
+        pem(&replaced, "ca.crt"),
+        "the expired CA is not trusted"
+    );
+    assert!(
+        served_certificate(replica.webhook_port, &bundle)
+            .await
+            .is_ok()
+    );
+}
+
+/// A serving certificate that expired while its CA is still good is re-signed by that CA at once:
+/// the `caBundle` does not change.
+#[tokio::test]
+async fn an_expired_serving_certificate_is_re_signed_by_its_ca() {
+    let client = support::admin_client().await;
+    let ns = support::namespace(&client, "tls-expired-leaf").await;
+    let policy = roster::webhook::rotation::Policy::default();
+    // 100 days ago: the serving certificate (90 days) has expired, the CA (three years) has not.
+    let made = certificates_made(Duration::from_secs(100 * 86_400), &policy);
+    let expired = put_secret(&client, &ns, "shared", made).await;
+    let tls = roster::webhook::self_managed::SelfManaged::shared(
+        &client,
+        &ns,
+        "shared",
+        local_names(),
+        policy,
+    )
+    .start()
+    .await
+    .unwrap();
+    let renewed = kube::Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("shared")
+        .await
+        .unwrap();
+    assert_eq!(
+        pem(&renewed, "ca.crt"),
+        pem(&expired, "ca.crt"),
+        "the same CA"
+    );
+    assert_eq!(tls.ca_bundle.unwrap(), pem(&expired, "ca.crt").into_bytes());
+    let not_after = roster::webhook::certs::not_after(&pem(&renewed, "tls.crt")).unwrap();
+    let left = not_after
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(left > Duration::from_secs(89 * 86_400), "{left:?}");
 }
