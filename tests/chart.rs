@@ -396,6 +396,22 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
     assert_eq!(flag(&no_groups, "--platform-groups"), Some(""));
     assert!(flag(&args, "--webhook-cert-dir").is_none());
     assert!(flag(&args, "--namespaces").is_none(), "all namespaces");
+    // Self-managed certificates: cert-manager's default validity and renewal, a three-year CA.
+    for (name, value) in [
+        ("--webhook-cert-validity", "2160h"),
+        ("--webhook-cert-renew-before", "720h"),
+        ("--webhook-ca-validity", "26280h"),
+    ] {
+        assert_eq!(flag(&args, name), Some(value), "{args:?}");
+    }
+    let short = container_args(&render(&[
+        "webhook.selfManaged.duration=20s",
+        "webhook.selfManaged.renewBefore=10s",
+        "webhook.selfManaged.caDuration=1m",
+    ]));
+    assert_eq!(flag(&short, "--webhook-cert-validity"), Some("20s"));
+    assert_eq!(flag(&short, "--webhook-cert-renew-before"), Some("10s"));
+    assert_eq!(flag(&short, "--webhook-ca-validity"), Some("1m"));
 
     // The restricted Pod Security profile.
     let pod = &deployment["spec"]["template"]["spec"];
@@ -641,6 +657,10 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
     assert_eq!(flag(&args, "--namespaces"), Some("team-a,team-b"));
     assert!(flag(&args, "--webhook-service").is_none(), "{args:?}");
     assert!(flag(&args, "--webhook-config-name").is_none(), "{args:?}");
+    assert!(
+        flag(&args, "--webhook-cert-validity").is_none(),
+        "cert-manager's: {args:?}"
+    );
     let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
 
     // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
@@ -809,11 +829,18 @@ fn prometheus_rule_alerts_on_metrics_roster_exports() {
             "RosterControllerNotRunning",
             "RosterOrganizationWithoutOwner",
             "RosterReconcileErrors",
-            "RosterWebhookSlow"
+            "RosterWebhookSlow",
+            "RosterWebhookCertificateExpiresSoon"
         ]
     );
     // Every series name roster exposes: samples, and the families their # TYPE lines announce.
-    let exposition = roster::metrics::Metrics::default().encode();
+    // The certificate expiry appears once a certificate is served (a zero would read as expired).
+    let metrics = roster::metrics::Metrics::default();
+    metrics.set_certificate_expiry(
+        roster::metrics::CertificateKind::Serving,
+        std::time::SystemTime::now(),
+    );
+    let exposition = metrics.encode();
     let families: BTreeSet<&str> = exposition
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -857,6 +884,10 @@ fn wrong_values_are_refused_with_the_reason() {
         (vec!["replicas=two"], "want integer"),
         (vec!["log.format=xml"], "/log/format"),
         (vec!["webhok.enabled=false"], "webhok"),
+        (
+            vec!["webhook.selfManaged.duration=90d"],
+            "/webhook/selfManaged/duration",
+        ),
         (
             vec!["allowedClusterRoles={admin,cluster-admin}"],
             "never cluster-admin",
@@ -1453,7 +1484,7 @@ async fn roster_writes_the_webhook_and_helm_upgrade_keeps_it(
     let data = shared.data.expect("filled by roster");
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["ca.crt", "tls.crt", "tls.key"]
+        ["ca.crt", "ca.key", "tls.crt", "tls.key"]
     );
     let ca_bundle: k8s_openapi::ByteString =
         serde_json::from_value(vwc["webhooks"][0]["clientConfig"]["caBundle"].clone()).unwrap();
