@@ -651,9 +651,9 @@ async fn admit(api: &kube::Api<kube::api::DynamicObject>, org: &Value) -> Admiss
 }
 
 /// Two replicas behind a round-robin proxy, with validities of seconds, keep answering the API
-/// server through serving certificate renewals and CA replacements: every admission request is
-/// answered, every served certificate is validated by the `caBundle` of that moment, and both
-/// replicas serve the renewed certificates (whichever of them wrote them).
+/// server through serving certificate renewals, CA replacements and a wiped Secret: every admission
+/// request is answered, every served certificate is validated by the `caBundle` of that moment, and
+/// both replicas serve the renewed certificates (whichever of them wrote them).
 #[tokio::test]
 async fn self_managed_certificates_rotate_without_a_failed_admission() {
     let client = support::admin_client().await;
@@ -682,8 +682,15 @@ async fn self_managed_certificates_rotate_without_a_failed_admission() {
     });
     let config_name = format!("roster-{org_ns}");
     let mut seen = Seen::default();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(75);
-    while tokio::time::Instant::now() < deadline {
+    let start = tokio::time::Instant::now();
+    let mut wiped = false;
+    while start.elapsed() < Duration::from_secs(75) {
+        // Half-way, someone empties the Secret (to replace a CA whose key leaked, say): a new CA at
+        // once, and still no failed request.
+        if !wiped && start.elapsed() > Duration::from_secs(37) {
+            wipe(&client, &system, &org_ns).await;
+            wiped = true;
+        }
         for org in [&allowed, &denied] {
             seen.admission(admit(&orgs, org).await);
         }
@@ -742,6 +749,20 @@ fn serving_certificate_expiry(operator: &support::Operator) -> f64 {
     let line = metrics.lines().find(|l| l.starts_with(SERIES));
     line.and_then(|l| l[SERIES.len()..].parse().ok())
         .unwrap_or_else(|| panic!("no {SERIES}in {metrics}"))
+}
+
+/// Empties the data of the shared Secret of the replicas of `org_ns`, as docs/operations.md says to.
+async fn wipe(client: &kube::Client, system: &str, org_ns: &str) {
+    let name = roster::webhook::tls::shared_secret_name(&format!("roster-{org_ns}"));
+    let patch = json!([{ "op": "remove", "path": "/data" }]);
+    kube::Api::<Secret>::namespaced(client.clone(), system)
+        .patch(
+            &name,
+            &Default::default(),
+            &kube::api::Patch::<()>::Json(serde_json::from_value(patch).unwrap()),
+        )
+        .await
+        .unwrap();
 }
 
 /// What the rotation test saw.

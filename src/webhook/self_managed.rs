@@ -4,8 +4,9 @@
 //!
 //! Every replica, leader or not, looks at the Secret every [`Policy::check_every`]: it publishes
 //! the Secret's bundle, takes the step [`rotation::decide`] calls for, and serves what the Secret
-//! holds. Writes to the Secret replace the version read (its resourceVersion), so of replicas that
-//! decide the same step at once exactly one writes; the others serve what it wrote.
+//! holds once the `caBundle` read at the start of that look trusts its CA. Writes to the Secret
+//! replace the version read (its resourceVersion), so of replicas that decide the same step at once
+//! exactly one writes; the others serve what it wrote.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -271,16 +272,17 @@ impl SelfManaged {
     async fn settle(&self) -> Result<Material, SelfManagedError> {
         const TRIES: u32 = 10;
         for _ in 0..TRIES {
-            if let Some(material) = self.round().await?
-                && material.serving().is_some()
+            if let Some(look) = self.round().await?
+                && look.material.serving().is_some()
             {
-                return Ok(material);
+                return Ok(look.material);
             }
         }
         Err(SelfManagedError::Contended(TRIES))
     }
 
-    /// Checks every [`Policy::check_every`], and serves what the store holds.
+    /// Checks every [`Policy::check_every`], and serves what the store holds once the API server
+    /// trusts its CA.
     async fn follow(self, mut serving: Serving) {
         let every = self.policy.check_every();
         loop {
@@ -290,28 +292,46 @@ impl SelfManaged {
                 Ok(None) => self.round().await,
                 other => other,
             };
-            match round {
-                Ok(Some(material)) => match serving.follow(&material, &self.clients) {
-                    Ok(()) => self.measure(&material),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not serve the shared webhook certificate")
-                    }
-                },
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not check the webhook certificates"),
+            let look = match round {
+                Ok(Some(look)) if self.trusted(&look) => look,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not check the webhook certificates");
+                    continue;
+                }
+            };
+            match serving.follow(&look.material, &self.clients) {
+                Ok(()) => self.measure(&look.material),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not serve the shared webhook certificate")
+                }
             }
         }
     }
 
+    /// Whether the `caBundle` read at the start of `look` trusts the CA of the certificate stored: a
+    /// certificate of a CA published in this very look (a Secret refilled from nothing) is served
+    /// from the next look on, once the API server has loaded the bundle.
+    fn trusted(&self, look: &Look) -> bool {
+        let seen = certs::observe(&look.material, look.published.as_deref(), &self.names);
+        let observed = seen.observed;
+        let issuer = observed.leaf.and_then(|l| l.issuer);
+        issuer.is_some_and(|i| observed.cas[i].published)
+    }
+
     /// One look: publishes the stored bundle, takes the step due and returns what the store holds
     /// now; `None` when another replica wrote first.
-    async fn round(&self) -> Result<Option<Material>, SelfManagedError> {
+    async fn round(&self) -> Result<Option<Look>, SelfManagedError> {
         let (published, stored) = self.publish().await?;
         let seen = certs::observe(&stored.material, published.as_deref(), &self.names);
         let now = SystemTime::now();
         let step = rotation::decide(&self.policy, now, &seen.observed);
         if step == Step::Keep {
-            return Ok(Some(stored.material));
+            let material = stored.material;
+            return Ok(Some(Look {
+                material,
+                published,
+            }));
         }
         let next = certs::carry_out(
             &step,
@@ -330,7 +350,11 @@ impl SelfManaged {
         }
         tracing::info!(step = describe(&step), "changed the webhook certificates");
         self.publish().await?;
-        Ok(Some(next))
+        let material = next;
+        Ok(Some(Look {
+            material,
+            published,
+        }))
     }
 
     /// Publishes the stored bundle in the webhook configuration when it differs. The configuration
@@ -411,6 +435,13 @@ fn describe(step: &Step) -> &'static str {
         Step::StartOver { .. } => "made a new CA and serving certificate",
         Step::DropCas { .. } => "dropped CAs nothing served chains to from the bundle",
     }
+}
+
+/// What one look found in the store (after its own write, if any), and the `caBundle` the
+/// configuration held when the look began (`None` without a configuration).
+struct Look {
+    material: Material,
+    published: Option<String>,
 }
 
 /// What this replica serves.
