@@ -877,6 +877,115 @@ fn prometheus_rule_alerts_on_metrics_roster_exports() {
     }
 }
 
+/// `helm test`: a pod running `roster self-test` with the operator's image, pod and container
+/// security contexts, as a ServiceAccount that may only create Organizations in the namespace of the
+/// dry run (what a dry run needs, and what roster's webhook always refuses it). All of it exists for
+/// the test only: hooks, its RBAC weighted before the pod, deleted once the test succeeded.
+#[test]
+fn helm_test_runs_roster_self_test_with_least_privilege() {
+    let docs = render(&[]);
+    let name = "roster-self-test";
+    let hooks: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["metadata"]["annotations"]["helm.sh/hook"] == "test")
+        .collect();
+    let kinds: Vec<&str> = hooks.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding", "Pod"]);
+    let weight = |d: &Value| -> i32 {
+        d["metadata"]["annotations"]["helm.sh/hook-weight"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for d in &hooks {
+        assert_eq!(d["metadata"]["name"], name, "{d}");
+        assert_eq!(
+            d["metadata"]["annotations"]["helm.sh/hook-delete-policy"],
+            "before-hook-creation,hook-succeeded"
+        );
+        if d["kind"] != "Pod" {
+            assert!(weight(d) < weight(hooks[3]), "{} before the pod", d["kind"]);
+        }
+    }
+    assert!(
+        weight(hooks[1]) <= weight(hooks[2]),
+        "the Role before its binding"
+    );
+
+    let pod = &hooks[3]["spec"];
+    let operator = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], name);
+    assert_eq!(pod["securityContext"], operator["securityContext"]);
+    let (test, roster) = (&pod["containers"][0], &operator["containers"][0]);
+    for field in ["image", "imagePullPolicy", "securityContext"] {
+        assert_eq!(test[field], roster[field], "{field}");
+    }
+    assert_eq!(
+        test["args"],
+        json!(["self-test", "--namespace", RELEASE_NS])
+    );
+    // The Service, PodDisruptionBudget and NetworkPolicy select the operator's pods only.
+    let selector = find(&docs, "Deployment", RELEASE)["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let labels = &hooks[3]["metadata"]["labels"];
+    assert!(
+        selector.iter().any(|(k, v)| &labels[k] != v),
+        "the test pod must not match the operator's selector: {labels}"
+    );
+
+    // The least a dry-run create needs: create on organizations, in the one namespace.
+    let role = rules(hooks[1]);
+    assert_eq!(role.len(), 1, "{role:?}");
+    assert!(allows(&role, "create", "roster.dev", "organizations", None));
+    for (verb, group, resource) in [
+        ("get", "roster.dev", "organizations"),
+        ("create", "roster.dev", "memberships"),
+        ("get", "", "secrets"),
+        ("create", "", "pods"),
+    ] {
+        assert!(
+            !allows(&role, verb, group, resource, None),
+            "{verb} {resource}"
+        );
+    }
+    assert_eq!(hooks[1]["metadata"]["namespace"], RELEASE_NS);
+    let binding = hooks[2];
+    assert_eq!(
+        binding["roleRef"],
+        json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name })
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": name, "namespace": RELEASE_NS }])
+    );
+    // Nothing outside the test runs as that ServiceAccount or is bound to it.
+    for d in docs.iter().filter(|d| !hooks.contains(d)) {
+        assert!(
+            !d.to_string().contains(name),
+            "{} {}",
+            d["kind"],
+            d["metadata"]["name"]
+        );
+    }
+
+    // Watching namespaces, the dry run goes where the webhook applies: the first of them.
+    let watching = render(&["watchNamespaces={team-a,team-b}"]);
+    let in_ns = |kind: &str| find(&watching, kind, name)["metadata"]["namespace"].clone();
+    assert_eq!(
+        (in_ns("Role"), in_ns("RoleBinding")),
+        (json!("team-a"), json!("team-a"))
+    );
+    assert_eq!(in_ns("Pod"), json!(RELEASE_NS));
+    let args = &find(&watching, "Pod", name)["spec"]["containers"][0]["args"];
+    assert_eq!(args, &json!(["self-test", "--namespace", "team-a"]));
+    // Without the webhook there is nothing to prove.
+    let off = render(&["webhook.enabled=false"]);
+    assert!(off.iter().all(|d| d["metadata"]["name"] != name));
+}
+
 #[test]
 fn wrong_values_are_refused_with_the_reason() {
     for (set, expected) in [

@@ -174,7 +174,7 @@ impl RunArgs {
 /// replica, without `--leader-elect`) runs the controller.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(&args);
-    let client = client(&args).await?;
+    let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
     let metrics = Arc::new(Metrics::default());
     let stop = Stop::on_termination();
@@ -381,8 +381,10 @@ fn init_logging(args: &RunArgs) {
     }
 }
 
-async fn client(args: &RunArgs) -> anyhow::Result<Client> {
-    let config = match &args.kubeconfig {
+/// A client from `kubeconfig`, else the in-cluster service account (or $KUBECONFIG,
+/// ~/.kube/config).
+pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .with_context(|| format!("read kubeconfig {}", path.display()))?;
