@@ -2014,3 +2014,123 @@ async fn delete_the_organization_then_uninstall(
     namespace_gone(client, work_ns).await;
     let _ = std::fs::remove_dir_all(&t.dir);
 }
+
+/// `roster self-test` (what `helm test` runs) as the test hook's ServiceAccount, with the hook's
+/// Role and RoleBinding: it passes while roster's webhook answers for the namespace, and fails,
+/// exit status 1 and the reason printed, when the webhook is down or its configuration gone.
+#[tokio::test]
+async fn roster_self_test_passes_as_the_helm_test_service_account_only_while_the_webhook_answers() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let release_ns = support::namespace(&client, "self-test-release").await;
+    let org_ns = support::namespace(&client, "self-test-org").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // What `helm test` creates before the pod, as it renders it.
+    let chart = chart();
+    let watch = format!("watchNamespaces={{{org_ns}}}");
+    let out = helm(&[
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--namespace",
+        &release_ns,
+        "--set",
+        &watch,
+        "--show-only",
+        "templates/tests/self-test.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let pod = docs.iter().find(|d| d["kind"] == "Pod").unwrap();
+    let args: Vec<String> =
+        serde_json::from_value(pod["spec"]["containers"][0]["args"].clone()).unwrap();
+    assert_eq!(args, ["self-test", "--namespace", org_ns.as_str()]);
+    let rbac: Vec<&Value> = docs.iter().filter(|d| d["kind"] != "Pod").collect();
+    let manifest = dir.path().join("rbac.json");
+    std::fs::write(
+        &manifest,
+        json!({ "apiVersion": "v1", "kind": "List", "items": rbac }).to_string(),
+    )
+    .unwrap();
+    let (ok, _, err) = support::kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, token, err) = support::kubectl(&[
+        "create",
+        "token",
+        "roster-self-test",
+        "-n",
+        &release_ns,
+        "--duration",
+        "1h",
+    ]);
+    assert!(ok, "{err}");
+    let kubeconfig = dir.path().join("kubeconfig");
+    support::token_kubeconfig(token.trim(), &kubeconfig);
+    let self_test = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .expect("run roster self-test");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // roster's webhook answers for the namespace: both checks pass.
+    let mut operator = support::operator_with_webhook(&[&org_ns]);
+    support::wait_for_webhook(&client, &org_ns).await;
+    let (code, printed) = self_test();
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(
+        printed.contains("PASS CRDs: roster.dev/v1alpha1 serves"),
+        "{printed}"
+    );
+    assert!(printed.contains("PASS webhook: "), "{printed}");
+    assert!(printed.contains("[rule PlatformOnly]"), "{printed}");
+
+    // The webhook down, its configuration still there: the API server cannot call it.
+    operator.kill();
+    let (code, printed) = self_test();
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(printed.contains("PASS CRDs"), "{printed}");
+    assert!(
+        printed.contains("FAIL webhook: the API server could not call"),
+        "{printed}"
+    );
+
+    // No webhook configuration at all: nothing refuses the dry run.
+    let configurations: Api<
+        k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    > = Api::all(client.clone());
+    configurations
+        .delete(&format!("roster-{org_ns}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    let (code, printed) = support::eventually(
+        "the API server to forget the webhook configuration",
+        WAIT,
+        || async {
+            let (code, printed) = self_test();
+            printed.contains("ALLOWED").then_some((code, printed))
+        },
+    )
+    .await;
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("FAIL webhook: a dry-run Organization create was ALLOWED"),
+        "{printed}"
+    );
+    let organizations: Api<Organization> = Api::namespaced(client, &org_ns);
+    assert!(
+        organizations
+            .get_opt("roster-self-test")
+            .await
+            .unwrap()
+            .is_none(),
+        "a dry run stores nothing"
+    );
+}
