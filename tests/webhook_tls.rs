@@ -501,63 +501,60 @@ async fn only_callers_with_the_api_servers_client_certificate_reach_the_webhook(
 }
 
 /// A TCP proxy on loopback that hands each connection to the next of `ports` in turn, as a Service
-/// spreads connections over replicas, and closes connections idle for 250 ms, so that the API
-/// server opens new ones (a new TLS handshake each) instead of reusing one for the whole test. The
-/// test pauses longer than that between its requests, so that no close races a request. Listens on `port`; counts the connections it took.
-async fn round_robin(port: u16, ports: Vec<u16>) -> Arc<std::sync::atomic::AtomicUsize> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        for next in 0usize.. {
-            let Ok((inbound, _)) = listener.accept().await else {
-                return;
-            };
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tokio::spawn(relay(inbound, ports[next % ports.len()]));
-        }
-    });
-    connections
+/// spreads connections over replicas. [`Proxy::cut`] closes every open connection, so that the API
+/// server opens new ones (a new TLS handshake each) instead of reusing one for the whole test; the
+/// test cuts only between its requests, once the API server has answered them, so that no cut
+/// races a webhook call.
+struct Proxy {
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    cut: tokio::sync::watch::Sender<u64>,
 }
 
-/// Copies bytes both ways until either side closes, or the connection is idle for 250 ms.
-async fn relay(inbound: tokio::net::TcpStream, port: u16) {
-    use std::sync::Mutex;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::time::Instant;
-    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+impl Proxy {
+    /// Listens on `port`.
+    async fn start(port: u16, ports: Vec<u16>) -> Proxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            for next in 0usize.. {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let cuts = cuts.clone();
+                tokio::spawn(relay(inbound, ports[next % ports.len()], cuts));
+            }
+        });
+        Proxy { connections, cut }
+    }
+
+    /// Closes every connection open now.
+    fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Copies bytes both ways until either side closes, or the proxy cuts it.
+async fn relay(
+    mut inbound: tokio::net::TcpStream,
+    port: u16,
+    mut cuts: tokio::sync::watch::Receiver<u64>,
+) {
+    cuts.mark_unchanged();
+    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return;
     };
-    let last = Arc::new(Mutex::new(Instant::now()));
-    let pump = |mut from: tokio::net::tcp::OwnedReadHalf,
-                mut to: tokio::net::tcp::OwnedWriteHalf| {
-        let last = last.clone();
-        async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n @ 1..) = from.read(&mut buf).await {
-                *last.lock().unwrap() = Instant::now();
-                if to.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    };
-    let idle = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if last.lock().unwrap().elapsed() >= Duration::from_millis(250) {
-                return;
-            }
-        }
-    };
-    let (in_read, in_write) = inbound.into_split();
-    let (out_read, out_write) = outbound.into_split();
     tokio::select! {
-        _ = pump(in_read, out_write) => {},
-        _ = pump(out_read, in_write) => {},
-        _ = idle => {},
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {},
+        _ = cuts.changed() => {},
     }
 }
 
@@ -665,7 +662,7 @@ async fn self_managed_certificates_rotate_without_a_failed_admission() {
         .into_iter()
         .map(|name| replica(name, (&org_ns, &system), proxy))
         .collect();
-    let connections = round_robin(proxy, replicas.iter().map(|r| r.webhook_port).collect()).await;
+    let proxy = Proxy::start(proxy, replicas.iter().map(|r| r.webhook_port).collect()).await;
     support::wait_for_webhook(&client, &org_ns).await;
 
     let user = support::client_as("rotation@example.com", &["system:masters"]).await;
@@ -704,10 +701,11 @@ async fn self_managed_certificates_rotate_without_a_failed_admission() {
                 Err(e) => seen.untrusted.push(e),
             }
         }
-        // A pause, so that the proxy closes idle connections and the API server opens new ones.
+        // Every webhook call of this round was answered: new connections for the next round.
+        proxy.cut();
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let connections = connections.load(std::sync::atomic::Ordering::Relaxed);
+    let connections = proxy.connections();
     let report = format!(
         "{}, {connections} connections from the API server",
         seen.report()
@@ -872,7 +870,7 @@ async fn a_start_with_expired_certificates_replaces_them_at_once() {
 
     let proxy = support::free_port();
     let replica = replica("replica", (&org_ns, &system), proxy);
-    round_robin(proxy, vec![replica.webhook_port]).await;
+    let _proxy = Proxy::start(proxy, vec![replica.webhook_port]).await;
     support::wait_for_webhook(&client, &org_ns).await;
     let replaced = kube::Api::<Secret>::namespaced(client.clone(), &system)
         .get(&secret)
