@@ -15,4 +15,5 @@ pub mod plugin;
 pub mod removals;
 pub mod rules;
 pub mod run;
+pub mod self_test;
 pub mod webhook;

@@ -47,6 +47,11 @@ enum Command {
     },
     /// Run the operator: reconcile organizations and keep their status true.
     Run(Box<roster::run::RunArgs>),
+    /// Check that roster works in a cluster: the API server serves the four roster kinds, and
+    /// roster's admission webhook answers (a server-side dry run of an Organization, which the
+    /// webhook refuses to anyone who is no platform principal, must be refused by it). Prints a
+    /// line per check; exits 1 when one fails. The chart's `helm test` runs it.
+    SelfTest(roster::self_test::SelfTestArgs),
     /// Validate org manifests offline, as a GitOps repository's CI would: schema and CEL rules of
     /// each object, then the invariants of each org namespace (owners, duplicates, seats, invites).
     /// Exits 1 when there are errors.
@@ -89,6 +94,11 @@ enum CheckOutput {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => roster::run::run(*args).await?,
+        Command::SelfTest(args) => {
+            if !roster::self_test::run(args).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Check(args) => {
             let report = roster::check::check(&roster::check::Options {
                 paths: args.paths,

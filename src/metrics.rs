@@ -30,6 +30,29 @@ pub struct CategoryLabel {
     pub category: String,
 }
 
+/// Which webhook certificate an expiry is of.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum CertificateKind {
+    /// The certificate the webhook serves.
+    Serving,
+    /// The CA that signed it.
+    Ca,
+}
+
+impl CertificateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateKind::Serving => "serving",
+            CertificateKind::Ca => "ca",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabel {
+    pub certificate: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
     pub kind: String,
@@ -54,6 +77,9 @@ pub struct Metrics {
     admission_requests: Counter,
     admission_duration: Histogram,
     admission_decisions: Family<DecisionLabel, Counter>,
+    /// When the webhook's serving certificate and its CA expire (Unix seconds), so that an alert
+    /// fires when renewal stopped working, long before the API server refuses the certificate.
+    certificate_expiry: Family<CertificateLabel, Gauge>,
     /// Per org namespace, so that the gauges are sums of the latest reconcile of each org.
     per_org: Mutex<HashMap<String, OrgTally>>,
     ready: AtomicBool,
@@ -93,6 +119,7 @@ impl Default for Metrics {
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
             ]),
             admission_decisions: Family::default(),
+            certificate_expiry: Family::default(),
             per_org: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
         };
@@ -130,6 +157,11 @@ impl Metrics {
             "admission_decisions",
             "Admission decisions by outcome and reason",
             self.admission_decisions.clone(),
+        );
+        registry.register(
+            "webhook_certificate_expiry_timestamp_seconds",
+            "When the webhook's serving certificate (certificate=serving) and the CA that signed it (certificate=ca) expire, in Unix seconds",
+            self.certificate_expiry.clone(),
         );
         registry.register(
             "reconciles",
@@ -238,6 +270,18 @@ impl Metrics {
         }
         self.orgs_without_owner
             .set(per_org.values().filter(|o| o.without_owner).count() as i64);
+    }
+
+    /// Records when the served certificate or its CA expires.
+    pub fn set_certificate_expiry(&self, certificate: CertificateKind, at: std::time::SystemTime) {
+        let seconds = at
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.certificate_expiry
+            .get_or_create(&CertificateLabel {
+                certificate: certificate.as_str().into(),
+            })
+            .set(seconds);
     }
 
     pub fn set_leader(&self, leading: bool) {

@@ -415,6 +415,22 @@ fn default_values_render_one_restricted_replica_with_a_self_managed_webhook() {
     assert_eq!(flag(&no_groups, "--platform-groups"), Some(""));
     assert!(flag(&args, "--webhook-cert-dir").is_none());
     assert!(flag(&args, "--namespaces").is_none(), "all namespaces");
+    // Self-managed certificates: cert-manager's default validity and renewal, a three-year CA.
+    for (name, value) in [
+        ("--webhook-cert-validity", "2160h"),
+        ("--webhook-cert-renew-before", "720h"),
+        ("--webhook-ca-validity", "26280h"),
+    ] {
+        assert_eq!(flag(&args, name), Some(value), "{args:?}");
+    }
+    let short = container_args(&render(&[
+        "webhook.selfManaged.duration=20s",
+        "webhook.selfManaged.renewBefore=10s",
+        "webhook.selfManaged.caDuration=1m",
+    ]));
+    assert_eq!(flag(&short, "--webhook-cert-validity"), Some("20s"));
+    assert_eq!(flag(&short, "--webhook-cert-renew-before"), Some("10s"));
+    assert_eq!(flag(&short, "--webhook-ca-validity"), Some("1m"));
 
     // The restricted Pod Security profile.
     let pod = &deployment["spec"]["template"]["spec"];
@@ -754,6 +770,10 @@ fn two_replicas_elect_a_leader_and_cert_manager_owns_the_webhook() {
         flag(&args, "--webhook-timeout-seconds").is_none(),
         "the chart renders the timeout: {args:?}"
     );
+    assert!(
+        flag(&args, "--webhook-cert-validity").is_none(),
+        "cert-manager's: {args:?}"
+    );
     let cert_dir = flag(&args, "--webhook-cert-dir").expect("--webhook-cert-dir");
 
     // cert-manager issues the certificate into the Secret the pod mounts at the cert dir.
@@ -923,11 +943,18 @@ fn prometheus_rule_alerts_on_metrics_roster_exports() {
             "RosterControllerNotRunning",
             "RosterOrganizationWithoutOwner",
             "RosterReconcileErrors",
-            "RosterWebhookSlow"
+            "RosterWebhookSlow",
+            "RosterWebhookCertificateExpiresSoon"
         ]
     );
     // Every series name roster exposes: samples, and the families their # TYPE lines announce.
-    let exposition = roster::metrics::Metrics::default().encode();
+    // The certificate expiry appears once a certificate is served (a zero would read as expired).
+    let metrics = roster::metrics::Metrics::default();
+    metrics.set_certificate_expiry(
+        roster::metrics::CertificateKind::Serving,
+        std::time::SystemTime::now(),
+    );
+    let exposition = metrics.encode();
     let families: BTreeSet<&str> = exposition
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -962,6 +989,115 @@ fn prometheus_rule_alerts_on_metrics_roster_exports() {
         );
         assert!(alert["annotations"]["description"].is_string());
     }
+}
+
+/// `helm test`: a pod running `roster self-test` with the operator's image, pod and container
+/// security contexts, as a ServiceAccount that may only create Organizations in the namespace of the
+/// dry run (what a dry run needs, and what roster's webhook always refuses it). All of it exists for
+/// the test only: hooks, its RBAC weighted before the pod, deleted once the test succeeded.
+#[test]
+fn helm_test_runs_roster_self_test_with_least_privilege() {
+    let docs = render(&[]);
+    let name = "roster-self-test";
+    let hooks: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["metadata"]["annotations"]["helm.sh/hook"] == "test")
+        .collect();
+    let kinds: Vec<&str> = hooks.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding", "Pod"]);
+    let weight = |d: &Value| -> i32 {
+        d["metadata"]["annotations"]["helm.sh/hook-weight"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for d in &hooks {
+        assert_eq!(d["metadata"]["name"], name, "{d}");
+        assert_eq!(
+            d["metadata"]["annotations"]["helm.sh/hook-delete-policy"],
+            "before-hook-creation,hook-succeeded"
+        );
+        if d["kind"] != "Pod" {
+            assert!(weight(d) < weight(hooks[3]), "{} before the pod", d["kind"]);
+        }
+    }
+    assert!(
+        weight(hooks[1]) <= weight(hooks[2]),
+        "the Role before its binding"
+    );
+
+    let pod = &hooks[3]["spec"];
+    let operator = &find(&docs, "Deployment", RELEASE)["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], name);
+    assert_eq!(pod["securityContext"], operator["securityContext"]);
+    let (test, roster) = (&pod["containers"][0], &operator["containers"][0]);
+    for field in ["image", "imagePullPolicy", "securityContext"] {
+        assert_eq!(test[field], roster[field], "{field}");
+    }
+    assert_eq!(
+        test["args"],
+        json!(["self-test", "--namespace", RELEASE_NS])
+    );
+    // The Service, PodDisruptionBudget and NetworkPolicy select the operator's pods only.
+    let selector = find(&docs, "Deployment", RELEASE)["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let labels = &hooks[3]["metadata"]["labels"];
+    assert!(
+        selector.iter().any(|(k, v)| &labels[k] != v),
+        "the test pod must not match the operator's selector: {labels}"
+    );
+
+    // The least a dry-run create needs: create on organizations, in the one namespace.
+    let role = rules(hooks[1]);
+    assert_eq!(role.len(), 1, "{role:?}");
+    assert!(allows(&role, "create", "roster.dev", "organizations", None));
+    for (verb, group, resource) in [
+        ("get", "roster.dev", "organizations"),
+        ("create", "roster.dev", "memberships"),
+        ("get", "", "secrets"),
+        ("create", "", "pods"),
+    ] {
+        assert!(
+            !allows(&role, verb, group, resource, None),
+            "{verb} {resource}"
+        );
+    }
+    assert_eq!(hooks[1]["metadata"]["namespace"], RELEASE_NS);
+    let binding = hooks[2];
+    assert_eq!(
+        binding["roleRef"],
+        json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name })
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": name, "namespace": RELEASE_NS }])
+    );
+    // Nothing outside the test runs as that ServiceAccount or is bound to it.
+    for d in docs.iter().filter(|d| !hooks.contains(d)) {
+        assert!(
+            !d.to_string().contains(name),
+            "{} {}",
+            d["kind"],
+            d["metadata"]["name"]
+        );
+    }
+
+    // Watching namespaces, the dry run goes where the webhook applies: the first of them.
+    let watching = render(&["watchNamespaces={team-a,team-b}"]);
+    let in_ns = |kind: &str| find(&watching, kind, name)["metadata"]["namespace"].clone();
+    assert_eq!(
+        (in_ns("Role"), in_ns("RoleBinding")),
+        (json!("team-a"), json!("team-a"))
+    );
+    assert_eq!(in_ns("Pod"), json!(RELEASE_NS));
+    let args = &find(&watching, "Pod", name)["spec"]["containers"][0]["args"];
+    assert_eq!(args, &json!(["self-test", "--namespace", "team-a"]));
+    // Without the webhook there is nothing to prove.
+    let off = render(&["webhook.enabled=false"]);
+    assert!(off.iter().all(|d| d["metadata"]["name"] != name));
 }
 
 #[test]
@@ -1000,6 +1136,10 @@ fn wrong_values_are_refused_with_the_reason() {
             "maximum: got 31, want 30",
         ),
         (vec!["webhok.enabled=false"], "webhok"),
+        (
+            vec!["webhook.selfManaged.duration=90d"],
+            "/webhook/selfManaged/duration",
+        ),
         (
             vec!["allowedClusterRoles={admin,cluster-admin}"],
             "never cluster-admin",
@@ -1776,7 +1916,7 @@ async fn roster_writes_the_webhook_and_helm_upgrade_keeps_it(
     let data = shared.data.expect("filled by roster");
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["ca.crt", "tls.crt", "tls.key"]
+        ["ca.crt", "ca.key", "tls.crt", "tls.key"]
     );
     let ca_bundle: k8s_openapi::ByteString =
         serde_json::from_value(vwc["webhooks"][0]["clientConfig"]["caBundle"].clone()).unwrap();
@@ -2465,4 +2605,124 @@ impl Drop for RestoreCrdsOnPanic {
             }
         }
     }
+}
+
+/// `roster self-test` (what `helm test` runs) as the test hook's ServiceAccount, with the hook's
+/// Role and RoleBinding: it passes while roster's webhook answers for the namespace, and fails,
+/// exit status 1 and the reason printed, when the webhook is down or its configuration gone.
+#[tokio::test]
+async fn roster_self_test_passes_as_the_helm_test_service_account_only_while_the_webhook_answers() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let release_ns = support::namespace(&client, "self-test-release").await;
+    let org_ns = support::namespace(&client, "self-test-org").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // What `helm test` creates before the pod, as it renders it.
+    let chart = chart();
+    let watch = format!("watchNamespaces={{{org_ns}}}");
+    let out = helm(&[
+        "template",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "--namespace",
+        &release_ns,
+        "--set",
+        &watch,
+        "--show-only",
+        "templates/tests/self-test.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let pod = docs.iter().find(|d| d["kind"] == "Pod").unwrap();
+    let args: Vec<String> =
+        serde_json::from_value(pod["spec"]["containers"][0]["args"].clone()).unwrap();
+    assert_eq!(args, ["self-test", "--namespace", org_ns.as_str()]);
+    let rbac: Vec<&Value> = docs.iter().filter(|d| d["kind"] != "Pod").collect();
+    let manifest = dir.path().join("rbac.json");
+    std::fs::write(
+        &manifest,
+        json!({ "apiVersion": "v1", "kind": "List", "items": rbac }).to_string(),
+    )
+    .unwrap();
+    let (ok, _, err) = support::kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, token, err) = support::kubectl(&[
+        "create",
+        "token",
+        "roster-self-test",
+        "-n",
+        &release_ns,
+        "--duration",
+        "1h",
+    ]);
+    assert!(ok, "{err}");
+    let kubeconfig = dir.path().join("kubeconfig");
+    support::token_kubeconfig(token.trim(), &kubeconfig);
+    let self_test = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .expect("run roster self-test");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // roster's webhook answers for the namespace: both checks pass.
+    let mut operator = support::operator_with_webhook(&[&org_ns]);
+    support::wait_for_webhook(&client, &org_ns).await;
+    let (code, printed) = self_test();
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(
+        printed.contains("PASS CRDs: roster.dev/v1alpha1 serves"),
+        "{printed}"
+    );
+    assert!(printed.contains("PASS webhook: "), "{printed}");
+    assert!(printed.contains("[rule PlatformOnly]"), "{printed}");
+
+    // The webhook down, its configuration still there: the API server cannot call it.
+    operator.kill();
+    let (code, printed) = self_test();
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(printed.contains("PASS CRDs"), "{printed}");
+    assert!(
+        printed.contains("FAIL webhook: the API server could not call"),
+        "{printed}"
+    );
+
+    // No webhook configuration at all: nothing refuses the dry run.
+    let configurations: Api<
+        k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    > = Api::all(client.clone());
+    configurations
+        .delete(&format!("roster-{org_ns}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    let (code, printed) = support::eventually(
+        "the API server to forget the webhook configuration",
+        WAIT,
+        || async {
+            let (code, printed) = self_test();
+            printed.contains("ALLOWED").then_some((code, printed))
+        },
+    )
+    .await;
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(
+        printed.contains("FAIL webhook: a dry-run Organization create was ALLOWED"),
+        "{printed}"
+    );
+    let organizations: Api<Organization> = Api::namespaced(client, &org_ns);
+    assert!(
+        organizations
+            .get_opt("roster-self-test")
+            .await
+            .unwrap()
+            .is_none(),
+        "a dry run stores nothing"
+    );
 }

@@ -442,7 +442,7 @@ async fn create_membership(
 }
 
 fn active(m: &Membership) -> bool {
-    m.status.as_ref().and_then(|s| s.phase.clone()) == Some(MembershipPhase::Active)
+    m.status.as_ref().and_then(|s| s.phase) == Some(MembershipPhase::Active)
 }
 
 async fn wait_active(admin: &Client, name: &str) {
@@ -533,11 +533,14 @@ async fn leader_metrics(admin: &Client, pods: &[Pod]) -> BTreeMap<String, f64> {
     .await
 }
 
+/// One create: the Membership's name, when it was sent, and what came back.
+type Attempt = (String, Instant, Result<(), String>);
+
 /// An owner adding a Membership every 100 ms through the webhook, and a poll of when each becomes
 /// Active: what people, and roster's own writes, see during a disruption.
 struct Traffic {
     running: Arc<AtomicBool>,
-    writer: tokio::task::JoinHandle<Vec<(String, Instant, Result<(), String>)>>,
+    writer: tokio::task::JoinHandle<Vec<Attempt>>,
     /// When each Membership was first seen Active.
     active: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -616,11 +619,7 @@ impl Traffic {
 }
 
 /// Creates `PREFIX-NNNN` Memberships as `owner` every 100 ms while `running`; returns each attempt.
-async fn write_until(
-    running: Arc<AtomicBool>,
-    owner: Client,
-    prefix: String,
-) -> Vec<(String, Instant, Result<(), String>)> {
+async fn write_until(running: Arc<AtomicBool>, owner: Client, prefix: String) -> Vec<Attempt> {
     let mut sent = Vec::new();
     while running.load(Ordering::Relaxed) {
         let name = format!("{prefix}-{:04}", sent.len());

@@ -10,14 +10,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use roster::api::{Membership, MembershipPhase};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
-/// How often the tests' replicas check the shared Secret (30 s in production).
-const FOLLOW: Duration = Duration::from_secs(1);
+/// Validities of seconds: the replicas of these tests check the shared Secret every second (every
+/// 30 s in production).
+fn short_policy() -> roster::webhook::rotation::Policy {
+    roster::webhook::rotation::Policy::new(
+        Duration::from_secs(20),
+        Duration::from_secs(10),
+        Duration::from_secs(40),
+    )
+    .unwrap()
+}
+
+/// The names a webhook on loopback serves.
+fn local_names() -> roster::webhook::certs::Names {
+    roster::webhook::certs::Names {
+        dns: vec!["localhost".into()],
+        ips: vec!["127.0.0.1".parse().unwrap()],
+    }
+}
 
 /// A CA and a serving certificate for 127.0.0.1, written as cert-manager writes a Secret's keys.
 fn write_certificate(dir: &Path) -> String {
@@ -197,35 +214,24 @@ async fn certificates_from_files_are_served_and_reloaded_when_they_change() {
 async fn replicas_share_one_self_managed_certificate() {
     let client = support::admin_client().await;
     let ns = support::namespace(&client, "tls-shared").await;
-    let names = ["localhost".to_string()];
-    let ips = ["127.0.0.1".parse().unwrap()];
-    let a = roster::webhook::tls::shared_self_signed(
-        &client,
-        &ns,
-        "roster-webhook-tls",
-        &names,
-        &ips,
-        FOLLOW,
-        roster::webhook::tls::ClientAuth::anyone(),
-    )
-    .await
-    .unwrap();
-    let b = roster::webhook::tls::shared_self_signed(
-        &client,
-        &ns,
-        "roster-webhook-tls",
-        &names,
-        &ips,
-        FOLLOW,
-        roster::webhook::tls::ClientAuth::anyone(),
-    )
-    .await
-    .unwrap();
+    let replica = || {
+        roster::webhook::self_managed::SelfManaged::shared(
+            &client,
+            &ns,
+            "roster-webhook-tls",
+            local_names(),
+            short_policy(),
+        )
+        .start()
+    };
+    let a = replica().await.unwrap();
+    let b = replica().await.unwrap();
     assert_eq!(
         a.ca_bundle, b.ca_bundle,
         "the second replica serves the first one's certificate"
     );
-    let fresh = roster::webhook::tls::self_signed(&names, &ips, Default::default())
+    let names = local_names();
+    let fresh = roster::webhook::tls::self_signed(&names.dns, &names.ips, Default::default())
         .await
         .unwrap();
     assert_ne!(
@@ -237,6 +243,14 @@ async fn replicas_share_one_self_managed_certificate() {
         .await
         .unwrap();
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let keys: Vec<&str> = secret
+        .data
+        .as_ref()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["ca.crt", "ca.key", "tls.crt", "tls.key"]);
 }
 
 /// `maxRemovalsPerHour` counts what a replica's own webhook admitted as removals by someone else
@@ -383,14 +397,18 @@ async fn each_replica_counts_the_removals_it_admitted_and_forged_reviews_leave_n
 async fn replicas_follow_the_shared_certificate_when_it_is_replaced() {
     let client = support::admin_client().await;
     let ns = support::namespace(&client, "tls-follow").await;
-    let names = ["localhost".to_string()];
-    let ips = ["127.0.0.1".parse().unwrap()];
     // Callers authenticated: a reload must keep asking for the client certificate.
     let clients =
         roster::webhook::tls::ClientAuth::signed_by(support::webhook_client_ca().as_ref()).unwrap();
-    let tls = roster::webhook::tls::shared_self_signed(
-        &client, &ns, "shared", &names, &ips, FOLLOW, clients,
+    let tls = roster::webhook::self_managed::SelfManaged::shared(
+        &client,
+        &ns,
+        "shared",
+        local_names(),
+        short_policy(),
     )
+    .clients(clients)
+    .start()
     .await
     .unwrap();
     let first_ca = String::from_utf8(tls.ca_bundle.clone().unwrap()).unwrap();
@@ -480,4 +498,439 @@ async fn only_callers_with_the_api_servers_client_certificate_reach_the_webhook(
     let answer = exchange(port, &ca, &api_server(), &forged).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"uid\":\"forged\""), "{answer}");
+}
+
+/// A TCP proxy on loopback that hands each connection to the next of `ports` in turn, as a Service
+/// spreads connections over replicas. [`Proxy::cut`] closes every open connection, so that the API
+/// server opens new ones (a new TLS handshake each) instead of reusing one for the whole test; the
+/// test cuts only between its requests, once the API server has answered them, so that no cut
+/// races a webhook call.
+struct Proxy {
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    /// Listens on `port`.
+    async fn start(port: u16, ports: Vec<u16>) -> Proxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            for next in 0usize.. {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let cuts = cuts.clone();
+                tokio::spawn(relay(inbound, ports[next % ports.len()], cuts));
+            }
+        });
+        Proxy { connections, cut }
+    }
+
+    /// Closes every connection open now.
+    fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Copies bytes both ways until either side closes, or the proxy cuts it.
+async fn relay(
+    mut inbound: tokio::net::TcpStream,
+    port: u16,
+    mut cuts: tokio::sync::watch::Receiver<u64>,
+) {
+    cuts.mark_unchanged();
+    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {},
+        _ = cuts.changed() => {},
+    }
+}
+
+/// A replica of `roster run` with its own webhook port behind the proxy at `proxy`, sharing the
+/// self-managed certificates of the Secret in `system` with validities of seconds: serving
+/// certificates live 20 s and are renewed with 10 s left, CAs live 40 s (replaced with 20 s left).
+struct Replica {
+    operator: support::Operator,
+    webhook_port: u16,
+}
+
+fn replica(name: &str, (org_ns, system): (&str, &str), proxy: u16) -> Replica {
+    let (metrics_port, webhook_port) = (support::free_port(), support::free_port());
+    let args: Vec<String> = [
+        "run",
+        "--kubeconfig",
+        support::control_plane().kubeconfig.to_str().unwrap(),
+        "--namespaces",
+        org_ns,
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+        "--webhook-addr",
+        &format!("127.0.0.1:{webhook_port}"),
+        "--webhook-url",
+        &format!("https://127.0.0.1:{proxy}/validate"),
+        "--webhook-config-name",
+        &format!("roster-{org_ns}"),
+        "--webhook-client-ca",
+        &support::webhook_client_ca(),
+        "--webhook-cert-validity",
+        "20s",
+        "--webhook-cert-renew-before",
+        "10s",
+        "--webhook-ca-validity",
+        "40s",
+        "--leader-elect",
+        "--lease-name",
+        &format!("roster-{org_ns}"),
+        "--log-level",
+        "roster=debug,info",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let env = [("POD_NAME", name), ("POD_NAMESPACE", system)];
+    Replica {
+        operator: support::Operator::spawn(&args, &env, metrics_port),
+        webhook_port,
+    }
+}
+
+/// The configuration's `caBundle`, as PEM.
+async fn published_bundle(client: &kube::Client, name: &str) -> String {
+    let config = kube::Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let bundle = roster::webhook::config::ca_bundle(&config).unwrap_or_default();
+    String::from_utf8(bundle.to_vec()).unwrap()
+}
+
+/// The certificate the webhook at `port` serves (DER), when the bundle `ca` validates it.
+async fn served_certificate(port: u16, ca: &str) -> Result<Vec<u8>, String> {
+    let tls = connect(port, ca, &api_server())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, session) = tls.get_ref();
+    Ok(session.peer_certificates().unwrap()[0].to_vec())
+}
+
+/// What the API server answered to one admission request that only roster's webhook decides.
+#[derive(Debug)]
+enum Admission {
+    Allowed,
+    DeniedByRoster,
+    Failed(String),
+}
+
+/// A server-side dry run of `org` (an Organization) in `ns`: the API server calls the webhook.
+async fn admit(api: &kube::Api<kube::api::DynamicObject>, org: &Value) -> Admission {
+    let object: kube::api::DynamicObject = serde_json::from_value(org.clone()).unwrap();
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match api.create(&dry_run, &object).await {
+        Ok(_) => Admission::Allowed,
+        Err(kube::Error::Api(s)) if s.message.contains("roster:") => Admission::DeniedByRoster,
+        Err(e) => Admission::Failed(e.to_string()),
+    }
+}
+
+/// Two replicas behind a round-robin proxy, with validities of seconds, keep answering the API
+/// server through serving certificate renewals, CA replacements and a wiped Secret: every admission
+/// request is answered, every served certificate is validated by the `caBundle` of that moment, and
+/// both replicas serve the renewed certificates (whichever of them wrote them).
+#[tokio::test]
+async fn self_managed_certificates_rotate_without_a_failed_admission() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let org_ns = support::namespace(&client, "tls-rotate").await;
+    let system = support::namespace(&client, "tls-rotate-system").await;
+    let proxy = support::free_port();
+    let replicas: Vec<Replica> = ["replica-a", "replica-b"]
+        .into_iter()
+        .map(|name| replica(name, (&org_ns, &system), proxy))
+        .collect();
+    let proxy = Proxy::start(proxy, replicas.iter().map(|r| r.webhook_port).collect()).await;
+    support::wait_for_webhook(&client, &org_ns).await;
+
+    let user = support::client_as("rotation@example.com", &["system:masters"]).await;
+    let resource = kube::api::ApiResource::erase::<roster::api::Organization>(&());
+    let orgs = kube::Api::<kube::api::DynamicObject>::namespaced_with(user, &org_ns, &resource);
+    let allowed = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "org" }, "spec": {}
+    });
+    let denied = json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Organization",
+        "metadata": { "name": "claims-kube-system" },
+        "spec": { "access": { "namespaces": ["kube-system"] } }
+    });
+    let config_name = format!("roster-{org_ns}");
+    let mut seen = Seen::default();
+    let start = tokio::time::Instant::now();
+    let mut wiped = false;
+    while start.elapsed() < Duration::from_secs(75) {
+        // Half-way, someone empties the Secret (to replace a CA whose key leaked, say): a new CA at
+        // once, and still no failed request.
+        if !wiped && start.elapsed() > Duration::from_secs(37) {
+            wipe(&client, &system, &org_ns).await;
+            wiped = true;
+        }
+        for org in [&allowed, &denied] {
+            seen.admission(admit(&orgs, org).await);
+        }
+        let bundle = published_bundle(&client, &config_name).await;
+        seen.bundles.insert(bundle.clone());
+        for r in &replicas {
+            match served_certificate(r.webhook_port, &bundle).await {
+                Ok(cert) => {
+                    seen.served.insert((r.webhook_port, cert));
+                }
+                Err(e) => seen.untrusted.push(e),
+            }
+        }
+        // Every webhook call of this round was answered: new connections for the next round.
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let connections = proxy.connections();
+    let report = format!(
+        "{}, {connections} connections from the API server",
+        seen.report()
+    );
+    eprintln!("{report}");
+    for r in &replicas {
+        let left = serving_certificate_expiry(&r.operator) - unix_now();
+        assert!((0.0..=20.0).contains(&left), "the metric says {left}s left");
+    }
+    assert!(seen.failed.is_empty(), "{report}: {:?}", seen.failed);
+    assert!(seen.untrusted.is_empty(), "{report}: {:?}", seen.untrusted);
+    assert!(seen.allowed > 0 && seen.denied > 0, "{report}");
+    for r in &replicas {
+        let certificates = seen
+            .served
+            .iter()
+            .filter(|(p, _)| *p == r.webhook_port)
+            .count();
+        assert!(
+            certificates >= 3,
+            "each replica's certificate changed twice: {report}"
+        );
+    }
+    assert!(seen.bundles.len() >= 3, "the CA was replaced: {report}");
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// When the replica's served certificate expires, by its metric.
+fn serving_certificate_expiry(operator: &support::Operator) -> f64 {
+    const SERIES: &str =
+        "roster_webhook_certificate_expiry_timestamp_seconds{certificate=\"serving\"} ";
+    let metrics = operator.metrics();
+    let line = metrics.lines().find(|l| l.starts_with(SERIES));
+    line.and_then(|l| l[SERIES.len()..].parse().ok())
+        .unwrap_or_else(|| panic!("no {SERIES}in {metrics}"))
+}
+
+/// Empties the data of the shared Secret of the replicas of `org_ns`, as docs/operations.md says to.
+async fn wipe(client: &kube::Client, system: &str, org_ns: &str) {
+    let name = roster::webhook::tls::shared_secret_name(&format!("roster-{org_ns}"));
+    let patch = json!([{ "op": "remove", "path": "/data" }]);
+    kube::Api::<Secret>::namespaced(client.clone(), system)
+        .patch(
+            &name,
+            &Default::default(),
+            &kube::api::Patch::<()>::Json(serde_json::from_value(patch).unwrap()),
+        )
+        .await
+        .unwrap();
+}
+
+/// What the rotation test saw.
+#[derive(Default)]
+struct Seen {
+    allowed: usize,
+    denied: usize,
+    failed: Vec<String>,
+    /// (replica's port, certificate) pairs.
+    served: std::collections::BTreeSet<(u16, Vec<u8>)>,
+    untrusted: Vec<String>,
+    bundles: std::collections::BTreeSet<String>,
+}
+
+impl Seen {
+    fn admission(&mut self, a: Admission) {
+        match a {
+            Admission::Allowed => self.allowed += 1,
+            Admission::DeniedByRoster => self.denied += 1,
+            Admission::Failed(e) => self.failed.push(e),
+        }
+    }
+
+    fn report(&self) -> String {
+        let certificates: std::collections::BTreeSet<&Vec<u8>> =
+            self.served.iter().map(|(_, c)| c).collect();
+        format!(
+            "rotation: {} admission requests ({} allowed, {} denied by roster, {} failed), {} serving certificates, {} caBundles, {} handshakes the caBundle did not validate",
+            self.allowed + self.denied + self.failed.len(),
+            self.allowed,
+            self.denied,
+            self.failed.len(),
+            certificates.len(),
+            self.bundles.len(),
+            self.untrusted.len(),
+        )
+    }
+}
+
+/// The Secret's contents as roster makes them, but made `ago` in the past.
+fn certificates_made(ago: Duration, policy: &roster::webhook::rotation::Policy) -> Secret {
+    use roster::webhook::certs::{self, Material};
+    let made = std::time::SystemTime::now() - ago;
+    let seen = certs::observe(&Material::default(), None, &local_names());
+    let start = roster::webhook::rotation::Step::StartOver { keep: vec![] };
+    let m = certs::carry_out(
+        &start,
+        &seen,
+        &Material::default(),
+        (policy, &local_names()),
+        made,
+    )
+    .unwrap();
+    let data = [
+        ("ca.crt", Some(m.bundle)),
+        ("ca.key", m.ca_key),
+        ("tls.crt", m.cert),
+        ("tls.key", m.key),
+    ];
+    Secret {
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        k8s_openapi::ByteString(v.unwrap().into_bytes()),
+                    )
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Writes `contents` as the Secret `name` in `ns`.
+async fn put_secret(client: &kube::Client, ns: &str, name: &str, mut contents: Secret) -> Secret {
+    contents.metadata.name = Some(name.into());
+    kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &contents)
+        .await
+        .unwrap()
+}
+
+fn pem(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// roster was down for longer than its certificates live: at start it replaces them at once (CA
+/// and all), publishes the new CA, and the API server reaches the webhook.
+#[tokio::test]
+async fn a_start_with_expired_certificates_replaces_them_at_once() {
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let org_ns = support::namespace(&client, "tls-expired").await;
+    let system = support::namespace(&client, "tls-expired-system").await;
+    let secret = roster::webhook::tls::shared_secret_name(&format!("roster-{org_ns}"));
+    let expired = put_secret(
+        &client,
+        &system,
+        &secret,
+        certificates_made(Duration::from_secs(3600), &short_policy()),
+    )
+    .await;
+    let now = std::time::SystemTime::now();
+    let not_after = |s: &Secret| roster::webhook::certs::not_after(&pem(s, "tls.crt")).unwrap();
+    assert!(not_after(&expired) < now);
+
+    let proxy = support::free_port();
+    let replica = replica("replica", (&org_ns, &system), proxy);
+    let _proxy = Proxy::start(proxy, vec![replica.webhook_port]).await;
+    support::wait_for_webhook(&client, &org_ns).await;
+    let replaced = kube::Api::<Secret>::namespaced(client.clone(), &system)
+        .get(&secret)
+        .await
+        .unwrap();
+    assert!(
+        not_after(&replaced) > now,
+        "a valid certificate replaced it"
+    );
+    assert_ne!(
+        pem(&replaced, "ca.crt"),
+        pem(&expired, "ca.crt"),
+        "and a new CA"
+    );
+    let bundle = published_bundle(&client, &format!("roster-{org_ns}")).await;
+    assert_eq!(
+        bundle,
+        pem(&replaced, "ca.crt"),
+        "the expired CA is not trusted"
+    );
+    assert!(
+        served_certificate(replica.webhook_port, &bundle)
+            .await
+            .is_ok()
+    );
+}
+
+/// A serving certificate that expired while its CA is still good is re-signed by that CA at once:
+/// the `caBundle` does not change.
+#[tokio::test]
+async fn an_expired_serving_certificate_is_re_signed_by_its_ca() {
+    let client = support::admin_client().await;
+    let ns = support::namespace(&client, "tls-expired-leaf").await;
+    let policy = roster::webhook::rotation::Policy::default();
+    // 100 days ago: the serving certificate (90 days) has expired, the CA (three years) has not.
+    let made = certificates_made(Duration::from_secs(100 * 86_400), &policy);
+    let expired = put_secret(&client, &ns, "shared", made).await;
+    let tls = roster::webhook::self_managed::SelfManaged::shared(
+        &client,
+        &ns,
+        "shared",
+        local_names(),
+        policy,
+    )
+    .start()
+    .await
+    .unwrap();
+    let renewed = kube::Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("shared")
+        .await
+        .unwrap();
+    assert_eq!(
+        pem(&renewed, "ca.crt"),
+        pem(&expired, "ca.crt"),
+        "the same CA"
+    );
+    assert_eq!(tls.ca_bundle.unwrap(), pem(&expired, "ca.crt").into_bytes());
+    let not_after = roster::webhook::certs::not_after(&pem(&renewed, "tls.crt")).unwrap();
+    let left = not_after
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(left > Duration::from_secs(89 * 86_400), "{left:?}");
 }

@@ -8,6 +8,7 @@ mod webhook;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -77,6 +78,22 @@ pub struct RunArgs {
     /// reloaded when they change. Without it, roster generates a CA and certificate at start.
     #[arg(long, env = "ROSTER_WEBHOOK_CERT_DIR")]
     pub webhook_cert_dir: Option<PathBuf>,
+
+    /// How long a self-managed serving certificate is valid (`2160h`: 90 days, cert-manager's
+    /// default). Without `--webhook-cert-dir`, roster makes and renews it.
+    #[arg(long, env = "ROSTER_WEBHOOK_CERT_VALIDITY", default_value = "2160h", value_parser = duration)]
+    pub webhook_cert_validity: Duration,
+
+    /// Renew a self-managed serving certificate when this much of its validity is left (`720h`: a
+    /// third, as cert-manager renews). Every replica checks the shared Secret a tenth of this often
+    /// (at most every 30 s, at least every second).
+    #[arg(long, env = "ROSTER_WEBHOOK_CERT_RENEW_BEFORE", default_value = "720h", value_parser = duration)]
+    pub webhook_cert_renew_before: Duration,
+
+    /// How long a self-managed CA is valid (`26280h`: three years). It is replaced, without a failed
+    /// request, with a third of it left: the new CA is trusted first, then signs.
+    #[arg(long, env = "ROSTER_WEBHOOK_CA_VALIDITY", default_value = "26280h", value_parser = duration)]
+    pub webhook_ca_validity: Duration,
 
     /// PEM file with the CA that signs the API server's client certificate for webhooks
     /// (`--admission-control-config-file`). With it, the webhook refuses, in the TLS handshake, every
@@ -149,11 +166,31 @@ pub struct RunArgs {
     pub excluded_namespaces: Vec<String>,
 }
 
+/// A Go duration (`2160h`, `1h30m`, `20s`), as cert-manager's `duration` is written.
+fn duration(text: &str) -> Result<Duration, String> {
+    rules::ttl::parse(text)
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| format!("{text:?} is not a duration such as 2160h, 90m or 20s"))
+}
+
+impl RunArgs {
+    /// The self-managed certificates' validities, when they work together.
+    pub fn webhook_certificate_policy(
+        &self,
+    ) -> Result<crate::webhook::rotation::Policy, crate::webhook::rotation::PolicyError> {
+        crate::webhook::rotation::Policy::new(
+            self.webhook_cert_validity,
+            self.webhook_cert_renew_before,
+            self.webhook_ca_validity,
+        )
+    }
+}
+
 /// Runs the operator: every replica keeps the caches and serves the webhook; only the leader (every
 /// replica, without `--leader-elect`) runs the controller.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(&args);
-    let client = client(&args).await?;
+    let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
     let metrics = Arc::new(Metrics::default());
     let stop = Stop::on_termination();
@@ -384,8 +421,10 @@ fn init_logging(args: &RunArgs) {
     }
 }
 
-async fn client(args: &RunArgs) -> anyhow::Result<Client> {
-    let config = match &args.kubeconfig {
+/// A client from `kubeconfig`, else the in-cluster service account (or $KUBECONFIG,
+/// ~/.kube/config).
+pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .with_context(|| format!("read kubeconfig {}", path.display()))?;

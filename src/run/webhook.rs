@@ -18,11 +18,9 @@ fn endpoint(args: &RunArgs) -> anyhow::Result<Option<webhook::config::Endpoint>>
 }
 
 /// Names the self-managed certificate must carry for the endpoint.
-fn certificate_names(
-    endpoint: Option<&webhook::config::Endpoint>,
-) -> (Vec<String>, Vec<std::net::IpAddr>) {
+fn certificate_names(endpoint: Option<&webhook::config::Endpoint>) -> webhook::certs::Names {
     use webhook::config::Endpoint;
-    match endpoint {
+    let (dns, ips) = match endpoint {
         Some(Endpoint::Service {
             namespace, name, ..
         }) => (
@@ -51,7 +49,8 @@ fn certificate_names(
             vec!["localhost".into()],
             vec!["127.0.0.1".parse().expect("an IP")],
         ),
-    }
+    };
+    webhook::certs::Names { dns, ips }
 }
 
 /// The ValidatingWebhookConfiguration roster writes: with `--webhook-config-name` and an endpoint
@@ -101,44 +100,84 @@ pub(super) async fn start(
     let addr: SocketAddr = args.webhook_addr.parse().context("--webhook-addr")?;
     let endpoint = endpoint(args)?;
     let clients = webhook_clients(args)?;
+    // Listening before the configuration is written: the API server's first calls wait in the
+    // backlog for the handshake instead of being refused.
+    let listener = webhook::bind(addr)?;
     let tls = match &args.webhook_cert_dir {
         Some(dir) => {
-            webhook::tls::from_files(dir.join("tls.crt"), dir.join("tls.key"), clients).await?
+            let tls = webhook::tls::from_files(
+                dir.join("tls.crt"),
+                dir.join("tls.key"),
+                clients,
+                metrics.clone(),
+            )
+            .await?;
+            write_configuration(args, client, endpoint.as_ref(), tls.ca_bundle.as_deref()).await?;
+            tls
         }
-        None => {
-            let (dns, ips) = certificate_names(endpoint.as_ref());
-            // In a cluster, replicas share one certificate through a Secret in their namespace.
-            match (std::env::var("POD_NAMESPACE"), &args.webhook_config_name) {
-                (Ok(ns), Some(name)) => {
-                    webhook::tls::shared_self_signed(
-                        client,
-                        &ns,
-                        &webhook::tls::shared_secret_name(name),
-                        &dns,
-                        &ips,
-                        webhook::tls::FOLLOW_SHARED_SECRET,
-                        clients,
-                    )
-                    .await?
-                }
-                _ => webhook::tls::self_signed(&dns, &ips, clients).await?,
-            }
-        }
+        None => self_managed(args, client, endpoint.as_ref(), clients, &metrics)?
+            .start()
+            .await
+            .context("the self-managed webhook certificate")?,
     };
     let app = webhook::router(
         webhook::Decider::new(caches.clone(), config, client.clone()).with_roster_user(me),
         metrics,
     );
-    let listener = webhook::bind(addr)?;
     let server = tokio::spawn(webhook::serve(listener, tls.config.clone(), app, shutdown));
-    if let Some(configuration) = configuration(args, endpoint.as_ref(), tls.ca_bundle.as_deref()) {
-        let name = configuration.metadata.name.clone().unwrap_or_default();
-        webhook::config::apply(client, &configuration)
-            .await
-            .context("write the ValidatingWebhookConfiguration")?;
-        tracing::info!(%name, "wrote the ValidatingWebhookConfiguration");
-    }
     Ok(Some(server))
+}
+
+/// roster's own CA and serving certificate, renewed before they expire: in a cluster, replicas share
+/// them through a Secret in their namespace; with `--webhook-config-name`, the configuration's
+/// `caBundle` follows them.
+fn self_managed(
+    args: &RunArgs,
+    client: &Client,
+    endpoint: Option<&webhook::config::Endpoint>,
+    clients: webhook::tls::ClientAuth,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<webhook::self_managed::SelfManaged> {
+    use webhook::self_managed::{Publisher, SelfManaged};
+    let names = certificate_names(endpoint);
+    let policy = args
+        .webhook_certificate_policy()
+        .context("--webhook-cert-validity, --webhook-cert-renew-before, --webhook-ca-validity")?;
+    let certificates = match (std::env::var("POD_NAMESPACE"), &args.webhook_config_name) {
+        (Ok(ns), Some(name)) => {
+            let secret = webhook::tls::shared_secret_name(name);
+            SelfManaged::shared(client, &ns, &secret, names, policy)
+        }
+        _ => SelfManaged::in_memory(names, policy),
+    };
+    let certificates = certificates.clients(clients).metrics(metrics.clone());
+    Ok(match (&args.webhook_config_name, endpoint) {
+        (Some(name), Some(endpoint)) => certificates.publishing(Publisher::new(
+            client,
+            name,
+            endpoint,
+            (&args.namespaces, args.webhook_timeout_seconds),
+        )),
+        _ => certificates,
+    })
+}
+
+/// Writes the ValidatingWebhookConfiguration with `ca_bundle`, with `--webhook-config-name`.
+async fn write_configuration(
+    args: &RunArgs,
+    client: &Client,
+    endpoint: Option<&webhook::config::Endpoint>,
+    ca_bundle: Option<&[u8]>,
+) -> anyhow::Result<()> {
+    let Some(configuration) = configuration(args, endpoint, ca_bundle) else {
+        return Ok(());
+    };
+    let name = configuration.metadata.name.clone().unwrap_or_default();
+    webhook::config::apply(client, &configuration)
+        .await
+        .context("write the ValidatingWebhookConfiguration")?;
+    tracing::info!(%name, "wrote the ValidatingWebhookConfiguration");
+    Ok(())
 }
 
 #[cfg(test)]

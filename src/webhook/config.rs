@@ -111,7 +111,7 @@ pub fn configuration(
             ..Default::default()
         },
         webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.roster.dev".into(),
+            name: WEBHOOK_NAME.into(),
             admission_review_versions: vec!["v1".into()],
             client_config,
             failure_policy: Some("Fail".into()),
@@ -129,6 +129,22 @@ pub fn configuration(
         }]),
     }
 }
+
+/// The `caBundle` of roster's webhook in `config`, if it has one.
+pub fn ca_bundle(config: &ValidatingWebhookConfiguration) -> Option<&[u8]> {
+    config
+        .webhooks
+        .iter()
+        .flatten()
+        .find(|w| w.name == WEBHOOK_NAME)?
+        .client_config
+        .ca_bundle
+        .as_ref()
+        .map(|b| b.0.as_slice())
+}
+
+/// The name of roster's one webhook in its configuration.
+pub const WEBHOOK_NAME: &str = "validate.roster.dev";
 
 /// The name of the match condition that lets Kubernetes' own controllers delete without roster.
 pub const KUBERNETES_CONTROLLERS_DELETE: &str = "skip-kubernetes-controller-deletions";
@@ -169,8 +185,21 @@ pub async fn apply(
     client: &kube::Client,
     config: &ValidatingWebhookConfiguration,
 ) -> Result<(), kube::Error> {
+    apply_over(client, config, None).await
+}
+
+/// [`apply`], but with `resource_version` only over that version of the configuration: a writer
+/// that read an older one gets a 409 Conflict instead of overwriting a newer `caBundle`.
+pub async fn apply_over(
+    client: &kube::Client,
+    config: &ValidatingWebhookConfiguration,
+    resource_version: Option<&str>,
+) -> Result<(), kube::Error> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mut body = serde_json::to_value(config).expect("serializable");
+    if let Some(version) = resource_version {
+        body["metadata"]["resourceVersion"] = version.into();
+    }
     body["apiVersion"] = "admissionregistration.k8s.io/v1".into();
     body["kind"] = "ValidatingWebhookConfiguration".into();
     let name = config.metadata.name.clone().unwrap_or_default();

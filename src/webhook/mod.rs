@@ -1,8 +1,11 @@
 //! The validating admission webhook: HTTPS (rustls) on `/validate` for the four roster kinds, served
 //! by every replica from the shared caches. Deciding is [`review`]'s job, which asks the rules.
 
+pub mod certs;
 pub mod config;
 pub mod review;
+pub mod rotation;
+pub mod self_managed;
 pub mod tls;
 
 use std::net::SocketAddr;

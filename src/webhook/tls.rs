@@ -1,6 +1,7 @@
 //! The webhook's serving certificate: from files (cert-manager, a mounted Secret), reloaded when
-//! they change, or self-managed: a CA and a serving certificate generated at start. Optionally it
-//! also asks callers for a client certificate, so that only the API server gets through.
+//! they change, or self-managed ([`super::self_managed`]: a CA and serving certificate roster makes
+//! and renews). Optionally it also asks callers for a client certificate, so that only the API
+//! server gets through.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,15 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use axum_server::tls_rustls::RustlsConfig;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
+
+use crate::metrics::{CertificateKind, Metrics};
 
 /// A serving configuration, and the CA bundle clients need when roster made the certificate.
 pub struct Tls {
@@ -24,7 +23,7 @@ pub struct Tls {
     pub ca_bundle: Option<Vec<u8>>,
 }
 
-fn install_crypto_provider() {
+pub(super) fn install_crypto_provider() {
     // Several crates link rustls; pick ring explicitly (no OpenSSL, no aws-lc).
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -62,9 +61,22 @@ impl ClientAuth {
     }
 }
 
+/// Why a certificate and key cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the certificate or key is not PEM: {0}")]
+    Pem(#[from] rustls::pki_types::pem::Error),
+    #[error("the certificate and key cannot be served: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
 /// A rustls server configuration for a PEM certificate chain and key; with a client CA, a
 /// connection without a certificate it signed fails in the handshake, before any request is read.
-fn server_config(cert: &[u8], key: &[u8], clients: &ClientAuth) -> anyhow::Result<RustlsConfig> {
+pub(super) fn server_config(
+    cert: &[u8],
+    key: &[u8],
+    clients: &ClientAuth,
+) -> Result<RustlsConfig, ServeError> {
     let chain = CertificateDer::pem_slice_iter(cert).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(key)?;
     let builder = ServerConfig::builder();
@@ -89,11 +101,30 @@ fn from_pem_files(cert: &Path, key: &Path, clients: &ClientAuth) -> anyhow::Resu
     })
 }
 
+/// Publishes when the certificate in the PEM file `cert` expires.
+fn measure_expiry(cert: &Path, metrics: &Metrics) {
+    let pem = std::fs::read_to_string(cert).unwrap_or_default();
+    if let Some(at) = super::certs::not_after(&pem) {
+        metrics.set_certificate_expiry(CertificateKind::Serving, at);
+    }
+    let ca = cert.with_file_name("ca.crt");
+    let pem = std::fs::read_to_string(ca).unwrap_or_default();
+    if let Some(at) = super::certs::not_after(&pem) {
+        metrics.set_certificate_expiry(CertificateKind::Ca, at);
+    }
+}
+
 /// Certificate and key from PEM files, reloaded whenever either file's modification time changes.
 /// A `ca.crt` beside them (as cert-manager writes it) becomes the `caBundle` roster writes.
-pub async fn from_files(cert: PathBuf, key: PathBuf, clients: ClientAuth) -> anyhow::Result<Tls> {
+pub async fn from_files(
+    cert: PathBuf,
+    key: PathBuf,
+    clients: ClientAuth,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Tls> {
     install_crypto_provider();
     let config = from_pem_files(&cert, &key, &clients)?;
+    measure_expiry(&cert, &metrics);
     let ca_bundle = cert
         .parent()
         .and_then(|dir| std::fs::read(dir.join("ca.crt")).ok());
@@ -112,6 +143,7 @@ pub async fn from_files(cert: PathBuf, key: PathBuf, clients: ClientAuth) -> any
                 match from_pem_files(&cert, &key, &clients) {
                     Ok(fresh) => {
                         reloading.reload_from_config(fresh.get_inner());
+                        measure_expiry(&cert, &metrics);
                         tracing::info!(cert = %cert.display(), "reloaded the webhook certificate");
                         seen = now;
                     }
@@ -126,57 +158,21 @@ pub async fn from_files(cert: PathBuf, key: PathBuf, clients: ClientAuth) -> any
     Ok(Tls { config, ca_bundle })
 }
 
-/// PEMs of a self-managed certificate: CA, serving certificate, serving key.
-struct Generated {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-fn generate(dns_names: &[String], ips: &[std::net::IpAddr]) -> anyhow::Result<Generated> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "roster webhook CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key)?;
-
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(dns_names.to_vec())?;
-    leaf.subject_alt_names
-        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-    leaf.distinguished_name.push(
-        DnType::CommonName,
-        dns_names.first().map_or("roster-webhook", |d| d.as_str()),
-    );
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok(Generated {
-        ca: ca_cert.pem(),
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
-}
-
-fn serving(g: Generated, clients: &ClientAuth) -> anyhow::Result<Tls> {
-    let config = server_config(g.cert.as_bytes(), g.key.as_bytes(), clients)?;
-    Ok(Tls {
-        config,
-        ca_bundle: Some(g.ca.into_bytes()),
-    })
-}
-
-/// A fresh CA and a serving certificate for `dns_names` and `ips` (rcgen's default validity); the
-/// CA's PEM goes into the ValidatingWebhookConfiguration's `caBundle`.
+/// A fresh self-managed CA and serving certificate for `dns_names` and `ips`, kept in this process
+/// alone and renewed in it (the default validities); nothing writes its CA anywhere.
 pub async fn self_signed(
     dns_names: &[String],
     ips: &[std::net::IpAddr],
     clients: ClientAuth,
-) -> anyhow::Result<Tls> {
-    install_crypto_provider();
-    serving(generate(dns_names, ips)?, &clients)
+) -> Result<Tls, super::self_managed::SelfManagedError> {
+    let names = super::certs::Names {
+        dns: dns_names.to_vec(),
+        ips: ips.to_vec(),
+    };
+    super::self_managed::SelfManaged::in_memory(names, Default::default())
+        .clients(clients)
+        .start()
+        .await
 }
 
 /// The Secret that replicas share a self-managed certificate through, for the webhook
@@ -184,128 +180,4 @@ pub async fn self_signed(
 /// its CA key) under the same name.
 pub fn shared_secret_name(config_name: &str) -> String {
     format!("{config_name}-webhook-self-managed")
-}
-
-/// Like [`self_signed`], but shared by every replica through a Secret: the first replica to start
-/// fills it (or creates it, when no chart made it), the others (and restarts) use it, so all serve
-/// what the one `caBundle` trusts.
-pub async fn shared_self_signed(
-    client: &kube::Client,
-    namespace: &str,
-    secret: &str,
-    dns_names: &[String],
-    ips: &[std::net::IpAddr],
-    follow_every: Duration,
-    clients: ClientAuth,
-) -> anyhow::Result<Tls> {
-    use k8s_openapi::ByteString;
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::api::{Api, PostParams};
-    install_crypto_provider();
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let existing = api.get_opt(secret).await?;
-    let shared = match existing.as_ref().and_then(shared_pems) {
-        Some(shared) => shared,
-        None => {
-            let g = generate(dns_names, ips)?;
-            let data = [("ca.crt", &g.ca), ("tls.crt", &g.cert), ("tls.key", &g.key)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
-                .collect();
-            let written = match existing {
-                // Rendered empty by the chart: fill it, unless another replica filled it meanwhile
-                // (the resourceVersion makes the replace fail then).
-                Some(mut empty) => {
-                    empty.data = Some(data);
-                    api.replace(secret, &PostParams::default(), &empty).await
-                }
-                None => {
-                    let object = Secret {
-                        metadata: kube::api::ObjectMeta {
-                            name: Some(secret.into()),
-                            labels: Some(
-                                [("app.kubernetes.io/name".to_string(), "roster".to_string())]
-                                    .into(),
-                            ),
-                            ..Default::default()
-                        },
-                        type_: Some("Opaque".into()),
-                        data: Some(data),
-                        ..Default::default()
-                    };
-                    api.create(&PostParams::default(), &object).await
-                }
-            };
-            match written {
-                Ok(_) => g,
-                // Another replica was first: use its certificate.
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    shared_pems(&api.get(secret).await?)
-                        .context("the shared webhook certificate Secret is incomplete")?
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
-    let serving_cert = shared.cert.clone();
-    let tls = serving(shared, &clients)?;
-    follow_shared_secret(
-        api,
-        secret.to_string(),
-        (tls.config.clone(), clients),
-        serving_cert,
-        follow_every,
-    );
-    Ok(tls)
-}
-
-/// The CA, certificate and key in a shared Secret, when all three are there.
-fn shared_pems(s: &k8s_openapi::api::core::v1::Secret) -> Option<Generated> {
-    let data = s.data.as_ref()?;
-    let field = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
-    Some(Generated {
-        ca: field("ca.crt")?,
-        cert: field("tls.crt")?,
-        key: field("tls.key")?,
-    })
-}
-
-/// How often replicas check the shared Secret for a certificate that replaced theirs.
-pub const FOLLOW_SHARED_SECRET: Duration = Duration::from_secs(30);
-
-/// Serves whatever certificate the shared Secret holds, checked every `every`: when a replica
-/// started later had to fill it again (it was emptied by a forced `helm upgrade`, say) and wrote
-/// its CA into the webhook configuration, the replicas already running follow instead of serving a
-/// certificate nothing trusts any more.
-fn follow_shared_secret(
-    api: kube::Api<k8s_openapi::api::core::v1::Secret>,
-    secret: String,
-    (config, clients): (RustlsConfig, ClientAuth),
-    mut serving_cert: String,
-    every: Duration,
-) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Ok(Some(now)) = api.get_opt(&secret).await else {
-                continue;
-            };
-            let Some(shared) = shared_pems(&now) else {
-                continue;
-            };
-            if shared.cert == serving_cert {
-                continue;
-            }
-            match server_config(shared.cert.as_bytes(), shared.key.as_bytes(), &clients) {
-                Ok(fresh) => {
-                    config.reload_from_config(fresh.get_inner());
-                    tracing::info!(%secret, "serving the shared webhook certificate that replaced ours");
-                    serving_cert = shared.cert;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, %secret, "could not load the shared webhook certificate")
-                }
-            }
-        }
-    });
 }
