@@ -28,7 +28,7 @@ unit:
 	cargo test --locked --lib --test authorization --test rules_properties --test crds_in_sync
 	cargo test --locked --test check -- $(addprefix --skip ,$(CHECK_CLUSTER_TESTS))
 
-## The README's walk-through: the Helm chart on the local control plane, an org, an invite, a join.
+## The README's walk-through: a cluster with a node, the chart's pods, an org, an invite, a join (root).
 tour: tools
 	hack/tour.sh
 

@@ -94,8 +94,14 @@ pub enum Answer {
     Unreachable(String),
 }
 
+/// The rules only roster's webhook refuses a dry-run Organization create with: the caller is no
+/// platform principal, or (in roster's own namespace, where the chart's test runs unless roster
+/// watches a list of namespaces) the namespace is excluded from every organization.
+const EXPECTED_RULES: [&str; 2] = ["[rule PlatformOnly]", "[rule ExcludedNamespace]"];
+
 /// Whether the dry-run create of an Organization by a caller that is no platform principal was
-/// refused by roster's webhook, for the reason only the webhook can see: the caller.
+/// refused by roster's webhook, for a reason only the webhook can see: the caller, or the namespace
+/// roster runs in.
 pub fn webhook_check(answer: &Answer) -> Outcome {
     const CHECK: &str = "webhook";
     let webhook = crate::webhook::config::WEBHOOK_NAME;
@@ -109,7 +115,7 @@ pub fn webhook_check(answer: &Answer) -> Outcome {
         ),
         Answer::Refused(m)
             if m.contains(&format!("\"{webhook}\" denied"))
-                && m.contains("[rule PlatformOnly]") =>
+                && EXPECTED_RULES.iter().any(|r| m.contains(r)) =>
         {
             outcome(
                 CHECK,
@@ -123,7 +129,7 @@ pub fn webhook_check(answer: &Answer) -> Outcome {
             CHECK,
             false,
             format!(
-                "roster's webhook answered, but not with [rule PlatformOnly], what it tells callers that are no platform principals (is this caller one?): {m}"
+                "roster's webhook answered, but not with [rule PlatformOnly] or [rule ExcludedNamespace], what it tells callers that are no platform principals (is this caller one?): {m}"
             ),
         ),
         Answer::Refused(m) if m.contains("failed calling webhook") => outcome(
@@ -227,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn roster_refusing_its_own_namespace_passes_too() {
+        let excluded = Answer::Refused(
+            "admission webhook \"validate.roster.dev\" denied the request: roster: namespace roster-system is excluded by the installer (--excluded-namespaces) [rule ExcludedNamespace]".into(),
+        );
+        assert!(webhook_check(&excluded).passed);
+    }
+
+    #[test]
     fn only_roster_webhooks_refusal_passes() {
         let denied = Answer::Refused(
             "admission webhook \"validate.roster.dev\" denied the request: roster: creating an Organization is for platform principals [rule PlatformOnly]".into(),
@@ -250,7 +264,7 @@ mod tests {
             ),
             (
                 // roster's webhook, but another rule: not the answer a non-platform caller gets.
-                Answer::Refused("admission webhook \"validate.roster.dev\" denied the request: roster: x [rule ExcludedNamespace]".into()),
+                Answer::Refused("admission webhook \"validate.roster.dev\" denied the request: roster: x [rule Duplicate]".into()),
                 "platform principal",
             ),
             (Answer::Unreachable("connection refused".into()), "no answer"),

@@ -104,13 +104,20 @@ fn helm_test_passes(cluster: &NodeCluster) {
             RELEASE,
             "--namespace",
             NAMESPACE,
-            "--logs",
             "--timeout",
             "120s",
         ]),
         "helm test",
     );
-    println!("helm test: passed in {:?}\n{out}", started.elapsed());
+    assert!(
+        out.contains("TEST SUITE:     roster-self-test")
+            && out.contains("Phase:          Succeeded"),
+        "roster self-test ran and passed in a pod:\n{out}"
+    );
+    println!(
+        "helm test: roster self-test passed in a pod, {:?}",
+        started.elapsed()
+    );
 }
 
 /// An Organization owned by alice: she may add an admin, dave; RBAC lets dave write Memberships, and

@@ -52,7 +52,7 @@ pub fn control_plane() -> &'static ControlPlane {
         }
         let dir = std::env::temp_dir().join(format!("roster-test-{}", std::process::id()));
         // Started first, so that it also cleans up when `up` fails halfway.
-        stop_control_plane_when_done(&dir);
+        stop_when_done("hack/control-plane.sh", &dir);
         let kubeconfig = run(
             Command::new(repo().join("hack/control-plane.sh"))
                 .arg("up")
@@ -66,10 +66,10 @@ pub fn control_plane() -> &'static ControlPlane {
     })
 }
 
-/// Starts a watchdog outside this process that stops the control plane in `dir` (by the pids
-/// `hack/control-plane.sh up` records, the operator beside it included) when the test binary ends,
-/// however it ends: normal exit, panic, abort or kill.
-pub fn stop_control_plane_when_done(dir: &Path) {
+/// Starts a watchdog outside this process that runs `SCRIPT down DIR` when the test binary ends,
+/// however it ends (normal exit, panic, abort or kill): `hack/control-plane.sh` stops a control plane
+/// (and the operator beside it) by the pids it recorded, `hack/node.sh` a cluster with a node.
+pub fn stop_when_done(script: &str, dir: &Path) {
     #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
     Command::new("setsid")
         .arg("sh")
@@ -77,13 +77,13 @@ pub fn stop_control_plane_when_done(dir: &Path) {
         .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" down "$3""#)
         .arg("watchdog")
         .arg(std::process::id().to_string())
-        .arg(repo().join("hack/control-plane.sh"))
+        .arg(repo().join(script))
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start the control plane watchdog");
+        .expect("start the watchdog");
 }
 
 async fn config(user: Option<(&str, &[&str])>) -> Config {

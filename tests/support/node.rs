@@ -45,7 +45,7 @@ impl NodeCluster {
         let mut bins = bins.lines().map(PathBuf::from);
         let (k8s, helm) = (bins.next().unwrap(), bins.next().unwrap());
         let dir = std::env::temp_dir().join(format!("roster-{name}-{}", std::process::id()));
-        stop_when_done(&dir);
+        super::cluster::stop_when_done("hack/node.sh", &dir);
         let kubeconfig = checked(
             Command::new(script("node.sh")).arg("up").arg(&dir),
             "starting a cluster with a node (hack/node.sh up)",
@@ -139,22 +139,4 @@ pub fn build_image(tag: &str) -> PathBuf {
         "building the operator image (hack/build-image.sh)",
     );
     PathBuf::from(path.trim())
-}
-
-/// Stops the cluster in `dir` once this process has ended, however it ended.
-fn stop_when_done(dir: &Path) {
-    #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
-    Command::new("setsid")
-        .arg("sh")
-        .arg("-c")
-        .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; "$2" down "$3""#)
-        .arg("watchdog")
-        .arg(std::process::id().to_string())
-        .arg(script("node.sh"))
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the cluster watchdog");
 }
