@@ -25,7 +25,9 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run(cmd: &mut Command, what: &str) -> String {
+/// Runs `cmd`, its standard error shown, and returns its standard output; panics naming `what`
+/// when it fails.
+pub fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .stderr(Stdio::inherit())
         .output()

@@ -4,10 +4,12 @@
 //! stops it when it ends, however it ends.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+use super::cluster::run;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,15 +17,6 @@ fn repo() -> &'static Path {
 
 fn script(name: &str) -> PathBuf {
     repo().join("hack").join(name)
-}
-
-fn checked(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(out.status.success(), "{what} failed ({})", out.status);
-    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// The cluster of this test binary: its directory, kubeconfig, kubectl and helm.
@@ -38,7 +31,7 @@ impl NodeCluster {
     /// Builds what is missing, then starts a control plane with a node in a directory of this test
     /// binary; a watchdog outside the process stops it when the binary ends.
     pub fn start(name: &str) -> NodeCluster {
-        let bins = checked(
+        let bins = run(
             &mut Command::new(script("build-control-plane.sh")),
             "building the cluster binaries (hack/build-control-plane.sh)",
         );
@@ -46,7 +39,7 @@ impl NodeCluster {
         let (k8s, helm) = (bins.next().unwrap(), bins.next().unwrap());
         let dir = std::env::temp_dir().join(format!("roster-{name}-{}", std::process::id()));
         super::cluster::stop_when_done("hack/node.sh", &dir);
-        let kubeconfig = checked(
+        let kubeconfig = run(
             Command::new(script("node.sh")).arg("up").arg(&dir),
             "starting a cluster with a node (hack/node.sh up)",
         );
@@ -60,7 +53,7 @@ impl NodeCluster {
 
     /// Stops the node and the control plane now, restoring what the node changed on the machine.
     pub fn stop(&self) {
-        checked(
+        run(
             Command::new(script("node.sh")).arg("down").arg(&self.dir),
             "stopping the cluster (hack/node.sh down)",
         );
@@ -68,7 +61,7 @@ impl NodeCluster {
 
     /// Imports an image archive (hack/build-image.sh) into the node's containerd.
     pub fn import(&self, archive: &Path) {
-        checked(
+        run(
             Command::new(script("node.sh"))
                 .arg("import")
                 .arg(archive)
@@ -134,7 +127,7 @@ impl NodeCluster {
 
 /// Builds the operator image tagged `tag` (hack/build-image.sh) and returns its archive.
 pub fn build_image(tag: &str) -> PathBuf {
-    let path = checked(
+    let path = run(
         Command::new(script("build-image.sh")).arg(tag),
         "building the operator image (hack/build-image.sh)",
     );
