@@ -113,7 +113,7 @@ mod fixture {
             role,
             max_uses: 1,
             ttl: None,
-            revoked: false,
+            ..InviteSpec::default()
         }
     }
 
@@ -915,6 +915,7 @@ fn create_a_membership_for_yourself_by_email_domain() {
             p.self_join = Some(SelfJoin {
                 email_domains: vec!["acme.example".into(), "acme-labs.example".into()],
                 role: r,
+                identity_provider: None,
             })
         })
     };
@@ -1585,6 +1586,7 @@ fn change_the_organization() {
             s.policy.self_join = Some(SelfJoin {
                 email_domains: vec!["acme.example".into()],
                 role: SelfJoinRole::Member,
+                identity_provider: None,
             })
         }),
         ("billingAdmin", |s| s.billing_admin = Some(ALICE.into())),

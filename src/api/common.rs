@@ -131,3 +131,19 @@ impl std::fmt::Display for Subject {
         }
     }
 }
+
+/// An identity provider the platform named at install (`roster run --identity-provider`), and
+/// optionally the tenant within it, that a user must sign in with.
+#[derive(kube::KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityProviderRef {
+    /// The provider's name as the platform configured it, for example `google` or `entra`.
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$')").message("identityProvider.name must be a lowercase name such as google or entra, as the platform configured it"))]
+    pub name: String,
+    /// The tenant within the provider (for example a Microsoft Entra tenant ID), compared with the
+    /// user's tenant as the authenticator reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub tenant: Option<String>,
+}

@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, OrgRole};
+use super::{Condition, Delivery, IdentityProviderRef, OrgRole};
 
 /// An invitation to join the organization. The operator generates the code into a Secret owned by the
 /// Invite (`status.codeSecretName`); the code never appears in status.
@@ -63,6 +63,46 @@ pub struct InviteSpec {
     #[serde(default)]
     #[x_kube(validation = Rule::new("self || !oldSelf").message("spec.revoked cannot be set back to false: create a new Invite instead"))]
     pub revoked: bool,
+
+    /// Where the invitation e-mail goes when it should not go to `email` (for example when the
+    /// username is not an e-mail address), or the address of an open invite's recipient. Sent only
+    /// when the organization's `spec.policy.notifications.email` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    #[x_kube(validation = Rule::new("self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')").message("spec.notificationEmail must be an e-mail address such as ada@example.com"))]
+    pub notification_email: Option<String>,
+
+    /// How many times the invitation e-mail has been asked to be sent again. Raising it by one
+    /// (`kubectl roster invite resend`) sends it once more; it can only be raised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 100))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("spec.resends can only be raised: raise it by one to send the invitation again"))]
+    pub resends: i32,
+
+    /// The identity provider (and tenant) the redeeming user must sign in with. Left out, any
+    /// provider the platform accepts will do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<IdentityProviderRef>,
+}
+
+impl Default for InviteSpec {
+    /// A single-use member invite with nothing else set.
+    fn default() -> Self {
+        InviteSpec {
+            email: None,
+            role: OrgRole::Member,
+            max_uses: one(),
+            ttl: None,
+            revoked: false,
+            notification_email: None,
+            resends: 0,
+            identity_provider: None,
+        }
+    }
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 fn one() -> i32 {
@@ -117,6 +157,10 @@ pub struct InviteStatus {
     /// The Secret in this namespace that holds the code (key `code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_secret_name: Option<String>,
+    /// The invitation e-mail: which message was sent last, to whom, when, and the last error. Set
+    /// only when the organization sends e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// The uid of the Organization this status was computed under. When that Organization is
     /// deleted, roster deletes this object with it; another Organization never takes it over.
     #[serde(
@@ -128,7 +172,8 @@ pub struct InviteStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` (with `Reconciling` or `Stalled` while one holds) and `Usable`.
+    /// `Ready` (with `Reconciling` or `Stalled` while one holds), `Usable`, and `Delivered` when
+    /// the organization sends e-mail.
     #[serde(default, deserialize_with = "super::lenient::conditions")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -8,18 +8,20 @@
 #![allow(clippy::duplicated_attributes)]
 
 mod common;
+mod delivery;
 mod invite;
 mod lenient;
 mod membership;
 mod organization;
 mod team;
 
-pub use common::{Condition, OrgRole, Subject, TeamRole};
+pub use common::{Condition, IdentityProviderRef, OrgRole, Subject, TeamRole};
+pub use delivery::{Delivery, DeliveryMessage, DeliveryState};
 pub use invite::{AcceptedBy, Invite, InvitePhase, InviteSpec, InviteStatus};
 pub use membership::{InviteRef, Membership, MembershipPhase, MembershipSpec, MembershipStatus};
 pub use organization::{
-    Access, ClusterRoleMap, DataRegion, InvitePolicy, Leader, OrgPolicy, Organization,
-    OrganizationSpec, OrganizationStatus, Profile, Seats, SelfJoin, SelfJoinRole,
+    Access, ClusterRoleMap, DataRegion, InvitePolicy, Leader, Notifications, OrgPolicy,
+    Organization, OrganizationSpec, OrganizationStatus, Profile, Seats, SelfJoin, SelfJoinRole,
 };
 pub use team::{Team, TeamAccess, TeamClusterRoleMap, TeamMember, TeamPhase, TeamSpec, TeamStatus};
 

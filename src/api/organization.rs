@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, OrgRole};
+use super::{Condition, Delivery, IdentityProviderRef, OrgRole};
 
 /// The desired state of an organization.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -153,6 +153,21 @@ pub struct OrgPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_removals_per_hour: Option<i32>,
+
+    /// Which e-mails roster sends for this organization through the platform's SMTP relay.
+    #[serde(default)]
+    pub notifications: Notifications,
+}
+
+/// E-mail notifications, sent through the SMTP relay the platform configured for roster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    /// Send invitations (to `spec.notificationEmail` or `spec.email`), resends and cancellation
+    /// notices for Invites, and a notice to each new billing admin. Off by default, so that
+    /// turning on a relay never mails the invites an organization already has.
+    #[serde(default)]
+    pub email: bool,
 }
 
 fn default_min_owners() -> i32 {
@@ -168,6 +183,7 @@ impl Default for OrgPolicy {
             invites: InvitePolicy::default(),
             self_join: None,
             max_removals_per_hour: None,
+            notifications: Notifications::default(),
         }
     }
 }
@@ -225,6 +241,10 @@ pub struct SelfJoin {
     /// The role a self-joined member gets.
     #[serde(default)]
     pub role: SelfJoinRole,
+    /// The identity provider (and tenant) a self-joining user must have signed in with. Without
+    /// it, any authenticator that can produce a username in these domains can claim them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<IdentityProviderRef>,
 }
 
 /// The role a self-joined member gets: never above member.
@@ -353,6 +373,10 @@ pub struct OrganizationStatus {
     /// Invites still usable.
     #[serde(default)]
     pub pending_invites: i32,
+    /// The notice e-mailed to the billing admin when `spec.billingAdmin` last changed, when the
+    /// organization sends e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_admin_notice: Option<Delivery>,
 }
 
 /// A person (or group) leading the organization.

@@ -30,7 +30,7 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
                 role,
                 max_uses,
                 ttl,
-                revoked: false,
+                ..InviteSpec::default()
             };
             invite_create(s, name, spec, Duration::from_secs(timeout)).await
         }

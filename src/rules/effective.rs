@@ -618,6 +618,7 @@ impl<'a> Computation<'a> {
             uses,
             accepted_by: u.accepted.clone(),
             code_secret_name: previous.code_secret_name.clone(),
+            delivery: previous.delivery.clone(),
             organization_uid: organization_uid(self.org, inv, previous.organization_uid.as_deref()),
             observed_generation: inv.meta().generation,
             conditions: conditions::merge(
@@ -832,6 +833,7 @@ impl<'a> Computation<'a> {
                 limit: self.policy.max_members,
             },
             pending_invites,
+            billing_admin_notice: previous.billing_admin_notice.clone(),
         });
     }
 
