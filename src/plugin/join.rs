@@ -3,16 +3,14 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::Api;
 use serde::Serialize;
 
-use super::members::{note, own_membership, phase_str};
-use super::output::{emit, or_dash};
+use super::members::{delete, note, own_membership, phase_str};
+use super::output::{Names, emit, kind, or_dash};
 use super::session::{Me, Session, wait_for, whoami};
 use crate::api::{Invite, InviteRef, Membership, MembershipPhase, MembershipSpec, OrgRole};
-use crate::rules::effective::condition;
-use crate::rules::{conditions, invite_code};
+use crate::rules::invite_code;
 
 /// What `kubectl roster join` was given.
 pub(super) struct Join {
@@ -70,7 +68,7 @@ pub(super) async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Res
         .clone()
         .unwrap_or_else(|| membership_name(&me.username));
     let api: Api<Membership> = Api::namespaced(s.client.clone(), &s.namespace);
-    api.create(&PostParams::default(), &redemption(s, &j, &me, &name, role))
+    api.create(&s.post_params(), &redemption(s, &j, &me, &name, role))
         .await
         .with_context(|| {
             format!(
@@ -87,24 +85,33 @@ pub(super) async fn join(s: &Session, j: Join, timeout: Duration) -> anyhow::Res
         reason: None,
         message: None,
     };
-    if !timeout.is_zero() {
+    if !timeout.is_zero() && !s.dry_run {
         let m = wait_active(s, &api, &name, timeout).await?;
         let (reason, message) = note(&m);
         result.phase = phase_str(m.status.as_ref().and_then(|s| s.phase));
         result.reason = reason;
         result.message = message;
     }
-    emit(s, &result, || match result.phase {
-        "Active" => format!(
-            "membership/{name} created: {} joined {} as {role}\n",
-            result.user, result.namespace
-        ),
-        phase => format!(
-            "membership/{name} created but {phase}: {}: {}\n",
-            or_dash(result.reason.as_ref()),
-            or_dash(result.message.as_ref())
-        ),
-    })?;
+    emit(
+        s,
+        &result,
+        Names::one(kind::MEMBERSHIP, &name),
+        || match result.phase {
+            _ if s.dry_run => format!(
+                "membership/{name} created (server dry run): {} may join {} as {role}\n",
+                result.user, result.namespace
+            ),
+            "Active" => format!(
+                "membership/{name} created: {} joined {} as {role}\n",
+                result.user, result.namespace
+            ),
+            phase => format!(
+                "membership/{name} created but {phase}: {}: {}\n",
+                or_dash(result.reason.as_ref()),
+                or_dash(result.message.as_ref())
+            ),
+        },
+    )?;
     if result.phase == "Denied" {
         bail!(
             "Membership {name} was denied: {}",
@@ -192,53 +199,17 @@ async fn wait_active(
     })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Left {
-    namespace: String,
-    membership: String,
-    user: String,
-    /// True while the removal is held (the last owner leaving an org with members).
-    held: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-}
-
 pub(super) async fn leave(s: &Session) -> anyhow::Result<()> {
     let me = whoami(&s.client).await?;
     let mine = own_membership(s, &me).await?;
-    let name = mine.name_any();
-    let api: Api<Membership> = Api::namespaced(s.client.clone(), &s.namespace);
-    api.delete(&name, &DeleteParams::default())
+    let out = delete(s, &mine)
         .await
-        .with_context(|| format!("leave {} (delete Membership {name})", s.namespace))?;
-    // Owners carry a protection finalizer: the object goes once another owner is effective.
-    let remaining = wait_for("the Membership to go", Duration::from_secs(3), || async {
-        match api.get_opt(&name).await? {
-            None => Ok(Some(None)),
-            Some(m)
-                if conditions::find(
-                    &m.status.clone().unwrap_or_default().conditions,
-                    condition::ROLE_CHANGE_HELD,
-                )
-                .is_some_and(|c| c.status == "True") =>
-            {
-                Ok(Some(Some(m)))
-            }
-            Some(_) => Ok(None),
+        .map_err(|e| e.context(format!("leave {}", s.namespace)))?;
+    let name = &out.membership;
+    emit(s, &out, Names::one(kind::MEMBERSHIP, name), || {
+        match &out.message {
+            Some(message) => format!("membership/{name} is being deleted, but held: {message}\n"),
+            None => format!("{} left {}{}\n", me.username, s.namespace, s.dry()),
         }
-    })
-    .await
-    .unwrap_or_default();
-    let out = Left {
-        namespace: s.namespace.clone(),
-        membership: name.clone(),
-        user: me.username.clone(),
-        held: remaining.is_some(),
-        message: remaining.as_ref().and_then(|m| note(m).1),
-    };
-    emit(s, &out, || match &out.message {
-        Some(message) => format!("membership/{name} is being deleted, but held: {message}\n"),
-        None => format!("{} left {}\n", out.user, out.namespace),
     })
 }

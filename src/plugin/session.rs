@@ -4,17 +4,65 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use super::{Global, Output};
+use super::args::human;
+use super::output::table;
+use super::{DryRun, Global, Output};
 
-/// A client acting as the caller, the org namespace and the output format.
+/// The field manager of the plugin's writes, so that `managedFields` say who changed what.
+const FIELD_MANAGER: &str = "kubectl-roster";
+
+/// A client acting as the caller, the org namespace, the output format and whether writes are
+/// server dry runs.
 pub(super) struct Session {
     pub(super) client: Client,
     pub(super) namespace: String,
     pub(super) output: Output,
+    pub(super) no_headers: bool,
+    pub(super) dry_run: bool,
+}
+
+impl Session {
+    /// Parameters of a create: dryRun=All with `--dry-run=server`, so that the API server, RBAC
+    /// and roster's webhook answer exactly as for the real request and store nothing.
+    pub(super) fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+        }
+    }
+
+    pub(super) fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        }
+    }
+
+    pub(super) fn delete_params(&self) -> DeleteParams {
+        DeleteParams {
+            dry_run: self.dry_run,
+            ..DeleteParams::default()
+        }
+    }
+
+    /// What kubectl appends to a write's line in a dry run.
+    pub(super) fn dry(&self) -> &'static str {
+        if self.dry_run {
+            " (server dry run)"
+        } else {
+            ""
+        }
+    }
+
+    /// A table, with headers unless `--no-headers`.
+    pub(super) fn table(&self, headers: &[&str], rows: &[Vec<String>]) -> String {
+        table(headers, rows, !self.no_headers)
+    }
 }
 
 pub(super) async fn connect(global: &Global) -> anyhow::Result<Session> {
@@ -45,6 +93,8 @@ pub(super) async fn connect(global: &Global) -> anyhow::Result<Session> {
         client: Client::try_from(config)?,
         namespace,
         output: global.output,
+        no_headers: global.no_headers,
+        dry_run: global.dry_run == DryRun::Server,
     })
 }
 
@@ -91,7 +141,7 @@ where
             return Ok(v);
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {}s waiting for {what}", timeout.as_secs());
+            bail!("timed out after {} waiting for {what}", human(timeout));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -99,10 +149,37 @@ where
 
 /// Whether the API server refused the request as Forbidden.
 pub(super) fn is_forbidden(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<kube::Error>(),
-            Some(kube::Error::Api(s)) if s.code == 403
-        )
-    })
+    api_code(e) == Some(403)
+}
+
+/// Whether the object changed since it was read (a resourceVersion precondition failed).
+pub(super) fn is_conflict(e: &anyhow::Error) -> bool {
+    api_code(e) == Some(409)
+}
+
+fn api_code(e: &anyhow::Error) -> Option<u16> {
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => Some(s.code),
+            _ => None,
+        })
+}
+
+/// Reads, changes and writes an object until the write lands on the version it read: `attempt`
+/// reads the object and writes its change with that resourceVersion as a precondition, and runs
+/// again when someone else wrote in between (409 Conflict), so that two changes made at once
+/// both count instead of one overwriting the other.
+pub(super) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    const ATTEMPTS: usize = 5;
+    for _ in 1..ATTEMPTS {
+        match attempt().await {
+            Err(e) if is_conflict(&e) => continue,
+            other => return other,
+        }
+    }
+    attempt().await
 }

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use super::members::{memberships, phase_str};
-use super::output::{emit, table};
+use super::output::{Names, emit, kind, table};
 use super::session::{Me, Session, whoami};
 use crate::api::{Membership, OrgRole, Organization};
 use crate::rules::conditions;
@@ -55,11 +55,16 @@ pub(super) async fn status(s: &Session) -> anyhow::Result<()> {
     let me = whoami(&s.client).await?;
     let all = memberships(s).await?;
     let view = status_view(s, &org, &me, &all);
-    emit(s, &view, || text(&view))
+    emit(
+        s,
+        &view,
+        Names::one(kind::ORGANIZATION, &org.name_any()),
+        || text(&view),
+    )
 }
 
 /// The namespace's organization: its oldest Organization.
-async fn organization(s: &Session) -> anyhow::Result<Organization> {
+pub(super) async fn organization(s: &Session) -> anyhow::Result<Organization> {
     let orgs: Api<Organization> = Api::namespaced(s.client.clone(), &s.namespace);
     let list = match orgs.list(&ListParams::default()).await {
         Ok(list) => list.items,
@@ -171,6 +176,10 @@ fn text(view: &StatusView) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["  TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
+    out.push_str(&table(
+        &["  TYPE", "STATUS", "REASON", "MESSAGE"],
+        &rows,
+        true,
+    ));
     out
 }

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use serde::Serialize;
 
 use super::members::{memberships, note, own_membership};
-use super::output::{emit, or_dash};
+use super::output::{Names, emit, kind, or_dash};
 use super::session::{Session, wait_for, whoami};
 use crate::api::{Membership, MembershipPhase, OrgRole};
 
@@ -28,10 +28,15 @@ fn effective(m: &Membership) -> Option<OrgRole> {
         .and_then(|s| s.effective_role)
 }
 
-async fn set_role(api: &Api<Membership>, name: &str, role: OrgRole) -> anyhow::Result<()> {
+async fn set_role(
+    s: &Session,
+    api: &Api<Membership>,
+    name: &str,
+    role: OrgRole,
+) -> anyhow::Result<()> {
     api.patch(
         name,
-        &PatchParams::default(),
+        &s.patch_params(),
         &Patch::Merge(serde_json::json!({ "spec": { "role": role } })),
     )
     .await
@@ -119,17 +124,20 @@ pub(super) async fn transfer(
     let target = new_owners_membership(&all, to, &s.namespace)?;
     let api: Api<Membership> = Api::namespaced(s.client.clone(), &s.namespace);
     let (target_name, my_name) = (target.name_any(), mine.name_any());
+    if s.dry_run {
+        return dry_run(s, &api, &target_name, to).await;
+    }
     // Promote first, and demote only once the new owner is effective: the organization never
     // lacks an owner, and a failed promotion leaves everything as it was.
     if effective(target) != Some(OrgRole::Owner) {
-        set_role(&api, &target_name, OrgRole::Owner).await?;
+        set_role(s, &api, &target_name, OrgRole::Owner).await?;
         wait_effective(&api, &target_name, OrgRole::Owner, timeout)
             .await
             .with_context(|| {
                 format!("{to} was promoted but is not an effective owner yet; you are still owner")
             })?;
     }
-    set_role(&api, &my_name, demote_to).await?;
+    set_role(s, &api, &my_name, demote_to).await?;
     wait_effective(&api, &my_name, demote_to, timeout).await?;
     let out = Transferred {
         namespace: s.namespace.clone(),
@@ -137,10 +145,31 @@ pub(super) async fn transfer(
         previous_owner: me.username.clone(),
         previous_owner_role: demote_to,
     };
-    emit(s, &out, || {
+    let names = Names::all(kind::MEMBERSHIP, [&target_name, &my_name]);
+    emit(s, &out, names, || {
         format!(
             "ownership of {} transferred: {to} is owner, {} is now {demote_to}\n",
             out.namespace, out.previous_owner
+        )
+    })
+}
+
+/// `--dry-run=server`: asks for the promotion only. The demotion is decided once the promotion is
+/// in force (the webhook refuses to demote the last owner), which a dry run never makes it.
+async fn dry_run(
+    s: &Session,
+    api: &Api<Membership>,
+    target_name: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    set_role(s, api, target_name, OrgRole::Owner).await?;
+    let out = serde_json::json!({
+        "namespace": s.namespace, "newOwner": to, "membership": target_name, "dryRun": true,
+    });
+    emit(s, &out, Names::one(kind::MEMBERSHIP, target_name), || {
+        format!(
+            "membership/{target_name} ({to}) promoted to owner{}; your demotion is asked for only once that is in force\n",
+            s.dry()
         )
     })
 }
