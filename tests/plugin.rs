@@ -4,144 +4,26 @@
 //! hands, a member leaves. The story runs under the RBAC the chart ships (roster binds the roles);
 //! the refusals run with RBAC open to everyone, so that they show what the webhook decides.
 
+mod plugin_support;
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
-use kube::Client;
 use kube::api::Api;
-use roster::api::{Membership, MembershipPhase, OrgRole};
+use plugin_support::*;
+use roster::api::{Membership, OrgRole};
 use serde_json::Value;
 use support::eventually;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+/// An org with owner alice and member bob.
+async fn setup_org(test: &str, rbac: Rbac) -> (kube::Client, String, support::Operator) {
+    let people = [("alice", ALICE, "owner"), ("bob", BOB, "member")];
+    setup(test, rbac, POLICY, &people).await
 }
-
-/// Runs the plugin as `user` against the test control plane.
-fn plugin(user: &str, args: &[&str]) -> Out {
-    let cp = support::control_plane();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-roster"))
-        .arg("--kubeconfig")
-        .arg(&cp.kubeconfig)
-        .args(["--as", user])
-        .args(args)
-        .output()
-        .expect("run kubectl-roster");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(user: &str, args: &[&str]) -> String {
-    let out = plugin(user, args);
-    assert!(
-        out.ok,
-        "kubectl roster {} as {user} failed:\n{}{}",
-        args.join(" "),
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
-
-fn fails(user: &str, args: &[&str]) -> String {
-    let out = plugin(user, args);
-    assert!(
-        !out.ok,
-        "kubectl roster {} as {user} should fail:\n{}",
-        args.join(" "),
-        out.stdout
-    );
-    out.stderr
-}
-
-async fn membership(client: &Client, ns: &str, name: &str) -> Option<Membership> {
-    Api::<Membership>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .unwrap()
-}
-
-async fn effective(client: &Client, ns: &str, name: &str) -> Option<OrgRole> {
-    membership(client, ns, name)
-        .await?
-        .status
-        .filter(|s| s.phase == Some(MembershipPhase::Active))?
-        .effective_role
-}
-
-/// Who may do what through RBAC in the test's org namespace.
-enum Rbac {
-    /// What the chart installs: roster-org-* bound by roster from effective roles, and
-    /// roster-self-service bound to every authenticated user (`selfService.bindAuthenticated`).
-    Shipped,
-    /// Everyone may touch roster objects, so that the webhook (not RBAC) is what refuses.
-    Everyone,
-}
-
-/// An org with owner alice and member bob, the operator and webhook running.
-async fn setup(test: &str, rbac: Rbac) -> (Client, String, support::Operator) {
-    let client = support::admin_client().await;
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, test).await;
-    match rbac {
-        Rbac::Shipped => {
-            support::install_cluster_roles(&client).await;
-            support::apply(
-                &client,
-                &ns,
-                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: self-service\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: roster-self-service\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: Group\n  name: system:authenticated\n",
-            )
-            .await;
-        }
-        Rbac::Everyone => support::allow_roster_rbac(&client, &ns).await,
-    }
-    let operator = support::operator_with_webhook(&[&ns]);
-    support::wait_for_webhook(&client, &ns).await;
-    support::apply(
-        &client,
-        &ns,
-        "apiVersion: roster.dev/v1alpha1\nkind: Organization\nmetadata:\n  name: org\nspec:\n  displayName: Plugin Org\n  policy:\n    minOwners: 1\n    maxOwners: 1\n    maxMembers: 10\n",
-    )
-    .await;
-    support::apply_memberships(
-        &client,
-        &ns,
-        &[
-            ("alice", "alice@example.com", "owner"),
-            ("bob", "bob@example.com", "member"),
-        ],
-    )
-    .await;
-    // Active, and (with the shipped RBAC) bound: both read the members list.
-    for (name, user) in [("alice", ALICE), ("bob", BOB)] {
-        eventually(&format!("{name} to be Active"), WAIT, || async {
-            effective(&client, &ns, name).await
-        })
-        .await;
-        eventually(&format!("{name}'s role to be bound"), WAIT, || async {
-            plugin(user, &["-n", &ns, "members"]).ok.then_some(())
-        })
-        .await;
-    }
-    (client, ns, operator)
-}
-
-const ALICE: &str = "alice@example.com";
-const BOB: &str = "bob@example.com";
-const CAROL: &str = "carol@example.com";
 
 #[tokio::test]
 async fn invite_join_transfer_leave_and_status() {
-    let (client, ns, _operator) = setup("plugin-story", Rbac::Shipped).await;
+    let (client, ns, _operator) = setup_org("plugin-story", Rbac::Shipped).await;
 
     // The owner creates an invite: the code is printed once, with the command that redeems it.
     let created = ok(
@@ -355,7 +237,7 @@ async fn invite_join_transfer_leave_and_status() {
 
 #[tokio::test]
 async fn the_webhook_decides_what_the_plugin_asks() {
-    let (client, ns, _operator) = setup("plugin-refusals", Rbac::Everyone).await;
+    let (client, ns, _operator) = setup_org("plugin-refusals", Rbac::Everyone).await;
 
     // A stranger cannot invite.
     let err = fails(
@@ -432,6 +314,15 @@ async fn the_webhook_decides_what_the_plugin_asks() {
     .await;
     assert!(membership(&client, &ns, "erin").await.is_none());
 
+    // A member may not edit the organization: the webhook says so (RBAC lets everyone here), in a
+    // dry run as for real.
+    let err = refused_twice(
+        BOB,
+        &["-n", &ns, "org", "edit", "--display-name", "Bob's Org"],
+        "changing the Organization needs org role admin or owner",
+    );
+    assert!(err.contains("roster:"), "{err}");
+
     // The last owner cannot leave an org that has members.
     let err = fails(ALICE, &["-n", &ns, "leave"]);
     assert!(err.contains("LastOwner"), "{err}");
@@ -456,4 +347,206 @@ async fn the_webhook_decides_what_the_plugin_asks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("(not a member)"), "{stdout}");
+}
+
+/// The four roles, with the RBAC the chart ships.
+async fn setup_people(test: &str) -> (kube::Client, String, support::Operator) {
+    let people = [
+        ("alice", ALICE, "owner"),
+        ("bob", BOB, "member"),
+        ("carol", CAROL, "admin"),
+        ("dave", DAVE, "viewer"),
+    ];
+    let policy =
+        "  profile:\n    sector: Education\n  policy:\n    minOwners: 1\n    maxMembers: 10\n";
+    setup(test, Rbac::Shipped, policy, &people).await
+}
+
+async fn desired(client: &kube::Client, ns: &str, name: &str) -> Option<OrgRole> {
+    Some(membership(client, ns, name).await?.spec.role)
+}
+
+#[tokio::test]
+async fn member_roles_and_removals() {
+    let (client, ns, _operator) = setup_people("plugin-members").await;
+
+    // An admin demotes a member to viewer: a dry run first, which changes nothing.
+    let args = ["-n", &ns, "member", "set-role", BOB, "viewer"];
+    let out = ok(CAROL, &dry(&args));
+    assert!(
+        out.contains(&format!(
+            "membership/bob ({BOB}) role changed from member to viewer (server dry run)"
+        )),
+        "{out}"
+    );
+    assert_eq!(desired(&client, &ns, "bob").await, Some(OrgRole::Member));
+    let out = ok(CAROL, &args);
+    assert!(out.contains("in force as viewer"), "{out}");
+    assert_eq!(effective(&client, &ns, "bob").await, Some(OrgRole::Viewer));
+
+    // An admin may not make an admin: the webhook says why, in a dry run as for real.
+    let err = refused_twice(
+        CAROL,
+        &["-n", &ns, "member", "set-role", "membership/bob", "admin"],
+        "admins change roles among member and viewer only",
+    );
+    assert!(err.contains("[rule AdminLimit]"), "{err}");
+    assert_eq!(desired(&client, &ns, "bob").await, Some(OrgRole::Viewer));
+
+    // The owner may; -o name prints what changed, as kubectl does.
+    let out = ok(
+        ALICE,
+        &[
+            "-n", &ns, "-o", "name", "member", "set-role", "bob", "admin",
+        ],
+    );
+    assert_eq!(out, "membership.roster.dev/bob\n");
+    assert_eq!(effective(&client, &ns, "bob").await, Some(OrgRole::Admin));
+    // The last owner's demotion is refused, not half-done.
+    refused_twice(
+        ALICE,
+        &["-n", &ns, "member", "set-role", ALICE, "admin"],
+        "[rule LastOwner]",
+    );
+
+    // Removing: an admin removes a viewer (dry run first), but not an owner.
+    let args = ["-n", &ns, "member", "remove", DAVE];
+    let out = ok(CAROL, &dry(&args));
+    assert!(
+        out.contains(&format!(
+            "membership/dave ({DAVE}) removed from {ns} (server dry run)"
+        )),
+        "{out}"
+    );
+    assert!(membership(&client, &ns, "dave").await.is_some());
+    let err = refused_twice(
+        CAROL,
+        &["-n", &ns, "member", "remove", "membership/alice"],
+        "admins remove members and viewers only",
+    );
+    assert!(err.contains("[rule AdminLimit]"), "{err}");
+    let out = ok(CAROL, &args);
+    assert!(out.contains("removed from"), "{out}");
+    eventually("dave's Membership to go", WAIT, || async {
+        membership(&client, &ns, "dave")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let err = fails(CAROL, &args);
+    assert!(err.contains("holds no Membership"), "{err}");
+
+    // A member may not change roles at all: RBAC refuses before the webhook is asked.
+    let err = fails(BOB, &["-n", &ns, "member", "set-role", "carol", "viewer"]);
+    assert!(err.contains("(Forbidden)"), "{err}");
+
+    // kubectl habits: the list without headers, or as names.
+    let table = ok(CAROL, &["-n", &ns, "--no-headers", "members"]);
+    assert!(!table.contains("NAME"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let names = ok(CAROL, &["-n", &ns, "member", "list", "-o", "name"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "membership.roster.dev/alice",
+            "membership.roster.dev/bob",
+            "membership.roster.dev/carol"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn org_profile_and_leadership() {
+    let (client, ns, _operator) = setup_people("plugin-org").await;
+    let orgs = Api::<roster::api::Organization>::namespaced(client.clone(), &ns);
+    let edit = [
+        "-n",
+        &ns,
+        "org",
+        "edit",
+        "--display-name",
+        "Lovelace Lab",
+        "--website",
+        "https://lab.example",
+        "--location",
+        "Berlin",
+    ];
+
+    // A dry run changes nothing and says what would.
+    let out = ok(CAROL, &dry(&edit));
+    assert!(
+        out.contains("organization/org edited (server dry run) (displayName, website, location)"),
+        "{out}"
+    );
+    assert!(out.contains("Lovelace Lab"), "{out}");
+    assert_eq!(
+        orgs.get("org").await.unwrap().spec.display_name.as_deref(),
+        Some("Plugin Org")
+    );
+
+    // An admin edits the profile: only the given fields change.
+    ok(CAROL, &edit);
+    let spec = orgs.get("org").await.unwrap().spec;
+    let profile = spec.profile.clone().unwrap();
+    assert_eq!(spec.display_name.as_deref(), Some("Lovelace Lab"));
+    assert_eq!(profile.website.as_deref(), Some("https://lab.example"));
+    assert_eq!(profile.location.as_deref(), Some("Berlin"));
+    assert_eq!(profile.sector.as_deref(), Some("Education"), "untouched");
+    // An empty value clears a field.
+    ok(ALICE, &["-n", &ns, "org", "edit", "--location", ""]);
+    let profile = orgs.get("org").await.unwrap().spec.profile.unwrap();
+    assert_eq!(profile.location, None);
+    assert_eq!(profile.website.as_deref(), Some("https://lab.example"));
+
+    // The API server checks the website (CEL), in a dry run as for real.
+    refused_twice(
+        CAROL,
+        &["-n", &ns, "org", "edit", "--website", "ftp://lab.example"],
+        "spec.profile.website must be an http:// or https:// URL",
+    );
+    // Members may not edit the organization: the shipped RBAC gives them no patch.
+    let err = fails(BOB, &["-n", &ns, "org", "edit", "--sector", "Physics"]);
+    assert!(err.contains("(Forbidden)"), "{err}");
+    let err = fails(BOB, &["-n", &ns, "org", "edit"]);
+    assert!(err.contains("nothing to change"), "{err}");
+
+    // Everyone in the org sees the profile and who leads it.
+    let shown = ok(DAVE, &["-n", &ns, "org", "show"]);
+    assert!(shown.contains("Display name:   Lovelace Lab"), "{shown}");
+    assert!(
+        shown.contains("Website:        https://lab.example"),
+        "{shown}"
+    );
+    let leaders = eventually("the leadership to show alice and carol", WAIT, || async {
+        let out = plugin(DAVE, &["-n", &ns, "leadership"]);
+        (out.ok && out.stdout.contains(CAROL)).then_some(out.stdout)
+    })
+    .await;
+    let lines: Vec<Vec<&str>> = leaders
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["USER", "ROLE"],
+            vec![ALICE, "owner"],
+            vec![CAROL, "admin"]
+        ],
+        "{leaders}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(BOB, &["-n", &ns, "leadership", "-o", "json"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{ "user": ALICE, "role": "owner" }, { "user": CAROL, "role": "admin" }])
+    );
+    let err = fails(BOB, &["-n", &ns, "leadership", "-o", "name"]);
+    assert!(err.contains("-o name"), "{err}");
+    // A non-member sees nothing of it.
+    let err = fails(ERIN, &["-n", &ns, "leadership"]);
+    assert!(err.contains("only its members may"), "{err}");
 }
