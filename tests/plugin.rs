@@ -550,3 +550,68 @@ async fn org_profile_and_leadership() {
     let err = fails(ERIN, &["-n", &ns, "leadership"]);
     assert!(err.contains("only its members may"), "{err}");
 }
+
+/// kubectl itself completes `kubectl roster ...` through `kubectl_complete-roster` (kubectl 1.26
+/// and later look for it on the PATH), and `completion SHELL` prints scripts for the binary.
+#[test]
+fn kubectl_completes_the_plugin() {
+    let cp = support::control_plane();
+    let bins = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-roster"))
+        .parent()
+        .unwrap();
+    assert!(bins.join("kubectl_complete-roster").exists());
+    let path = format!(
+        "{}:{}",
+        bins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let complete = |words: &[&str]| {
+        let out = Command::new(&cp.kubectl)
+            .arg("__complete")
+            .arg("roster")
+            .args(words)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let values: Vec<String> = stdout
+            .lines()
+            .filter(|l| !l.starts_with(':'))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+        (values, stdout)
+    };
+    let (values, raw) = complete(&["inv"]);
+    assert_eq!(values, ["invite"], "{raw}");
+    assert!(raw.ends_with(":4\n"), "no file names: {raw}");
+    let (values, raw) = complete(&["-n", "lab", "invite", ""]);
+    for want in ["create", "list", "revoke", "resend", "proof"] {
+        assert!(values.iter().any(|v| v == want), "{want}: {raw}");
+    }
+    let (values, raw) = complete(&["invite", "create", "--co"]);
+    assert_eq!(values, ["--count", "--context"], "{raw}");
+    let (values, raw) = complete(&["team", "set-role", "platform", "ada@x.example", ""]);
+    assert_eq!(
+        values,
+        ["viewer", "member", "moderator", "admin", "owner"],
+        "{raw}"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-roster"))
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{shell}");
+        for word in [
+            "kubectl-roster",
+            "invite",
+            "transfer-ownership",
+            "leadership",
+        ] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+}
