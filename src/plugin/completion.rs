@@ -200,8 +200,9 @@ fn flags(cmd: &Command, current: &str) -> Vec<String> {
 fn described(value: &str, help: Option<String>) -> String {
     match help {
         Some(h) => {
-            let first = h.split(['.', '\n']).next().unwrap_or_default().trim();
-            format!("{value}\t{first}")
+            let line = h.lines().next().unwrap_or_default();
+            let first = line.split(". ").next().unwrap_or_default();
+            format!("{value}\t{}", first.trim().trim_end_matches('.'))
         }
         None => value.to_string(),
     }
@@ -262,6 +263,13 @@ mod tests {
         assert_eq!(
             values_of("team set-role platform ada@x.example ").0.len(),
             5
+        );
+        // Descriptions are the help's first sentence, for zsh and fish to show.
+        assert_eq!(
+            complete(&words("--kube")).0,
+            [
+                "--kubeconfig\tPath to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)"
+            ]
         );
     }
 }
