@@ -92,7 +92,7 @@ render() {
 
 main() {
   check_platform
-  local binary stage sha
+  local binary sha
   binary=$(release_binary)
   mkdir -p "$out"
   out=$(cd "$out" && pwd)

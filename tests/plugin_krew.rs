@@ -141,7 +141,7 @@ fn krew_installs_the_release_the_manifest_names() {
         std::fs::read(unpacked.join("LICENSE")).unwrap(),
         std::fs::read(repo().join("LICENSE")).unwrap()
     );
-    let version = run(&mut Command::new(unpacked.join("kubectl-roster")).arg("--version"));
+    let version = run(Command::new(unpacked.join("kubectl-roster")).arg("--version"));
     assert_eq!(version, format!("kubectl roster {VERSION}\n"));
 
     // Built again (the binary from cargo's cache), the archive is the same, byte for byte.
@@ -182,7 +182,7 @@ fn krew_install(dir: &Path, manifest: &Path, archive: &Path) {
     let out = install(archive);
     assert!(out.status.success(), "{out:?}");
     let installed = krew_root.join("bin/kubectl-roster");
-    let version = run(&mut Command::new(&installed).arg("--version"));
+    let version = run(Command::new(&installed).arg("--version"));
     assert_eq!(version, format!("kubectl roster {VERSION}\n"));
 
     // kubectl's own plugin discovery finds it on the PATH krew asks for.

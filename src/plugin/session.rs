@@ -168,16 +168,19 @@ fn api_code(e: &anyhow::Error) -> Option<u16> {
 /// Reads, changes and writes an object until the write lands on the version it read: `attempt`
 /// reads the object and writes its change with that resourceVersion as a precondition, and runs
 /// again when someone else wrote in between (409 Conflict), so that two changes made at once
-/// both count instead of one overwriting the other.
+/// both count instead of one overwriting the other. roster's own status writes change the
+/// resourceVersion too, hence a few more attempts than writers, a little apart.
 pub(super) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    const ATTEMPTS: usize = 5;
-    for _ in 1..ATTEMPTS {
+    const ATTEMPTS: u32 = 10;
+    for n in 1..ATTEMPTS {
         match attempt().await {
-            Err(e) if is_conflict(&e) => continue,
+            Err(e) if is_conflict(&e) => {
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(n))).await
+            }
             other => return other,
         }
     }
