@@ -79,8 +79,10 @@ release_binary() {
 pack() {
   local stage=$1 archive=$2 epoch
   epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
-  tar --sort=name --format=gnu --mtime="@$epoch" --owner=0 --group=0 --numeric-owner \
-    -C "$stage" -cf - kubectl-roster kubectl_complete-roster LICENSE | gzip -9 -n >"$archive.tmp"
+  # Named in byte order (tar keeps the order of its arguments; --sort orders what it finds in
+  # directories), in the C locale so that nothing depends on the machine's.
+  LC_ALL=C tar --sort=name --format=gnu --mtime="@$epoch" --owner=0 --group=0 --numeric-owner \
+    -C "$stage" -cf - LICENSE kubectl-roster kubectl_complete-roster | gzip -9 -n >"$archive.tmp"
   mv "$archive.tmp" "$archive"
 }
 
