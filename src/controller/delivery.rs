@@ -121,6 +121,12 @@ pub(super) fn billing_admin(
     }
 }
 
+fn first_retry(ctx: &Context) -> k8s_openapi::jiff::SignedDuration {
+    (ctx.mail.relay())
+        .and_then(|r| k8s_openapi::jiff::SignedDuration::try_from(r.first_retry).ok())
+        .unwrap_or(delivery::FIRST_BACKOFF)
+}
+
 fn notice(due: &Due) -> Content<'_> {
     Content::BillingAdmin {
         user: due.user.as_deref().unwrap_or_default(),
@@ -141,7 +147,8 @@ fn resolved(
     now: Timestamp,
 ) -> Option<Delivery> {
     ctx.mail.forget_settled(uid, cached);
-    computed.map(|d| delivery::resolve(d, ctx.mail.outcome(uid, d).as_ref(), now))
+    let first_retry = first_retry(ctx);
+    computed.map(|d| delivery::resolve(d, ctx.mail.outcome(uid, d).as_ref(), first_retry, now))
 }
 
 /// The message for an attempt the step started; a message that cannot be built (an address the
@@ -176,7 +183,12 @@ fn compose<'a>(
                 retry: Retry::Never,
             };
             (
-                Some(delivery::resolve(sending, Some(&refused), Timestamp::now())),
+                Some(delivery::resolve(
+                    sending,
+                    Some(&refused),
+                    first_retry(ctx),
+                    Timestamp::now(),
+                )),
                 None,
             )
         }

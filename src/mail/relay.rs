@@ -34,6 +34,8 @@ pub struct Relay {
     pub join_url: Option<String>,
     /// The longest one attempt may take, connection to the relay's last answer.
     pub timeout: Duration,
+    /// The wait before the first retry of a failed message (doubled for each further one).
+    pub first_retry: Duration,
 }
 
 impl std::fmt::Debug for Relay {
@@ -58,6 +60,7 @@ pub struct Settings<'a> {
     pub from: Option<&'a str>,
     pub join_url: Option<&'a str>,
     pub timeout: Duration,
+    pub first_retry: Duration,
 }
 
 /// Why the relay settings cannot work, naming the flag.
@@ -108,6 +111,7 @@ impl Relay {
             from,
             join_url: s.join_url.map(Into::into),
             timeout: s.timeout,
+            first_retry: s.first_retry,
         })
     }
 
@@ -183,6 +187,7 @@ mod tests {
             from: Some("roster <no-reply@platform.example>"),
             join_url: None,
             timeout: Duration::from_secs(30),
+            first_retry: Duration::from_secs(30),
         }
     }
 

@@ -16,7 +16,8 @@ use super::effective::condition::DELIVERED;
 use super::reason::ConditionReason;
 use crate::api::{Delivery, DeliveryMessage, DeliveryState, InvitePhase, InviteSpec};
 
-/// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF`].
+/// The first retry waits this long by default; each further one twice as long, up to
+/// [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: SignedDuration = SignedDuration::from_secs(30);
 /// The longest wait between two attempts at one message.
 pub const MAX_BACKOFF: SignedDuration = SignedDuration::from_hours(1);
@@ -123,8 +124,14 @@ pub fn billing_admin_address<'a>(
 }
 
 /// The record once this replica's knowledge of its own attempt is folded in: a `Sending` record
-/// becomes `Sent`, `Failed` or `Unknown` unless its attempt is still in flight here.
-pub fn resolve(record: &Delivery, outcome: Option<&Outcome>, now: Timestamp) -> Delivery {
+/// becomes `Sent`, `Failed` or `Unknown` unless its attempt is still in flight here. A failure that
+/// is safe to retry is tried again after [`backoff`] from `first_retry`.
+pub fn resolve(
+    record: &Delivery,
+    outcome: Option<&Outcome>,
+    first_retry: SignedDuration,
+    now: Timestamp,
+) -> Delivery {
     let mut d = record.clone();
     if d.state != DeliveryState::Sending {
         return d;
@@ -142,17 +149,18 @@ pub fn resolve(record: &Delivery, outcome: Option<&Outcome>, now: Timestamp) -> 
                 Retry::Unsafe => DeliveryState::Unknown,
                 Retry::Safe | Retry::Never => DeliveryState::Failed,
             };
-            d.next_attempt_time = (*retry == Retry::Safe).then(|| Time(now + backoff(d.attempts)));
+            d.next_attempt_time =
+                (*retry == Retry::Safe).then(|| Time(now + backoff(first_retry, d.attempts)));
         }
         None => d.state = DeliveryState::Unknown,
     }
     d
 }
 
-/// How long to wait after the `attempts`-th failed attempt.
-pub fn backoff(attempts: i32) -> SignedDuration {
+/// How long to wait after the `attempts`-th failed attempt: `first`, doubled each time.
+pub fn backoff(first: SignedDuration, attempts: i32) -> SignedDuration {
     let doublings = attempts.clamp(1, 16) - 1;
-    (FIRST_BACKOFF * 2i32.pow(doublings as u32)).min(MAX_BACKOFF)
+    (first * 2i32.pow(doublings as u32)).min(MAX_BACKOFF)
 }
 
 /// One step: the record (resolved) and the message owed decide whether to start an attempt now,
@@ -402,7 +410,7 @@ mod tests {
     #[test]
     fn a_sending_record_without_an_attempt_of_ours_is_unknown_and_never_sent_again() {
         let due = invite_due(&spec(), InvitePhase::Pending, None).unwrap();
-        let record = resolve(&sending(&due, 1), None, t(10));
+        let record = resolve(&sending(&due, 1), None, FIRST_BACKOFF, t(10));
         assert_eq!(record.state, DeliveryState::Unknown);
         let s = step(Some(due), Some(record.clone()), true, t(3600));
         assert_eq!((s.delivery, s.send), (Some(record), None));
@@ -411,7 +419,12 @@ mod tests {
     #[test]
     fn an_attempt_in_flight_is_left_alone() {
         let due = invite_due(&spec(), InvitePhase::Pending, None).unwrap();
-        let record = resolve(&sending(&due, 1), Some(&Outcome::InFlight), t(10));
+        let record = resolve(
+            &sending(&due, 1),
+            Some(&Outcome::InFlight),
+            FIRST_BACKOFF,
+            t(10),
+        );
         let s = step(Some(due), Some(record.clone()), true, t(10));
         assert_eq!((s.delivery, s.send), (Some(record), None));
     }
@@ -423,7 +436,12 @@ mod tests {
             error: "connection refused".into(),
             retry,
         };
-        let record = resolve(&sending(&due, 3), Some(&failed(Retry::Safe)), t(0));
+        let record = resolve(
+            &sending(&due, 3),
+            Some(&failed(Retry::Safe)),
+            FIRST_BACKOFF,
+            t(0),
+        );
         assert_eq!(record.state, DeliveryState::Failed);
         let next = record.next_attempt_time.clone().unwrap().0;
         assert_eq!(next, t(0) + SignedDuration::from_secs(120));
@@ -432,21 +450,36 @@ mod tests {
         let again = step(Some(due.clone()), Some(record), true, next);
         assert_eq!(again.delivery.unwrap().attempts, 4);
         assert!(again.send.is_some());
-        let refused = resolve(&sending(&due, 1), Some(&failed(Retry::Never)), t(0));
+        let refused = resolve(
+            &sending(&due, 1),
+            Some(&failed(Retry::Never)),
+            FIRST_BACKOFF,
+            t(0),
+        );
         assert_eq!(refused.next_attempt_time, None);
         let s = step(Some(due.clone()), Some(refused.clone()), true, t(99_999));
         assert_eq!(s.send, None);
         let c = condition("ada", Some(&refused), None, true).unwrap();
         assert_eq!(c.reason, "SendRejected");
-        let broken = resolve(&sending(&due, 1), Some(&failed(Retry::Unsafe)), t(0));
+        let broken = resolve(
+            &sending(&due, 1),
+            Some(&failed(Retry::Unsafe)),
+            FIRST_BACKOFF,
+            t(0),
+        );
         assert_eq!(broken.state, DeliveryState::Unknown);
-        assert_eq!(backoff(100), MAX_BACKOFF);
+        assert_eq!(backoff(FIRST_BACKOFF, 100), MAX_BACKOFF);
     }
 
     #[test]
     fn a_resend_after_a_sent_invitation_is_a_new_message() {
         let due = invite_due(&spec(), InvitePhase::Pending, None).unwrap();
-        let sent = resolve(&sending(&due, 1), Some(&Outcome::Accepted(t(1))), t(1));
+        let sent = resolve(
+            &sending(&due, 1),
+            Some(&Outcome::Accepted(t(1))),
+            FIRST_BACKOFF,
+            t(1),
+        );
         assert_eq!(sent.state, DeliveryState::Sent);
         let c = condition("ada", Some(&sent), None, true).unwrap();
         assert!(c.status && c.reason == "Sent", "{c:?}");
@@ -467,7 +500,12 @@ mod tests {
     #[test]
     fn a_billing_admin_is_owed_one_notice_each() {
         let ada = billing_admin_due(Some("ada@acme.example"), Some("ada@acme.example")).unwrap();
-        let sent = resolve(&sending(&ada, 1), Some(&Outcome::Accepted(t(1))), t(1));
+        let sent = resolve(
+            &sending(&ada, 1),
+            Some(&Outcome::Accepted(t(1))),
+            FIRST_BACKOFF,
+            t(1),
+        );
         assert_eq!(step(Some(ada), Some(sent.clone()), true, t(2)).send, None);
         let grace = billing_admin_due(Some("grace"), Some("grace@acme.example")).unwrap();
         assert!(step(Some(grace), Some(sent), true, t(2)).send.is_some());

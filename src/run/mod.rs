@@ -188,6 +188,11 @@ pub struct RunArgs {
     #[arg(long, env = "ROSTER_SMTP_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub smtp_timeout: Duration,
 
+    /// The wait before a failed e-mail is tried again, doubled for each further attempt (at most
+    /// an hour). Failures that could have delivered the message are never retried.
+    #[arg(long, env = "ROSTER_SMTP_RETRY_AFTER", default_value = "30s", value_parser = duration)]
+    pub smtp_retry_after: Duration,
+
     /// The sender of roster's e-mails, such as `Acme Platform <no-reply@platform.example>`.
     #[arg(long, env = "ROSTER_MAIL_FROM", requires = "smtp_url")]
     pub mail_from: Option<String>,
@@ -297,6 +302,7 @@ fn relay(args: &RunArgs) -> anyhow::Result<Option<crate::mail::Relay>> {
         from: args.mail_from.as_deref(),
         join_url: args.join_url_template.as_deref(),
         timeout: args.smtp_timeout,
+        first_retry: args.smtp_retry_after,
     })?;
     tracing::info!(host = %relay.host, port = relay.port, security = ?relay.security, "e-mail through SMTP relay");
     Ok(Some(relay))
