@@ -7,8 +7,9 @@
 //! By job: [`cluster`] (the control plane, clients, kubectl, namespaces, CRDs and RBAC installed),
 //! [`operator`] (the operator process, its webhook and metrics), [`objects`] (object builders, apply,
 //! raw creates, invite codes), [`flux`], [`invariants`] and [`node`] (a cluster with a real node, for
-//! the chart's pods). Everything but `flux`, `invariants` and `node` is
-//! re-exported here, so tests write `support::admin_client()`.
+//! the chart's pods), with [`process`] (child processes that die with the test binary). Everything but
+//! `flux`, `invariants`, `node` and `process` is re-exported here, so tests write
+//! `support::admin_client()`.
 //!
 //! Each test binary compiles this module on its own and uses only part of it, hence `dead_code` here
 //! and `unused_imports` on the re-exports (a binary may use nothing of one submodule).
@@ -20,6 +21,7 @@ pub mod invariants;
 pub mod node;
 pub mod objects;
 pub mod operator;
+pub mod process;
 
 #[allow(unused_imports)]
 pub use cluster::*;
