@@ -21,8 +21,8 @@ if [[ ! -x $out ]]; then
   # Version stamps what `mailpit version` prints (release builds set it the same way).
   (cd "$hack/mailpit" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}" go build -trimpath \
     -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" \
-    -o "$out.tmp" github.com/axllent/mailpit)
-  mv "$out.tmp" "$out"
+    -o "$out.$$.tmp" github.com/axllent/mailpit)
+  mv "$out.$$.tmp" "$out"
   echo "roster: built mailpit in $((SECONDS - start))s" >&2
 fi
 echo "$MAILPIT_BIN"
