@@ -104,9 +104,12 @@ impl Org {
         done: impl Fn(&Invite) -> bool + Copy,
     ) -> Invite {
         let api: Api<Invite> = Api::namespaced(self.client.clone(), &self.ns);
-        eventually(&format!("Invite {name}: {what}"), WAIT, || async move {
-            let invite = api.get(name).await.ok()?;
-            done(&invite).then_some(invite)
+        eventually(&format!("Invite {name}: {what}"), WAIT, || {
+            let api = api.clone();
+            async move {
+                let invite = api.get(name).await.ok()?;
+                done(&invite).then_some(invite)
+            }
         })
         .await
     }
@@ -159,7 +162,7 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     // A relay as platforms run them: STARTTLS required, a login, a private CA.
     let login = ("roster".to_string(), "relay-secret".to_string());
     let relay = Mailpit::start(Options {
-        tls: Tls::RequireStartTls,
+        tls: Tls::Required,
         auth: Some(login.clone()),
     })
     .await;
