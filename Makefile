@@ -79,3 +79,4 @@ bench:
 	cargo bench --bench decision
 	cargo bench --bench webhook
 	cargo bench --bench converge
+	cargo bench --bench email

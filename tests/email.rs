@@ -190,7 +190,11 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     // An admin invites Ada: the invitation arrives, names the org, the role and the command, and
     // carries the code of the Invite's Secret; status says it was sent, and nothing else has it.
     let ada = org
-        .invite(ADAM, "ada", json!({ "email": "ada@acme.example", "role": "member" }))
+        .invite(
+            ADAM,
+            "ada",
+            json!({ "email": "ada@acme.example", "role": "member" }),
+        )
         .await;
     let mail = relay.wait_for_messages(1, WAIT).await;
     let code = org.code("ada").await;
@@ -198,7 +202,10 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     assert_eq!(m.to, ["ada@acme.example"]);
     assert_eq!(m.subject, "You are invited to join Acme Mail as member");
     assert_eq!(m.username, login.0, "sent with the relay login");
-    assert_eq!(m.message_id, format!("{}.invitation@platform.example", ada.uid().unwrap()));
+    assert_eq!(
+        m.message_id,
+        format!("{}.invitation@platform.example", ada.uid().unwrap())
+    );
     let text = relay.message(&m.id).await.text;
     let command = format!("kubectl roster join {ns} --invite ada --code {code} --role member");
     assert!(text.contains(&command), "{text}");
@@ -218,9 +225,12 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     let ada_client = support::client_as("ada@acme.example", &[]).await;
     let joined = support::redemption_json("ada", &ns, "ada@acme.example", "member", "ada", &code);
     let api: Api<Membership> = Api::namespaced(ada_client, &ns);
-    api.create(&Default::default(), &serde_json::from_value(joined).unwrap())
-        .await
-        .expect("Ada joins with the e-mailed code");
+    api.create(
+        &Default::default(),
+        &serde_json::from_value(joined).unwrap(),
+    )
+    .await
+    .expect("Ada joins with the e-mailed code");
     let admin_memberships: Api<Membership> = Api::namespaced(org.client.clone(), &ns);
     eventually("Ada Active", WAIT, || async {
         let s = admin_memberships.get("ada").await.ok()?.status?;
@@ -237,47 +247,73 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     });
     let grace = org.invite(ADAM, "grace", grace_spec).await;
     let mail = relay.wait_for_messages(2, WAIT).await;
-    assert!(mail.iter().any(|m| m.to == ["grace.hopper@mail.example"]), "{mail:?}");
+    assert!(
+        mail.iter().any(|m| m.to == ["grace.hopper@mail.example"]),
+        "{mail:?}"
+    );
     let refused = org.change(VIC, "grace", json!({ "resends": 1 })).await;
     assert!(refused.is_err(), "a viewer resends nothing: {refused:?}");
     org.delivery("grace", "sent", |i| state(i) == Some(DeliveryState::Sent))
         .await;
-    org.change(ADAM, "grace", json!({ "resends": 1 })).await.expect("the admin resends");
+    org.change(ADAM, "grace", json!({ "resends": 1 }))
+        .await
+        .expect("the admin resends");
     let mail = relay.wait_for_messages(3, WAIT).await;
     let resend = mail
         .iter()
         .find(|m| m.subject.ends_with("(sent again)"))
         .expect("the resend");
-    assert_eq!(resend.message_id, format!("{}.resend-1@platform.example", grace.uid().unwrap()));
+    assert_eq!(
+        resend.message_id,
+        format!("{}.resend-1@platform.example", grace.uid().unwrap())
+    );
     let grace_code = org.code("grace").await;
-    assert!(relay.message(&resend.id).await.text.contains(&grace_code), "the same code");
+    assert!(
+        relay.message(&resend.id).await.text.contains(&grace_code),
+        "the same code"
+    );
     org.delivery("grace", "resend sent", |i| {
-        state(i) == Some(DeliveryState::Sent) && i.status.as_ref().unwrap().delivery.as_ref().unwrap().resend == Some(1)
+        state(i) == Some(DeliveryState::Sent)
+            && i.status.as_ref().unwrap().delivery.as_ref().unwrap().resend == Some(1)
     })
     .await;
-    org.change(ADAM, "grace", json!({ "revoked": true })).await.expect("the admin revokes");
+    org.change(ADAM, "grace", json!({ "revoked": true }))
+        .await
+        .expect("the admin revokes");
     let mail = relay.wait_for_messages(4, WAIT).await;
     assert!(
-        mail.iter().any(|m| m.subject == "Your invitation to join Acme Mail has been canceled"
-            && m.to == ["grace.hopper@mail.example"]),
+        mail.iter().any(
+            |m| m.subject == "Your invitation to join Acme Mail has been canceled"
+                && m.to == ["grace.hopper@mail.example"]
+        ),
         "{mail:?}"
     );
 
     // Admin invites are the owner's: the admin may not resend one.
-    org.invite(OLIVIA, "boss", json!({ "email": "boss@acme.example", "role": "admin" }))
-        .await;
+    org.invite(
+        OLIVIA,
+        "boss",
+        json!({ "email": "boss@acme.example", "role": "admin" }),
+    )
+    .await;
     relay.wait_for_messages(5, WAIT).await;
     let refused = org.change(ADAM, "boss", json!({ "resends": 1 })).await;
-    let refused = format!("{:?}", refused.expect_err("an admin resends no admin invite"));
+    let refused = format!(
+        "{:?}",
+        refused.expect_err("an admin resends no admin invite")
+    );
     assert!(refused.contains("owner"), "{refused}");
 
     // A new billing admin is told, once.
     let orgs: Api<Organization> = Api::namespaced(org.client.clone(), &ns);
     let billing = Patch::Merge(json!({ "spec": { "billingAdmin": OLIVIA } }));
-    orgs.patch("acme", &PatchParams::default(), &billing).await.unwrap();
+    orgs.patch("acme", &PatchParams::default(), &billing)
+        .await
+        .unwrap();
     let mail = relay.wait_for_messages(6, WAIT).await;
     assert!(
-        mail.iter().any(|m| m.subject == "You are now the billing admin of Acme Mail" && m.to == [OLIVIA]),
+        mail.iter()
+            .any(|m| m.subject == "You are now the billing admin of Acme Mail" && m.to == [OLIVIA]),
         "{mail:?}"
     );
 
@@ -291,12 +327,22 @@ async fn invitations_resends_cancellations_and_billing_notices_each_arrive_once(
     assert_eq!(ids.len(), 6, "{ids:?}");
     assert_eq!(org.operator.metric_sum("roster_emails_total"), 6.0);
     let invites: Api<Invite> = Api::namespaced(org.client.clone(), &ns);
-    let statuses = serde_json::to_string(&invites.list(&ListParams::default()).await.unwrap()).unwrap();
+    let statuses =
+        serde_json::to_string(&invites.list(&ListParams::default()).await.unwrap()).unwrap();
     let events = support::kubectl(&["get", "events", "-n", &ns, "-o", "json"]).1;
     for (secret, name) in [(&code, "ada"), (&grace_code, "grace")] {
-        assert!(!statuses.contains(secret.as_str()), "{name}'s code in an Invite");
-        assert!(!events.contains(secret.as_str()), "{name}'s code in an Event");
-        assert!(!org.operator.logs().contains(secret.as_str()), "{name}'s code in roster's log");
+        assert!(
+            !statuses.contains(secret.as_str()),
+            "{name}'s code in an Invite"
+        );
+        assert!(
+            !events.contains(secret.as_str()),
+            "{name}'s code in an Event"
+        );
+        assert!(
+            !org.operator.logs().contains(secret.as_str()),
+            "{name}'s code in roster's log"
+        );
     }
 }
 
@@ -305,37 +351,65 @@ async fn a_relay_that_is_down_or_refuses_delays_only_its_own_messages() {
     let relay = Mailpit::start(Options::default()).await;
     let proxy = SmtpProxy::start(relay.smtp_addr());
     let url = format!("smtp://127.0.0.1:{}?tls=none", proxy.port());
-    let org = Org::start("maildown", args(url, &["--smtp-retry-after", "2s", "--smtp-timeout", "5s"])).await;
+    let org = Org::start(
+        "maildown",
+        args(url, &["--smtp-retry-after", "2s", "--smtp-timeout", "5s"]),
+    )
+    .await;
 
     // Down: the attempt fails, is retried, and says why; everything else goes on.
     proxy.set_mode(Mode::Down);
-    org.invite(ADAM, "ada", json!({ "email": "ada@acme.example", "role": "member" }))
-        .await;
+    org.invite(
+        ADAM,
+        "ada",
+        json!({ "email": "ada@acme.example", "role": "member" }),
+    )
+    .await;
     let failed = org
         .delivery("ada", "failed", |i| state(i) == Some(DeliveryState::Failed))
         .await;
     let (reason, message) = delivered(&failed).unwrap();
     assert_eq!(reason, "SendFailed");
-    assert!(message.contains("could not connect") && message.contains("next attempt at"), "{message}");
-    assert!(conditions::is_true(&failed.status.as_ref().unwrap().conditions, "Usable"));
-    support::apply(&org.client, &org.ns, &support::membership_yaml("mia", "mia@acme.example", "member")).await;
+    assert!(
+        message.contains("could not connect") && message.contains("next attempt at"),
+        "{message}"
+    );
+    assert!(conditions::is_true(
+        &failed.status.as_ref().unwrap().conditions,
+        "Usable"
+    ));
+    support::apply(
+        &org.client,
+        &org.ns,
+        &support::membership_yaml("mia", "mia@acme.example", "member"),
+    )
+    .await;
     org.wait_for_rights("mia@acme.example").await;
     let admitted = org.invite(ADAM, "bob", json!({ "role": "member" })).await;
-    assert!(admitted.uid().is_some(), "the webhook admits while the relay is down");
+    assert!(
+        admitted.uid().is_some(),
+        "the webhook admits while the relay is down"
+    );
 
     // Up: the next retry delivers it, once.
     proxy.set_mode(Mode::Pass);
     let mail = relay.wait_for_messages(1, WAIT).await;
     assert_eq!(mail[0].to, ["ada@acme.example"]);
     let sent = org
-        .delivery("ada", "sent after the relay came back", |i| state(i) == Some(DeliveryState::Sent))
+        .delivery("ada", "sent after the relay came back", |i| {
+            state(i) == Some(DeliveryState::Sent)
+        })
         .await;
     assert!(sent.status.unwrap().delivery.unwrap().attempts >= 2);
 
     // A permanent refusal (550 to RCPT TO) is not tried again; a temporary one (451) is.
     relay.fail_at(Stage::Recipient, Some(550)).await;
-    org.invite(ADAM, "nobody", json!({ "email": "nobody@acme.example", "role": "member" }))
-        .await;
+    org.invite(
+        ADAM,
+        "nobody",
+        json!({ "email": "nobody@acme.example", "role": "member" }),
+    )
+    .await;
     let rejected = org
         .delivery("nobody", "rejected", |i| {
             delivered(i).is_some_and(|(reason, _)| reason == "SendRejected")
@@ -343,19 +417,44 @@ async fn a_relay_that_is_down_or_refuses_delays_only_its_own_messages() {
         .await;
     relay.fail_at(Stage::Recipient, None).await;
     relay.fail_at(Stage::Sender, Some(451)).await;
-    org.invite(ADAM, "carl", json!({ "email": "carl@acme.example", "role": "member" }))
-        .await;
+    org.invite(
+        ADAM,
+        "carl",
+        json!({ "email": "carl@acme.example", "role": "member" }),
+    )
+    .await;
     org.delivery("carl", "failed for now", |i| {
         delivered(i).is_some_and(|(reason, _)| reason == "SendFailed")
     })
     .await;
     relay.fail_at(Stage::Sender, None).await;
     let mail = relay.wait_for_messages(2, WAIT).await;
-    assert!(mail.iter().any(|m| m.to == ["carl@acme.example"]), "{mail:?}");
-    let attempts = |i: &Invite| i.status.as_ref().unwrap().delivery.as_ref().unwrap().attempts;
+    assert!(
+        mail.iter().any(|m| m.to == ["carl@acme.example"]),
+        "{mail:?}"
+    );
+    let attempts = |i: &Invite| {
+        i.status
+            .as_ref()
+            .unwrap()
+            .delivery
+            .as_ref()
+            .unwrap()
+            .attempts
+    };
     let api: Api<Invite> = Api::namespaced(org.client.clone(), &org.ns);
-    assert_eq!(attempts(&api.get("nobody").await.unwrap()), attempts(&rejected), "not retried");
-    assert!(!relay.messages().await.iter().any(|m| m.to == ["nobody@acme.example"]));
+    assert_eq!(
+        attempts(&api.get("nobody").await.unwrap()),
+        attempts(&rejected),
+        "not retried"
+    );
+    assert!(
+        !relay
+            .messages()
+            .await
+            .iter()
+            .any(|m| m.to == ["nobody@acme.example"])
+    );
 }
 
 #[tokio::test]
@@ -367,31 +466,51 @@ async fn a_kill_between_the_relays_acceptance_and_its_record_sends_nothing_twice
 
     // The relay has the message; roster has not heard so when it is killed.
     proxy.set_mode(Mode::HoldAfterData);
-    org.invite(ADAM, "ada", json!({ "email": "ada@acme.example", "role": "member" }))
-        .await;
+    org.invite(
+        ADAM,
+        "ada",
+        json!({ "email": "ada@acme.example", "role": "member" }),
+    )
+    .await;
     proxy.wait_held(1, WAIT).await;
     let api: Api<Invite> = Api::namespaced(org.client.clone(), &org.ns);
     let before = api.get("ada").await.unwrap();
-    assert_eq!(state(&before), Some(DeliveryState::Sending), "recorded before sending");
+    assert_eq!(
+        state(&before),
+        Some(DeliveryState::Sending),
+        "recorded before sending"
+    );
     org.restart_after_kill();
     proxy.set_mode(Mode::Pass);
     assert_eq!(relay.wait_for_messages(1, WAIT).await.len(), 1);
 
     // The new process cannot know: it says so and does not send again.
     let unknown = org
-        .delivery("ada", "unknown", |i| state(i) == Some(DeliveryState::Unknown))
+        .delivery("ada", "unknown", |i| {
+            state(i) == Some(DeliveryState::Unknown)
+        })
         .await;
     let (reason, message) = delivered(&unknown).unwrap();
     assert_eq!(reason, "DeliveryUnknown");
-    assert!(message.contains("kubectl roster invite resend ada"), "{message}");
+    assert!(
+        message.contains("kubectl roster invite resend ada"),
+        "{message}"
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(relay.messages().await.len(), 1, "at most once");
     assert_eq!(proxy.counts().accepted, 1);
 
     // A resend is a new message, sent once.
-    org.change(ADAM, "ada", json!({ "resends": 1 })).await.expect("the admin resends");
+    org.change(ADAM, "ada", json!({ "resends": 1 }))
+        .await
+        .expect("the admin resends");
     let mail = relay.wait_for_messages(2, WAIT).await;
-    assert!(mail.iter().any(|m| m.subject.ends_with("(sent again)")), "{mail:?}");
-    org.delivery("ada", "resend sent", |i| state(i) == Some(DeliveryState::Sent))
-        .await;
+    assert!(
+        mail.iter().any(|m| m.subject.ends_with("(sent again)")),
+        "{mail:?}"
+    );
+    org.delivery("ada", "resend sent", |i| {
+        state(i) == Some(DeliveryState::Sent)
+    })
+    .await;
 }
