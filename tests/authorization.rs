@@ -436,6 +436,7 @@ fn redeeming(name: &str, role: OrgRole, invite: &str, code: &str) -> MembershipS
         invite: Some(InviteRef {
             name: invite.into(),
             proof: Some(roster::rules::invite_code::proof(code, NS, invite, name)),
+            tenant: None,
         }),
         ..user(name, role)
     }

@@ -132,6 +132,7 @@ impl World {
                 invites: &self.invites,
                 teams: &[] as &[Team],
                 invite_codes: &self.codes,
+                identity_providers: &rules::IdentityProviders::default(),
             },
             now,
         )
@@ -845,6 +846,7 @@ fn proven(invite: &str, code: &str, user: &str) -> roster::api::InviteRef {
         proof: Some(roster::rules::invite_code::proof(
             code, "acme", invite, user,
         )),
+        tenant: None,
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let (org, memberships) = (loaded.org(), loaded.memberships());
     let (invites, teams) = (&loaded.objects.invites, &loaded.objects.teams);
     let (codes, mut failed) = loaded.ensure_codes(&ctx).await;
-    let effective = loaded.compute(&memberships, &codes, now);
+    let effective = loaded.compute(&ctx.config, &memberships, &codes, now);
     // Access (revocation above all) runs whatever else failed, from the state just computed.
     let (synced, access_failed) =
         sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
@@ -121,6 +121,7 @@ impl Loaded {
     /// The effective state the rules give these objects.
     fn compute(
         &self,
+        config: &rules::Config,
         memberships: &[&Membership],
         codes: &Codes,
         now: Timestamp,
@@ -131,6 +132,7 @@ impl Loaded {
             invites: &self.objects.invites,
             teams: &self.objects.teams,
             invite_codes: &codes.codes,
+            identity_providers: &config.identity_providers,
         };
         rules::compute(objects, now)
     }

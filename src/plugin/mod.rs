@@ -97,6 +97,10 @@ pub enum Command {
         /// The role the invite grants (default: read from the Invite).
         #[arg(long, value_parser = parse_role)]
         role: Option<OrgRole>,
+        /// The tenant you signed in to, for an invite bound to an identity provider's tenant (the
+        /// inviter's join command includes it); the webhook checks it against your sign-in.
+        #[arg(long)]
+        tenant: Option<String>,
         /// Seconds to wait for the Membership to become Active (0: do not wait).
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -139,6 +143,14 @@ pub enum InviteCommand {
         /// How many people may use the code.
         #[arg(long, default_value_t = 1)]
         max_uses: i32,
+        /// Only users who signed in with this identity provider (as the platform named it, such
+        /// as google or entra) may redeem it; `--email` is then their address without the
+        /// provider's username prefix (default: any provider).
+        #[arg(long)]
+        identity_provider: Option<String>,
+        /// With --identity-provider: only users of this tenant (such as an Entra tenant ID).
+        #[arg(long, requires = "identity_provider")]
+        tenant: Option<String>,
         /// Lifetime, as a Go duration such as 72h (default: the organization's defaultTTL).
         #[arg(long)]
         ttl: Option<String>,
@@ -225,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             display_name,
             role,
+            tenant,
             timeout,
         } => {
             s.namespace = org_namespace;
@@ -236,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     display_name,
                     role,
+                    tenant,
                 },
                 Duration::from_secs(timeout),
             )

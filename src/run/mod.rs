@@ -164,6 +164,21 @@ pub struct RunArgs {
         default_value = "kube-system,kube-public,kube-node-lease"
     )]
     pub excluded_namespaces: Vec<String>,
+
+    /// An identity provider Invites and selfJoin policies may be bound to, as
+    /// `name=NAME,usernamePrefix=PREFIX[,tenantKey=EXTRA_KEY]`: the prefix the authenticator puts
+    /// on this provider's usernames (structured authentication's `claimMappings.username.prefix`,
+    /// such as `google:`) and the `userInfo.extra` key that carries a user's tenant (a
+    /// `claimMappings.extra` key, such as `entra.example/tid`). Repeat it for each provider; in
+    /// the environment variable, separate providers with `;`. Prefixes must be non-empty and none
+    /// may start another. Example: `--identity-provider name=google,usernamePrefix=google:`.
+    #[arg(
+        long = "identity-provider",
+        env = "ROSTER_IDENTITY_PROVIDERS",
+        value_delimiter = ';',
+        value_name = "name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]"
+    )]
+    pub identity_providers: Vec<rules::IdentityProvider>,
 }
 
 /// A Go duration (`2160h`, `1h30m`, `20s`), as cert-manager's `duration` is written.
@@ -174,6 +189,12 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The identity providers, checked together (each one was checked as its flag was read).
+    pub fn identity_providers(&self) -> anyhow::Result<rules::IdentityProviders> {
+        rules::IdentityProviders::new(self.identity_providers.iter().cloned())
+            .map_err(|e| anyhow::anyhow!("--identity-provider: {e}"))
+    }
+
     /// The self-managed certificates' validities, when they work together.
     pub fn webhook_certificate_policy(
         &self,
@@ -189,6 +210,9 @@ impl RunArgs {
 /// Runs the operator: every replica keeps the caches and serves the webhook; only the leader (every
 /// replica, without `--leader-elect`) runs the controller.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Refused before anything starts: an operator that cannot check the providers Invites name
+    // would refuse every one of them.
+    args.identity_providers()?;
     init_logging(&args);
     let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
@@ -206,6 +230,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces.clone(),
     };
     let (config, me) = rules_config(&args, &client).await?;
+    if !config.identity_providers.is_empty() {
+        tracing::info!(
+            identity_providers = %config.identity_providers.describe(),
+            "Invites and selfJoin policies may be bound to these identity providers"
+        );
+    }
     let caches = start_caches(&client, &scope, &metrics);
     let webhook_server = webhook::start(
         &args,
@@ -381,6 +411,7 @@ async fn rules_config(
             .collect(),
         allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
         excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+        identity_providers: args.identity_providers()?,
     };
     config.platform_users.extend(
         rules::actor::KUBERNETES_CONTROLLERS
