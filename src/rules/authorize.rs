@@ -1185,8 +1185,8 @@ fn check_invite_provider(
         return deny(
             Reason::ProviderPrefixInEmail,
             format!(
-                "spec.email is the address identity provider {} signs the invitee in with, without its username prefix {}: set it to {address} (roster expects the username {email})",
-                p.name, p.username_prefix
+                "spec.email is the address identity provider {} signs the invitee in with, without its username prefix {:?}: set it to {address} (roster adds the prefix; as it is, only the username {}{email} could redeem it)",
+                p.name, p.username_prefix, p.username_prefix
             ),
         );
     }
