@@ -59,6 +59,10 @@ pub struct Global {
     /// Group to impersonate for the operation; repeat for several (like kubectl --as-group).
     #[arg(long = "as-group", global = true, requires = "as_user")]
     pub as_group: Vec<String>,
+    /// Extra information for the impersonated user, as KEY=VALUE; repeat for several (like kubectl
+    /// --as-user-extra), for example the tenant claim an identity provider's users carry.
+    #[arg(long = "as-user-extra", global = true, requires = "as_user", value_parser = parse_extra)]
+    pub as_user_extra: Vec<(String, String)>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -177,6 +181,12 @@ pub enum InviteCommand {
         #[arg(long)]
         user: String,
     },
+}
+
+fn parse_extra(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s} is not KEY=VALUE"))
 }
 
 fn parse_role(s: &str) -> Result<OrgRole, String> {
