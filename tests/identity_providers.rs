@@ -535,6 +535,85 @@ async fn the_controller_holds_what_no_webhook_reviewed() {
     assert_eq!(link.status.unwrap().uses, 1);
 }
 
+/// The plugin binds an invite to a tenant and prints the join command with `--tenant`; the invitee
+/// joins with it when their sign-in is in that tenant (impersonated with `--as-user-extra`, as
+/// kubectl does), and is refused, naming the provider, when it is not.
+#[tokio::test]
+async fn the_plugin_invites_for_a_tenant_and_joins_declaring_it() {
+    let org = Org::new("idp-plugin", true).await;
+    let plugin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-roster"))
+            .arg("--kubeconfig")
+            .arg(&support::control_plane().kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl-roster");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let ns = org.ns.as_str();
+    let created = eventually("the owner to create the invite", WAIT, || async {
+        let (ok, stdout, _) = plugin(&[
+            "-n",
+            ns,
+            "--as",
+            OLIVE,
+            "-o",
+            "json",
+            "invite",
+            "create",
+            "partner",
+            "--role",
+            "viewer",
+            "--max-uses",
+            "2",
+            "--identity-provider",
+            "entra",
+            "--tenant",
+            TENANT,
+        ]);
+        ok.then(|| serde_json::from_str::<Value>(&stdout).unwrap())
+    })
+    .await;
+    let join = created["joinCommand"].as_str().unwrap().to_string();
+    assert!(
+        join.ends_with(&format!("--role viewer --tenant {TENANT}")),
+        "{join}"
+    );
+    let code = created["code"].as_str().unwrap();
+    let join = |user: &str, tenant: &str| {
+        let extra = format!("{TID}={tenant}");
+        plugin(&[
+            "join",
+            ns,
+            "--invite",
+            "partner",
+            "--code",
+            code,
+            "--role",
+            "viewer",
+            "--tenant",
+            TENANT,
+            "--as",
+            user,
+            "--as-user-extra",
+            &extra,
+        ])
+    };
+    let (ok, _, stderr) = join("entra:pat@partner.example", OTHER_TENANT);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("invite {ns}/partner is bound to identity provider entra, tenant {TENANT}; user entra:pat@partner.example did not sign in to that tenant")),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = join("google:pat@partner.example", TENANT);
+    assert!(!ok);
+    assert!(stderr.contains("did not sign in with it"), "{stderr}");
+    let (ok, stdout, stderr) = join("entra:pat@partner.example", TENANT);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("joined"), "{stdout}");
+}
+
 /// `roster run` refuses a provider configuration it cannot trust before it starts anything, from
 /// flags and from the environment.
 #[test]
