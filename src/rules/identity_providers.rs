@@ -72,7 +72,7 @@ impl FromStr for IdentityProvider {
             username_prefix: prefix.ok_or(
                 "usernamePrefix is missing: the prefix the authenticator puts on this provider's usernames (claimMappings.username.prefix), such as google:",
             )?,
-            tenant_key: tenant_key.filter(|k| !k.is_empty()),
+            tenant_key,
         };
         provider.validate()?;
         Ok(provider)
@@ -133,6 +133,11 @@ impl IdentityProvider {
         {
             return Err(format!(
                 "identity provider {name}: usernamePrefix {prefix:?} holds whitespace, a control character, ',' or ';'"
+            ));
+        }
+        if self.tenant_key.as_deref() == Some("") {
+            return Err(format!(
+                "identity provider {name}: tenantKey is empty; leave it out for a provider without tenants"
             ));
         }
         if let Some(key) = &self.tenant_key
@@ -351,6 +356,10 @@ mod tests {
             (
                 "name=entra,usernamePrefix=entra:,tenantKey=Entra.example/TID",
                 "lower case",
+            ),
+            (
+                "name=entra,usernamePrefix=entra:,tenantKey=",
+                "tenantKey is empty",
             ),
         ] {
             let err = text.parse::<IdentityProvider>().unwrap_err();
