@@ -27,6 +27,8 @@ pub mod condition {
     pub use crate::rules::conditions::{READY, RECONCILING, STALLED};
     /// An Invite's: whether its code can be redeemed now.
     pub const USABLE: &str = "Usable";
+    /// An Invite's, when its organization sends e-mail: whether the last message went out.
+    pub const DELIVERED: &str = "Delivered";
     /// A Team's: whether it is active (`spec.active`).
     pub const ACTIVE: &str = "Active";
     pub const OWNER_QUORUM: &str = "OwnerQuorum";

@@ -7,6 +7,7 @@ pub mod actor;
 pub mod age;
 pub mod authorize;
 pub mod conditions;
+pub mod delivery;
 pub mod effective;
 pub mod identity;
 pub mod identity_providers;

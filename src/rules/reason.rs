@@ -67,6 +67,13 @@ reasons! {
     Expired,
     Revoked,
     CodeSecretFailed,
+    // Invites' e-mail (`Delivered`).
+    Sending,
+    Sent,
+    SendFailed,
+    SendRejected,
+    DeliveryUnknown,
+    NoRelay,
     // Teams.
     Deactivated,
     OwnerNotInOrganization,

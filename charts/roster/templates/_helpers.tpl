@@ -94,6 +94,9 @@ app.kubernetes.io/part-of: roster
 {{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
 {{- fail (printf "webhook.port and metrics.port are both %v: roster listens on two ports (on the node itself, with hostNetwork)" .Values.webhook.port) }}
 {{- end }}
+{{- if and .Values.email.smtp.url (not .Values.email.from) }}
+{{- fail "email.from is required with email.smtp.url: the address roster sends invitations from, such as 'Acme Platform <no-reply@platform.example>'" }}
+{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- if or (eq . "cluster-admin") (contains "*" .) }}
 {{- fail (printf "allowedClusterRoles: %q may not be handed out by roster (no escalation: never cluster-admin or wildcards)" .) }}
