@@ -338,6 +338,11 @@ fn chart_lints_with_default_and_other_values() {
             "metrics.serviceMonitor.enabled=true",
             "metrics.prometheusRule.enabled=true",
             "platform.users={system:serviceaccount:argocd:argocd-application-controller}",
+            "identityProviders[0].name=google",
+            "identityProviders[0].usernamePrefix=google:",
+            "identityProviders[1].name=entra",
+            "identityProviders[1].usernamePrefix=entra:",
+            "identityProviders[1].tenantKey=entra.example/tid",
         ],
         vec![
             "webhook.enabled=false",
@@ -998,6 +1003,43 @@ fn other_values_bind_self_service_name_platform_principals_and_more_cluster_role
     );
 }
 
+/// `identityProviders` become one `--identity-provider` each, in the form roster reads; none by
+/// default.
+#[test]
+fn identity_providers_are_passed_to_roster() {
+    let args = container_args(&render(&[]));
+    assert!(
+        !args.contains(&"--identity-provider".to_string()),
+        "{args:?}"
+    );
+    let docs = render(&[
+        "identityProviders[0].name=google",
+        "identityProviders[0].usernamePrefix=google:",
+        "identityProviders[1].name=entra",
+        "identityProviders[1].usernamePrefix=https://login.microsoftonline.com/#",
+        "identityProviders[1].tenantKey=entra.example/tid",
+    ]);
+    let args = container_args(&docs);
+    let given: Vec<&str> = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .filter(|(flag, _)| *flag == "--identity-provider")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(
+        given,
+        [
+            "name=google,usernamePrefix=google:",
+            "name=entra,usernamePrefix=https://login.microsoftonline.com/#,tenantKey=entra.example/tid",
+        ]
+    );
+    let parsed: Vec<roster::rules::IdentityProvider> =
+        given.iter().map(|v| v.parse().unwrap()).collect();
+    let providers = roster::rules::IdentityProviders::new(parsed).expect("roster accepts them");
+    let entra = providers.get("entra").unwrap();
+    assert_eq!(entra.tenant_key.as_deref(), Some("entra.example/tid"));
+}
+
 /// The alerts query only series roster exports, scoped to the release namespace.
 #[test]
 fn prometheus_rule_alerts_on_metrics_roster_exports() {
@@ -1241,6 +1283,57 @@ fn wrong_values_are_refused_with_the_reason() {
                 "selfService.bindAuthenticated=true",
             ],
             "selfService.bindAuthenticated needs webhook.enabled",
+        ),
+        (
+            vec!["identityProviders[0].name=google"],
+            "missing property 'usernamePrefix'",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=",
+            ],
+            "/identityProviders/0/usernamePrefix",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=system:google:",
+            ],
+            "/identityProviders/0/usernamePrefix",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=Google",
+                "identityProviders[0].usernamePrefix=google:",
+            ],
+            "/identityProviders/0/name",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=entra",
+                "identityProviders[0].usernamePrefix=entra:",
+                "identityProviders[0].tenantKey=Entra.example/TID",
+            ],
+            "/identityProviders/0/tenantKey",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=google:",
+                "identityProviders[1].name=google",
+                "identityProviders[1].usernamePrefix=g:",
+            ],
+            "identityProviders: google is configured twice",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=google:",
+                "identityProviders[1].name=workspace",
+                "identityProviders[1].usernamePrefix=google:workspace:",
+            ],
+            "identityProviders: google and workspace overlap",
         ),
     ] {
         let out = try_render(&set);

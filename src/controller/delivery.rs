@@ -70,6 +70,7 @@ pub(super) fn invite(
             expires_at,
             code: code.unwrap_or_default(),
             resent: due.message == DeliveryMessage::Resend,
+            identity_provider: invite.spec.identity_provider.as_ref(),
         },
     };
     let (record, message) = compose(ctx, org, &uid, step.delivery, step.send.as_ref(), content);

@@ -48,7 +48,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let (org, memberships) = (loaded.org(), loaded.memberships());
     let (invites, teams) = (&loaded.objects.invites, &loaded.objects.teams);
     let (codes, mut failed) = loaded.ensure_codes(&ctx).await;
-    let effective = loaded.compute(&memberships, &codes, now);
+    let effective = loaded.compute(&ctx.config, &memberships, &codes, now);
     // Access (revocation above all) runs whatever else failed, from the state just computed.
     let (synced, access_failed) =
         sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
@@ -125,6 +125,7 @@ impl Loaded {
     /// The effective state the rules give these objects.
     fn compute(
         &self,
+        config: &rules::Config,
         memberships: &[&Membership],
         codes: &Codes,
         now: Timestamp,
@@ -135,6 +136,7 @@ impl Loaded {
             invites: &self.objects.invites,
             teams: &self.objects.teams,
             invite_codes: &codes.codes,
+            identity_providers: &config.identity_providers,
         };
         rules::compute(objects, now)
     }

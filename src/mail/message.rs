@@ -6,7 +6,7 @@ use lettre::Message;
 use lettre::message::header::ContentType;
 
 use super::relay::Relay;
-use crate::api::OrgRole;
+use crate::api::{IdentityProviderRef, OrgRole};
 
 /// The organization a message is about.
 pub struct Org<'a> {
@@ -24,6 +24,9 @@ pub enum Content<'a> {
         code: &'a str,
         /// A resend says so, so that people know the earlier one is the same invitation.
         resent: bool,
+        /// The identity provider (and tenant) the invite is bound to: the message says to sign in
+        /// with it, and the join command declares the tenant.
+        identity_provider: Option<&'a IdentityProviderRef>,
     },
     Cancellation {
         invite: &'a str,
@@ -42,7 +45,17 @@ pub fn render(org: &Org<'_>, content: &Content<'_>, join_url: Option<&str>) -> (
             expires_at,
             code,
             resent,
-        } => invitation(org, invite, *role, *expires_at, code, *resent, join_url),
+            identity_provider,
+        } => invitation(
+            org,
+            invite,
+            *role,
+            *expires_at,
+            code,
+            *resent,
+            *identity_provider,
+            join_url,
+        ),
         Content::Cancellation { invite } => (
             format!("Your invitation to join {} has been canceled", org.name),
             format!(
@@ -60,6 +73,7 @@ pub fn render(org: &Org<'_>, content: &Content<'_>, join_url: Option<&str>) -> (
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn invitation(
     org: &Org<'_>,
     invite: &str,
@@ -67,6 +81,7 @@ fn invitation(
     expires_at: Option<Timestamp>,
     code: &str,
     resent: bool,
+    identity_provider: Option<&IdentityProviderRef>,
     join_url: Option<&str>,
 ) -> (String, String) {
     let again = if resent { " (sent again)" } else { "" };
@@ -80,13 +95,33 @@ fn invitation(
             "Join here:\n\n    {}\n\nYour code, should the page ask for it:\n\n    {code}\n",
             portal_link(template, org.namespace, invite, role, code)
         ),
-        None => format!(
-            "Your code:\n\n    {code}\n\nJoin with kubectl (with the roster plugin installed), signed in as the account you were invited as:\n\n    kubectl roster join {} --invite {invite} --code {code} --role {role}\n",
-            org.namespace
+        None => {
+            // An invite bound to a tenant is redeemed declaring it (roster's webhook checks it
+            // against the sign-in), so the command carries it.
+            let tenant = identity_provider
+                .and_then(|p| p.tenant.as_deref())
+                .map(|t| format!(" --tenant {t}"))
+                .unwrap_or_default();
+            format!(
+                "Your code:\n\n    {code}\n\nJoin with kubectl (with the roster plugin installed), signed in as the account you were invited as:\n\n    kubectl roster join {} --invite {invite} --code {code} --role {role}{tenant}\n",
+                org.namespace
+            )
+        }
+    };
+    let sign_in = match identity_provider {
+        Some(IdentityProviderRef {
+            name,
+            tenant: Some(t),
+        }) => format!(
+            "Sign in with {name}, in tenant {t}: the invitation is for that account only.\n\n"
         ),
+        Some(IdentityProviderRef { name, .. }) => {
+            format!("Sign in with {name}: the invitation is for that account only.\n\n")
+        }
+        None => String::new(),
     };
     let body = format!(
-        "You are invited to join the organization {} as {role}{again}.\n\n{how}\n{expiry} The code is for you alone: whoever has it can use it.\n\nIf you did not expect this invitation, ignore this message.\n",
+        "You are invited to join the organization {} as {role}{again}.\n\n{sign_in}{how}\n{expiry} The code is for you alone: whoever has it can use it.\n\nIf you did not expect this invitation, ignore this message.\n",
         org.name
     );
     (subject, body)
@@ -141,8 +176,33 @@ mod tests {
             expires_at: Some("2027-01-15T08:00:00Z".parse().unwrap()),
             code: "ABCD-EFGH-JKLM-NPQR",
             resent,
+            identity_provider: None,
         };
         render(&ORG, &content, join_url)
+    }
+
+    #[test]
+    fn an_invitation_bound_to_a_tenant_says_how_to_sign_in_and_declares_it() {
+        let entra = IdentityProviderRef {
+            name: "entra".into(),
+            tenant: Some("t-1".into()),
+        };
+        let content = Content::Invitation {
+            invite: "ada",
+            role: OrgRole::Member,
+            expires_at: None,
+            code: "ABCD-EFGH-JKLM-NPQR",
+            resent: false,
+            identity_provider: Some(&entra),
+        };
+        let (_, body) = render(&ORG, &content, None);
+        assert!(body.contains("Sign in with entra, in tenant t-1"), "{body}");
+        assert!(
+            body.contains(
+                "kubectl roster join acme --invite ada --code ABCD-EFGH-JKLM-NPQR --role member --tenant t-1\n"
+            ),
+            "{body}"
+        );
     }
 
     #[test]

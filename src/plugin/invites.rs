@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::InviteCommand;
 use super::output::{emit, or_dash, table};
 use super::session::{Session, wait_for};
-use crate::api::{Invite, InvitePhase, InviteSpec, OrgRole};
+use crate::api::{IdentityProviderRef, Invite, InvitePhase, InviteSpec, OrgRole};
 use crate::invite_secrets::code_of;
 
 /// `kubectl roster invite ...` (but `proof`, which needs no connection).
@@ -22,6 +22,8 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
             role,
             email,
             max_uses,
+            identity_provider,
+            tenant,
             ttl,
             timeout,
         } => {
@@ -30,6 +32,8 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
                 role,
                 max_uses,
                 ttl,
+                identity_provider: identity_provider
+                    .map(|name| IdentityProviderRef { name, tenant }),
                 ..InviteSpec::default()
             };
             invite_create(s, name, spec, Duration::from_secs(timeout)).await
@@ -130,11 +134,16 @@ async fn invite_create(
     let status = invite.status.clone().unwrap_or_default();
     let secret_name = status.code_secret_name.clone().unwrap_or_default();
     let code = read_code(s, &secret_name).await?;
-    // With the role, joining needs no right to read the Invite (non-members have none).
-    let join_command = format!(
+    // With the role (and the tenant), joining needs no right to read the Invite (non-members
+    // have none).
+    let mut join_command = format!(
         "kubectl roster join {} --invite {name} --code {code} --role {}",
         s.namespace, invite.spec.role
     );
+    let bound = invite.spec.identity_provider.as_ref();
+    if let Some(tenant) = bound.and_then(|p| p.tenant.as_deref()) {
+        join_command.push_str(&format!(" --tenant {tenant}"));
+    }
     let out = CreatedInvite {
         namespace: s.namespace.clone(),
         invite: name.clone(),
@@ -146,10 +155,16 @@ async fn invite_create(
         join_command,
     };
     emit(s, &out, || {
-        let who = out
+        let mut who = out
             .email
             .as_deref()
             .map_or_else(|| "anyone with the code".to_string(), |e| e.to_string());
+        if let Some(p) = bound {
+            who.push_str(&format!(" signed in with {}", p.name));
+            if let Some(t) = &p.tenant {
+                who.push_str(&format!(" (tenant {t})"));
+            }
+        }
         format!(
             "invite/{name} created in {ns}: role {role} for {who}, {uses} use(s), expires {expires}\n\n\
              Code (shown only now; it stays in Secret {secret_name}):\n\n    {code}\n\n\

@@ -59,6 +59,10 @@ pub struct Global {
     /// Group to impersonate for the operation; repeat for several (like kubectl --as-group).
     #[arg(long = "as-group", global = true, requires = "as_user")]
     pub as_group: Vec<String>,
+    /// Extra information for the impersonated user, as KEY=VALUE; repeat for several (like kubectl
+    /// --as-user-extra), for example the tenant claim an identity provider's users carry.
+    #[arg(long = "as-user-extra", global = true, requires = "as_user", value_parser = parse_extra)]
+    pub as_user_extra: Vec<(String, String)>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -97,6 +101,10 @@ pub enum Command {
         /// The role the invite grants (default: read from the Invite).
         #[arg(long, value_parser = parse_role)]
         role: Option<OrgRole>,
+        /// The tenant you signed in to, for an invite bound to an identity provider's tenant (the
+        /// inviter's join command includes it); the webhook checks it against your sign-in.
+        #[arg(long)]
+        tenant: Option<String>,
         /// Seconds to wait for the Membership to become Active (0: do not wait).
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -139,6 +147,14 @@ pub enum InviteCommand {
         /// How many people may use the code.
         #[arg(long, default_value_t = 1)]
         max_uses: i32,
+        /// Only users who signed in with this identity provider (as the platform named it, such
+        /// as google or entra) may redeem it; `--email` is then their address without the
+        /// provider's username prefix (default: any provider).
+        #[arg(long)]
+        identity_provider: Option<String>,
+        /// With --identity-provider: only users of this tenant (such as an Entra tenant ID).
+        #[arg(long, requires = "identity_provider")]
+        tenant: Option<String>,
         /// Lifetime, as a Go duration such as 72h (default: the organization's defaultTTL).
         #[arg(long)]
         ttl: Option<String>,
@@ -165,6 +181,12 @@ pub enum InviteCommand {
         #[arg(long)]
         user: String,
     },
+}
+
+fn parse_extra(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s} is not KEY=VALUE"))
 }
 
 fn parse_role(s: &str) -> Result<OrgRole, String> {
@@ -225,6 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             display_name,
             role,
+            tenant,
             timeout,
         } => {
             s.namespace = org_namespace;
@@ -236,6 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     name,
                     display_name,
                     role,
+                    tenant,
                 },
                 Duration::from_secs(timeout),
             )

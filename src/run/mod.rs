@@ -165,6 +165,21 @@ pub struct RunArgs {
     )]
     pub excluded_namespaces: Vec<String>,
 
+    /// An identity provider Invites and selfJoin policies may be bound to, as
+    /// `name=NAME,usernamePrefix=PREFIX[,tenantKey=EXTRA_KEY]`: the prefix the authenticator puts
+    /// on this provider's usernames (structured authentication's `claimMappings.username.prefix`,
+    /// such as `google:`) and the `userInfo.extra` key that carries a user's tenant (a
+    /// `claimMappings.extra` key, such as `entra.example/tid`). Repeat it for each provider; in
+    /// the environment variable, separate providers with `;`. Prefixes must be non-empty and none
+    /// may start another. Example: `--identity-provider name=google,usernamePrefix=google:`.
+    #[arg(
+        long = "identity-provider",
+        env = "ROSTER_IDENTITY_PROVIDERS",
+        value_delimiter = ';',
+        value_name = "name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]"
+    )]
+    pub identity_providers: Vec<rules::IdentityProvider>,
+
     /// The SMTP relay for invitation e-mails: `smtps://HOST[:465]` (TLS), `smtp://HOST[:587]`
     /// (STARTTLS, required) or `smtp://HOST:PORT?tls=none` (a relay on the same node). Without it
     /// roster sends no e-mail, and Invites of organizations that ask for it say so.
@@ -212,6 +227,12 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The identity providers, checked together (each one was checked as its flag was read).
+    pub fn identity_providers(&self) -> anyhow::Result<rules::IdentityProviders> {
+        rules::IdentityProviders::new(self.identity_providers.iter().cloned())
+            .map_err(|e| anyhow::anyhow!("--identity-provider: {e}"))
+    }
+
     /// The self-managed certificates' validities, when they work together.
     pub fn webhook_certificate_policy(
         &self,
@@ -227,6 +248,9 @@ impl RunArgs {
 /// Runs the operator: every replica keeps the caches and serves the webhook; only the leader (every
 /// replica, without `--leader-elect`) runs the controller.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Refused before anything starts: an operator that cannot check the providers Invites name
+    // would refuse every one of them.
+    args.identity_providers()?;
     init_logging(&args);
     let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
@@ -245,6 +269,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let relay = relay(&args)?;
     let (config, me) = rules_config(&args, &client).await?;
+    if !config.identity_providers.is_empty() {
+        tracing::info!(
+            identity_providers = %config.identity_providers.describe(),
+            "Invites and selfJoin policies may be bound to these identity providers"
+        );
+    }
     let caches = start_caches(&client, &scope, &metrics);
     let mail = crate::mail::Mailer::new(relay, caches.waker(), metrics.clone());
     let webhook_server = webhook::start(
@@ -424,6 +454,7 @@ async fn rules_config(
             .collect(),
         allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
         excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+        identity_providers: args.identity_providers()?,
     };
     config.platform_users.extend(
         rules::actor::KUBERNETES_CONTROLLERS
