@@ -10,11 +10,12 @@ export ROSTER_NODE_DIR := $(NODE_DIR)
 
 .PHONY: dev test unit tour crds tools up down cluster cluster-down node-test lint msrv bench
 
-## Build the control plane (with the node's kubelet and kube-scheduler) and Flux binaries into the
-## cache (once; minutes when cold).
+## Build the control plane (with the node's kubelet and kube-scheduler), Flux and Mailpit binaries
+## into the cache (once; minutes when cold).
 tools:
 	hack/build-control-plane.sh
 	hack/build-flux.sh
+	hack/build-mailpit.sh
 
 ## Run every test against a real control plane that is started and stopped around the run.
 test:
@@ -78,3 +79,4 @@ bench:
 	cargo bench --bench decision
 	cargo bench --bench webhook
 	cargo bench --bench converge
+	cargo bench --bench email

@@ -117,6 +117,7 @@ fn decisions(c: &mut Criterion) {
             invites: &[],
             teams: &[],
             invite_codes: &codes,
+            identity_providers: &rules::IdentityProviders::default(),
         };
         group.bench_with_input(BenchmarkId::new("effective_state", n), &n, |b, _| {
             b.iter(|| black_box(rules::compute(objs, ctx.now)))

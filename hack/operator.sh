@@ -148,7 +148,10 @@ if running; then
 fi
 
 case ${1:-} in
-  dev) start -- --kubeconfig "$KUBECONFIG" --webhook-config-name roster-dev ;;
+  # The identity providers examples/agency is bound to, named as a platform would name them.
+  dev) start -- --kubeconfig "$KUBECONFIG" --webhook-config-name roster-dev \
+    --identity-provider name=google,usernamePrefix=google: \
+    --identity-provider name=entra,usernamePrefix=entra:,tenantKey=entra.example/tid ;;
   chart) chart "${2:-roster-system}" "${3:-roster}" ;;
   *) die "usage: hack/operator.sh dev | chart [NAMESPACE] [RELEASE]" ;;
 esac

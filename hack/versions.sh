@@ -9,3 +9,7 @@ FLUX_VERSION=v1.9.6
 FLUX_DIR=$ROSTER_CACHE/flux-$FLUX_VERSION
 FLUX_BIN=$FLUX_DIR/bin
 FLUX_CRDS=$FLUX_DIR/crds
+# Mailpit, the SMTP server (with a REST API to read what it received) that roster's e-mail tests send
+# to (built by hack/build-mailpit.sh).
+MAILPIT_VERSION=v1.33.1
+MAILPIT_BIN=$ROSTER_CACHE/mailpit-$MAILPIT_VERSION/bin

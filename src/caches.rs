@@ -144,6 +144,22 @@ impl Stores {
     }
 }
 
+/// Asks the controller to reconcile an org namespace (see [`Caches::waker`]).
+#[derive(Clone)]
+pub struct Waker(broadcast::Sender<ObjectRef<Namespace>>);
+
+impl Waker {
+    pub fn wake(&self, namespace: &str) {
+        // Nobody listening means no controller runs here: nothing to wake.
+        let _ = self.0.send(ObjectRef::new(namespace));
+    }
+
+    /// A waker that wakes nobody, for tests and tools without a controller.
+    pub fn none() -> Waker {
+        Waker(broadcast::channel(1).0)
+    }
+}
+
 /// The caches of this replica.
 #[derive(Clone)]
 pub struct Caches {
@@ -288,6 +304,12 @@ impl Caches {
             .get(namespace)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A handle that asks the controller to reconcile an org namespace, for work that finishes
+    /// outside a reconcile (an e-mail attempt).
+    pub fn waker(&self) -> Waker {
+        Waker(self.triggers.clone())
     }
 
     /// Org namespaces that changed, for the controller. A consumer that falls so far behind that

@@ -9,6 +9,7 @@ pub mod check;
 pub mod controller;
 pub mod crds;
 pub mod invite_secrets;
+pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod plugin;

@@ -82,6 +82,13 @@ struct CheckArgs {
         default_value = "kube-system,kube-public,kube-node-lease"
     )]
     excluded_namespaces: Vec<String>,
+    /// An identity provider Invites and selfJoin policies may be bound to, as configured on
+    /// `roster run` (`name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]`; repeat it for each).
+    #[arg(
+        long = "identity-provider",
+        value_name = "name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]"
+    )]
+    identity_providers: Vec<roster::rules::IdentityProvider>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -106,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
                 config: roster::check::config(
                     &args.allowed_cluster_roles,
                     &args.excluded_namespaces,
+                    roster::rules::IdentityProviders::new(args.identity_providers)
+                        .map_err(|e| anyhow::anyhow!("--identity-provider: {e}"))?,
                 ),
             });
             match args.output {

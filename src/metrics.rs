@@ -53,6 +53,13 @@ pub struct CertificateLabel {
     pub certificate: String,
 }
 
+/// One e-mail attempt: which message, and `sent`, `failed` (retried), `refused` or `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmailLabel {
+    pub message: String,
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
     pub kind: String,
@@ -80,6 +87,9 @@ pub struct Metrics {
     /// When the webhook's serving certificate and its CA expire (Unix seconds), so that an alert
     /// fires when renewal stopped working, long before the API server refuses the certificate.
     certificate_expiry: Family<CertificateLabel, Gauge>,
+    /// E-mail attempts by message and result, and how long each took.
+    emails: Family<EmailLabel, Counter>,
+    email_duration: Histogram,
     /// Per org namespace, so that the gauges are sums of the latest reconcile of each org.
     per_org: Mutex<HashMap<String, OrgTally>>,
     ready: AtomicBool,
@@ -120,6 +130,8 @@ impl Default for Metrics {
             ]),
             admission_decisions: Family::default(),
             certificate_expiry: Family::default(),
+            emails: Family::default(),
+            email_duration: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0]),
             per_org: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
         };
@@ -162,6 +174,16 @@ impl Metrics {
             "webhook_certificate_expiry_timestamp_seconds",
             "When the webhook's serving certificate (certificate=serving) and the CA that signed it (certificate=ca) expire, in Unix seconds",
             self.certificate_expiry.clone(),
+        );
+        registry.register(
+            "emails",
+            "E-mail attempts through the SMTP relay by message (Invitation, Resend, Cancellation, BillingAdmin) and result (sent, failed: retried, refused: not retried, unknown: the connection broke while sending)",
+            self.emails.clone(),
+        );
+        registry.register(
+            "email_duration_seconds",
+            "Time of one e-mail attempt, from connecting to the relay to its answer",
+            self.email_duration.clone(),
         );
         registry.register(
             "reconciles",
@@ -212,6 +234,17 @@ impl Metrics {
             .get_or_create(&DecisionLabel {
                 outcome: outcome.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one e-mail attempt.
+    pub fn email(&self, message: &str, result: &str, seconds: f64) {
+        self.email_duration.observe(seconds);
+        self.emails
+            .get_or_create(&EmailLabel {
+                message: message.into(),
+                result: result.into(),
             })
             .inc();
     }

@@ -8,12 +8,14 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use roster::api::{
-    Access, DataRegion, Invite, InvitePhase, InviteRef, InviteSpec, InviteStatus, Membership,
-    MembershipPhase, MembershipSpec, MembershipStatus, OrgPolicy, OrgRole, Organization,
-    OrganizationSpec, Profile, SelfJoin, SelfJoinRole, TeamAccess, TeamMember, TeamRole, TeamSpec,
+    Access, DataRegion, IdentityProviderRef, Invite, InvitePhase, InviteRef, InviteSpec,
+    InviteStatus, Membership, MembershipPhase, MembershipSpec, MembershipStatus, OrgPolicy,
+    OrgRole, Organization, OrganizationSpec, Profile, SelfJoin, SelfJoinRole, TeamAccess,
+    TeamMember, TeamRole, TeamSpec,
 };
 use roster::rules::{
-    Actor, Config, Context, Decision, Operation, OrgIndex, Reason, Redemption, authorize,
+    Actor, Config, Context, Decision, IdentityProviders, Operation, OrgIndex, Reason, Redemption,
+    authorize,
 };
 
 /// Fixtures: the people of the `acme` organization and builders for the objects.
@@ -301,6 +303,11 @@ enum Who {
     User(&'static str),
     /// Anyone else, by username and groups.
     InGroups(&'static str, &'static [&'static str]),
+    /// Anyone else, by username and the `userInfo.extra` the authenticator gave them.
+    SignedIn(
+        &'static str,
+        &'static [(&'static str, &'static [&'static str])],
+    ),
 }
 
 impl Who {
@@ -315,10 +322,18 @@ impl Who {
             Who::GroupAdmin => (GARY, vec![ENG.to_string()]),
             Who::User(name) => (name, vec![]),
             Who::InGroups(name, groups) => (name, groups.iter().map(|g| g.to_string()).collect()),
+            Who::SignedIn(name, _) => (name, vec![]),
         };
         // Every authenticated user is in this group; it must confer nothing.
         groups.push("system:authenticated".into());
-        Actor::new(name, groups, config)
+        let extra = match self {
+            Who::SignedIn(_, extra) => extra
+                .iter()
+                .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+                .collect(),
+            _ => Default::default(),
+        };
+        Actor::new(name, groups, config).with_extra(extra)
     }
 
     fn label(self) -> String {
@@ -332,6 +347,7 @@ impl Who {
             Who::GroupAdmin => format!("group admin {GARY}"),
             Who::User(name) => name.to_string(),
             Who::InGroups(name, groups) => format!("{name} in {}", groups.join(", ")),
+            Who::SignedIn(name, extra) => format!("{name} with extra {extra:?}"),
         }
     }
 }
@@ -436,6 +452,7 @@ fn redeeming(name: &str, role: OrgRole, invite: &str, code: &str) -> MembershipS
         invite: Some(InviteRef {
             name: invite.into(),
             proof: Some(roster::rules::invite_code::proof(code, NS, invite, name)),
+            tenant: None,
         }),
         ..user(name, role)
     }
@@ -466,6 +483,8 @@ struct Case {
 #[derive(Default)]
 struct Table {
     cases: Vec<Case>,
+    /// The installation's config, when not the default one.
+    config: Option<Config>,
 }
 
 impl Table {
@@ -487,8 +506,16 @@ impl Table {
         }
     }
 
+    /// Cases decided under another installation config.
+    fn with_config(config: Config) -> Table {
+        Table {
+            cases: Vec::new(),
+            config: Some(config),
+        }
+    }
+
     fn run(self) {
-        let config = Config::default();
+        let config = self.config.clone().unwrap_or_default();
         let total = self.cases.len();
         let mut failures = Vec::new();
         for case in &self.cases {
@@ -2417,4 +2444,672 @@ fn whoever_sets_access_must_be_allowed_to_bind_what_it_hands_out() {
         "acme-",
     );
     assert_eq!(bind_rights(Some(&access), &remapped, &all), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity providers: invites and selfJoin bound to how a user signed in.
+// ---------------------------------------------------------------------------------------------
+
+/// The key the Entra authenticator puts the tenant under (`claimMappings.extra`).
+const TID: &str = "entra.example/tid";
+const TENANT: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
+const OTHER_TENANT: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
+/// Entra users of the invite's tenant, of another one, in both, and without any tenant claim.
+const IN_TENANT: &[(&str, &[&str])] = &[(TID, &[TENANT])];
+const IN_OTHER_TENANT: &[(&str, &[&str])] = &[(TID, &[OTHER_TENANT])];
+const IN_BOTH: &[(&str, &[&str])] = &[(TID, &[OTHER_TENANT, TENANT])];
+const UNDER_ANOTHER_KEY: &[(&str, &[&str])] = &[("okta.example/tid", &[TENANT])];
+const NO_EXTRA: &[(&str, &[&str])] = &[];
+
+/// An installation with Google (no tenants) and Microsoft Entra ID (tenant in `TID`).
+fn with_providers() -> Config {
+    Config {
+        identity_providers: IdentityProviders::new([
+            "name=google,usernamePrefix=google:".parse().unwrap(),
+            format!("name=entra,usernamePrefix=entra:,tenantKey={TID}")
+                .parse()
+                .unwrap(),
+        ])
+        .unwrap(),
+        ..Config::default()
+    }
+}
+
+fn bound(name: &str, tenant: Option<&str>) -> Option<IdentityProviderRef> {
+    Some(IdentityProviderRef {
+        name: name.into(),
+        tenant: tenant.map(Into::into),
+    })
+}
+
+/// An invite for `email` (or open) bound to a provider.
+fn bound_invite(
+    email: Option<&str>,
+    provider: Option<IdentityProviderRef>,
+    role: OrgRole,
+) -> InviteSpec {
+    InviteSpec {
+        identity_provider: provider,
+        ..invite_spec(email, role)
+    }
+}
+
+/// [`redeeming`] with `spec.invite.tenant` declared.
+fn redeeming_in(name: &str, role: OrgRole, invite: &str, tenant: Option<&str>) -> MembershipSpec {
+    let mut spec = redeeming(name, role, invite, CODE);
+    spec.invite.as_mut().unwrap().tenant = tenant.map(Into::into);
+    spec
+}
+
+#[test]
+fn invites_bound_to_an_identity_provider() {
+    let ada = "ada@acme.example";
+    let invites = [
+        invite(
+            "ada-google",
+            bound_invite(Some(ada), bound("google", None), OrgRole::Member),
+        ),
+        invite(
+            "ada-entra",
+            bound_invite(Some(ada), bound("entra", Some(TENANT)), OrgRole::Member),
+        ),
+        invite("ada-any", invite_spec(Some(ada), OrgRole::Member)),
+        invite(
+            "google-link",
+            InviteSpec {
+                max_uses: 5,
+                ..bound_invite(None, bound("google", None), OrgRole::Viewer)
+            },
+        ),
+        // Stored while the webhook was bypassed, or the platform removed the provider since.
+        invite(
+            "ada-okta",
+            bound_invite(Some(ada), bound("okta", None), OrgRole::Member),
+        ),
+        invite(
+            "ada-google-tenant",
+            bound_invite(Some(ada), bound("google", Some(TENANT)), OrgRole::Member),
+        ),
+    ];
+    let mut w = World::acme();
+    for i in &invites {
+        w = w.invite(i.clone());
+    }
+    let found = |name: &str| {
+        Some(Found {
+            invite: invites
+                .iter()
+                .find(|i| i.metadata.name.as_deref() == Some(name))
+                .cloned(),
+            code: Some(CODE),
+        })
+    };
+    let redeem = |user: &str, invite: &str, tenant: Option<&str>, role: OrgRole| {
+        Op::CreateMembership(redeeming_in(user, role, invite, tenant), found(invite))
+    };
+    let member = OrgRole::Member;
+    let invalid = |hint| Expect::Deny(Reason::InvalidInvite, hint);
+    let mut t = Table::with_config(with_providers());
+
+    // Bound to google: the username google gives ada, and nobody else's.
+    t.case(
+        "google invite: google:ada",
+        &w,
+        Who::User("google:ada@acme.example"),
+        redeem("google:ada@acme.example", "ada-google", None, member),
+        ALLOW,
+    );
+    t.case(
+        "google invite: entra:ada (valid code, other provider)",
+        &w,
+        Who::SignedIn("entra:ada@acme.example", IN_TENANT),
+        redeem("entra:ada@acme.example", "ada-google", None, member),
+        invalid(
+            "invite acme/ada-google is bound to identity provider google; user entra:ada@acme.example did not sign in with it",
+        ),
+    );
+    for (name, crafted) in [
+        ("no prefix at all", "ada@acme.example"),
+        ("prefix in another case", "Google:ada@acme.example"),
+        (
+            "google: inside an entra username",
+            "entra:google:ada@acme.example",
+        ),
+        ("prefix without a colon", "googleada@acme.example"),
+        (
+            "another authenticator's prefix",
+            "okta:google:ada@acme.example",
+        ),
+    ] {
+        t.case(
+            &format!("google invite: {name}"),
+            &w,
+            Who::User(crafted),
+            redeem(crafted, "ada-google", None, member),
+            invalid("is bound to identity provider google; user"),
+        );
+    }
+    for (name, other) in [
+        ("another address", "google:bob@acme.example"),
+        ("the address in another case", "google:ADA@acme.example"),
+        (
+            "entra: inside a google username",
+            "google:entra:ada@acme.example",
+        ),
+        ("a longer domain", "google:ada@acme.example.evil.example"),
+    ] {
+        t.case(
+            &format!("google invite: {name}"),
+            &w,
+            Who::User(other),
+            redeem(other, "ada-google", None, member),
+            invalid("it is for ada@acme.example signed in with google (username google:ada@acme.example)"),
+        );
+    }
+    t.case(
+        "google invite: a tenant declared",
+        &w,
+        Who::User("google:ada@acme.example"),
+        redeem(
+            "google:ada@acme.example",
+            "ada-google",
+            Some(TENANT),
+            member,
+        ),
+        invalid("names no tenant; spec.invite.tenant must not be set"),
+    );
+
+    // Bound to an entra tenant: the prefix, the declared tenant, and the sign-in's tenant.
+    for (name, extra) in [("in the tenant", IN_TENANT), ("in two tenants", IN_BOTH)] {
+        t.case(
+            &format!("entra tenant invite: {name}"),
+            &w,
+            Who::SignedIn("entra:ada@acme.example", extra),
+            redeem("entra:ada@acme.example", "ada-entra", Some(TENANT), member),
+            ALLOW,
+        );
+    }
+    for (name, extra, says) in [
+        (
+            "another tenant",
+            IN_OTHER_TENANT,
+            "holds 22222222-aaaa-4bbb-8ccc-000000000002",
+        ),
+        ("no tenant claim", NO_EXTRA, "holds nothing"),
+        (
+            "the tenant under another key",
+            UNDER_ANOTHER_KEY,
+            "holds nothing",
+        ),
+    ] {
+        t.case(
+            &format!("entra tenant invite: {name}"),
+            &w,
+            Who::SignedIn("entra:ada@acme.example", extra),
+            redeem("entra:ada@acme.example", "ada-entra", Some(TENANT), member),
+            invalid(says),
+        );
+    }
+    t.case(
+        "entra tenant invite: another tenant, declaring the invite's",
+        &w,
+        Who::SignedIn("entra:ada@acme.example", IN_OTHER_TENANT),
+        redeem("entra:ada@acme.example", "ada-entra", Some(TENANT), member),
+        invalid(
+            "invite acme/ada-entra is bound to identity provider entra, tenant 11111111-aaaa-4bbb-8ccc-000000000001; user entra:ada@acme.example did not sign in to that tenant (userInfo.extra[entra.example/tid] holds 22222222",
+        ),
+    );
+    t.case(
+        "entra tenant invite: no tenant declared",
+        &w,
+        Who::SignedIn("entra:ada@acme.example", IN_TENANT),
+        redeem("entra:ada@acme.example", "ada-entra", None, member),
+        invalid("set it to 11111111-aaaa-4bbb-8ccc-000000000001 (kubectl roster join --tenant"),
+    );
+    t.case(
+        "entra tenant invite: its own tenant declared instead",
+        &w,
+        Who::SignedIn("entra:ada@acme.example", IN_OTHER_TENANT),
+        redeem(
+            "entra:ada@acme.example",
+            "ada-entra",
+            Some(OTHER_TENANT),
+            member,
+        ),
+        invalid("it is 22222222-aaaa-4bbb-8ccc-000000000002"),
+    );
+    t.case(
+        "entra tenant invite: google:ada in the right tenant",
+        &w,
+        Who::SignedIn("google:ada@acme.example", IN_TENANT),
+        redeem("google:ada@acme.example", "ada-entra", Some(TENANT), member),
+        invalid("is bound to identity provider entra, tenant 11111111-aaaa-4bbb-8ccc-000000000001; user google:ada@acme.example did not sign in with it"),
+    );
+    // A platform principal redeeming for someone else is taken at its word for the tenant (it may
+    // create that Membership without an invite), never for the provider or the declaration.
+    t.case(
+        "entra tenant invite: platform for entra:ada, tenant declared",
+        &w,
+        Who::Platform,
+        redeem("entra:ada@acme.example", "ada-entra", Some(TENANT), member),
+        ALLOW,
+    );
+    t.case(
+        "entra tenant invite: platform for entra:ada, another tenant declared",
+        &w,
+        Who::Platform,
+        redeem(
+            "entra:ada@acme.example",
+            "ada-entra",
+            Some(OTHER_TENANT),
+            member,
+        ),
+        invalid("set it to 11111111"),
+    );
+    t.case(
+        "entra tenant invite: platform for google:ada",
+        &w,
+        Who::Platform,
+        redeem("google:ada@acme.example", "ada-entra", Some(TENANT), member),
+        invalid("did not sign in with it"),
+    );
+
+    // "Any": the address itself, or under any configured provider's prefix.
+    for user in [ada, "google:ada@acme.example", "entra:ada@acme.example"] {
+        t.case(
+            "any-provider invite",
+            &w,
+            Who::User(user),
+            redeem(user, "ada-any", None, member),
+            ALLOW,
+        );
+    }
+    for user in [
+        "okta:ada@acme.example",
+        "entra:google:ada@acme.example",
+        "google:Ada@acme.example",
+    ] {
+        t.case(
+            "any-provider invite: not the address under a configured prefix",
+            &w,
+            Who::User(user),
+            redeem(user, "ada-any", None, member),
+            invalid("it is for ada@acme.example, and you are"),
+        );
+    }
+
+    // An open link bound to google: any google user, nobody else.
+    t.case(
+        "google link: google:carl",
+        &w,
+        Who::User("google:carl@elsewhere.example"),
+        redeem(
+            "google:carl@elsewhere.example",
+            "google-link",
+            None,
+            OrgRole::Viewer,
+        ),
+        ALLOW,
+    );
+    for user in [
+        "entra:carl@elsewhere.example",
+        "carl@elsewhere.example",
+        "google:",
+    ] {
+        t.case(
+            "google link: not signed in with google",
+            &w,
+            Who::User(user),
+            redeem(user, "google-link", None, OrgRole::Viewer),
+            invalid("is bound to identity provider google; user"),
+        );
+    }
+
+    // Bound to what this installation cannot check: refused, naming the field.
+    t.case(
+        "invite bound to an unconfigured provider",
+        &w,
+        Who::User("okta:ada@acme.example"),
+        redeem("okta:ada@acme.example", "ada-okta", None, member),
+        invalid("spec.identityProvider.name: identity provider okta is not configured"),
+    );
+    t.case(
+        "invite bound to a tenant of a provider without tenantKey",
+        &w,
+        Who::User("google:ada@acme.example"),
+        redeem(
+            "google:ada@acme.example",
+            "ada-google-tenant",
+            Some(TENANT),
+            member,
+        ),
+        invalid("spec.identityProvider.tenant: identity provider google has no tenantKey"),
+    );
+    t.run();
+
+    // Without providers configured, a bound invite can be redeemed by nobody.
+    let mut t = Table::default();
+    t.case(
+        "google invite, no providers configured",
+        &w,
+        Who::User("google:ada@acme.example"),
+        redeem("google:ada@acme.example", "ada-google", None, member),
+        invalid("none are configured"),
+    );
+    t.case(
+        "any-provider invite, no providers configured: the address alone",
+        &w,
+        Who::User("google:ada@acme.example"),
+        redeem("google:ada@acme.example", "ada-any", None, member),
+        invalid("it is for ada@acme.example"),
+    );
+    t.run();
+}
+
+#[test]
+fn create_an_invite_bound_to_an_identity_provider() {
+    let w = World::acme();
+    let ada = Some("ada@acme.example");
+    let mut t = Table::with_config(with_providers());
+    for r in [OrgRole::Member, OrgRole::Viewer] {
+        t.row(
+            &format!("create {r} Invite bound to google"),
+            &w,
+            || Op::CreateInvite(bound_invite(ada, bound("google", None), r)),
+            Roles {
+                owner: ALLOW,
+                admin: ALLOW,
+                member: TOO_LOW,
+                viewer: TOO_LOW,
+                non_member: NOT_A_MEMBER,
+                platform: ALLOW,
+            },
+        );
+    }
+    let not_configured = |hint| Expect::Deny(Reason::IdentityProviderNotConfigured, hint);
+    for who in [Who::Owner, Who::Admin, Who::Platform] {
+        t.case(
+            "create Invite bound to an entra tenant",
+            &w,
+            who,
+            Op::CreateInvite(bound_invite(
+                ada,
+                bound("entra", Some(TENANT)),
+                OrgRole::Member,
+            )),
+            ALLOW,
+        );
+        t.case(
+            "create open link bound to google",
+            &w,
+            who,
+            Op::CreateInvite(bound_invite(None, bound("google", None), OrgRole::Member)),
+            ALLOW,
+        );
+        t.case(
+            "create Invite bound to an unconfigured provider",
+            &w,
+            who,
+            Op::CreateInvite(bound_invite(ada, bound("okta", None), OrgRole::Member)),
+            not_configured(
+                "spec.identityProvider.name: identity provider okta is not configured in this installation (configured: entra (entra:, tenant from entra.example/tid), google (google:))",
+            ),
+        );
+        t.case(
+            "create Invite bound to a tenant of a provider without tenants",
+            &w,
+            who,
+            Op::CreateInvite(bound_invite(
+                ada,
+                bound("google", Some(TENANT)),
+                OrgRole::Member,
+            )),
+            not_configured(
+                "spec.identityProvider.tenant: identity provider google has no tenantKey",
+            ),
+        );
+        t.case(
+            "create Invite bound to google with the prefix in spec.email",
+            &w,
+            who,
+            Op::CreateInvite(bound_invite(
+                Some("google:ada@acme.example"),
+                bound("google", None),
+                OrgRole::Member,
+            )),
+            Expect::Deny(Reason::ProviderPrefixInEmail, "set it to ada@acme.example"),
+        );
+        // Unbound, a full username is what it always was: that username only.
+        t.case(
+            "create unbound Invite for a prefixed username",
+            &w,
+            who,
+            Op::CreateInvite(invite_spec(
+                Some("google:ada@acme.example"),
+                OrgRole::Member,
+            )),
+            ALLOW,
+        );
+    }
+    let okta = bound_invite(ada, bound("okta", None), OrgRole::Member);
+    t.case(
+        "bind an Invite to an unconfigured provider",
+        &w,
+        Who::Owner,
+        Op::UpdateInvite(invite_spec(ada, OrgRole::Member), okta.clone()),
+        not_configured("spec.identityProvider.name"),
+    );
+    // One bound to a provider the platform removed can still be revoked, changed or deleted.
+    t.case(
+        "revoke an Invite bound to an unconfigured provider",
+        &w,
+        Who::Owner,
+        Op::UpdateInvite(okta.clone(), changed(&okta, |s| s.revoked = true)),
+        ALLOW,
+    );
+    t.case(
+        "raise maxUses of an Invite bound to an unconfigured provider",
+        &w,
+        Who::Owner,
+        Op::UpdateInvite(okta.clone(), changed(&okta, |s| s.max_uses = 2)),
+        ALLOW,
+    );
+    t.case(
+        "delete an Invite bound to an unconfigured provider",
+        &w,
+        Who::Owner,
+        Op::DeleteInvite(okta.clone()),
+        ALLOW,
+    );
+    t.case(
+        "create a revoked Invite bound to an unconfigured provider",
+        &w,
+        Who::Owner,
+        Op::CreateInvite(changed(&okta, |s| s.revoked = true)),
+        ALLOW,
+    );
+    t.run();
+
+    let mut t = Table::default();
+    t.case(
+        "create Invite bound to google, no providers configured",
+        &w,
+        Who::Owner,
+        Op::CreateInvite(bound_invite(ada, bound("google", None), OrgRole::Member)),
+        not_configured("none are configured"),
+    );
+    t.run();
+}
+
+#[test]
+fn self_join_bound_to_an_identity_provider() {
+    let join = |provider: Option<IdentityProviderRef>| {
+        World::acme().policy(|p| {
+            p.self_join = Some(SelfJoin {
+                email_domains: vec!["acme.example".into()],
+                role: SelfJoinRole::Member,
+                identity_provider: provider,
+            })
+        })
+    };
+    let google = join(bound("google", None));
+    let entra = join(bound("entra", Some(TENANT)));
+    let own = |name: &'static str| Op::CreateMembership(user(name, OrgRole::Member), None);
+    let not_allowed = |hint| Expect::Deny(Reason::SelfJoinNotAllowed, hint);
+    let mut t = Table::with_config(with_providers());
+
+    for user in ["google:sam@acme.example", "google:sam@ACME.example"] {
+        t.case(
+            "self-join bound to google",
+            &google,
+            Who::User(user),
+            own(user),
+            ALLOW,
+        );
+    }
+    for user in [
+        "sam@acme.example",
+        "entra:sam@acme.example",
+        "okta:sam@acme.example",
+        "Google:sam@acme.example",
+        "entra:google:sam@acme.example",
+        "googlesam@acme.example",
+    ] {
+        t.case(
+            "self-join bound to google: another way in",
+            &google,
+            Who::SignedIn(user, IN_TENANT),
+            own(user),
+            not_allowed("binds its e-mail domains to identity provider google; user"),
+        );
+    }
+    t.case(
+        "self-join bound to google: entra:sam",
+        &google,
+        Who::User("entra:sam@acme.example"),
+        own("entra:sam@acme.example"),
+        not_allowed(
+            "spec.policy.selfJoin binds its e-mail domains to identity provider google; user entra:sam@acme.example did not sign in with it",
+        ),
+    );
+    for user in [
+        "google:sam@elsewhere.example",
+        "google:x@evil.example@acme.example",
+        "google:sam@acme.example.evil.example",
+    ] {
+        t.case(
+            "self-join bound to google: address not in the domains",
+            &google,
+            Who::User(user),
+            own(user),
+            not_allowed("invite code"),
+        );
+    }
+    for (name, extra) in [("in the tenant", IN_TENANT), ("in two tenants", IN_BOTH)] {
+        t.case(
+            &format!("self-join bound to an entra tenant: {name}"),
+            &entra,
+            Who::SignedIn("entra:sam@acme.example", extra),
+            own("entra:sam@acme.example"),
+            ALLOW,
+        );
+    }
+    for (name, extra) in [
+        ("another tenant", IN_OTHER_TENANT),
+        ("no tenant claim", NO_EXTRA),
+        ("the tenant under another key", UNDER_ANOTHER_KEY),
+    ] {
+        t.case(
+            &format!("self-join bound to an entra tenant: {name}"),
+            &entra,
+            Who::SignedIn("entra:sam@acme.example", extra),
+            own("entra:sam@acme.example"),
+            not_allowed(
+                "binds its e-mail domains to identity provider entra, tenant 11111111-aaaa-4bbb-8ccc-000000000001; user entra:sam@acme.example did not sign in to that tenant",
+            ),
+        );
+    }
+    t.case(
+        "self-join bound to an entra tenant: google:sam in the tenant",
+        &entra,
+        Who::SignedIn("google:sam@acme.example", IN_TENANT),
+        own("google:sam@acme.example"),
+        not_allowed("did not sign in with it"),
+    );
+    t.case(
+        "self-join bound to an unconfigured provider",
+        &join(bound("okta", None)),
+        Who::User("okta:sam@acme.example"),
+        own("okta:sam@acme.example"),
+        not_allowed("identity provider okta, which this installation cannot check"),
+    );
+    // Unbound: any username whose address is in the domains, as before providers existed.
+    for user in [
+        "sam@acme.example",
+        "google:sam@acme.example",
+        "okta:sam@acme.example",
+    ] {
+        t.case(
+            "self-join bound to no provider",
+            &join(None),
+            Who::User(user),
+            own(user),
+            ALLOW,
+        );
+    }
+
+    // Binding a policy to a provider: only to one the installation configured.
+    let not_configured = |hint| Expect::Deny(Reason::IdentityProviderNotConfigured, hint);
+    let bind = |provider| {
+        changed(&org_spec(), |s| {
+            s.policy.self_join = Some(SelfJoin {
+                email_domains: vec!["acme.example".into()],
+                role: SelfJoinRole::Member,
+                identity_provider: provider,
+            })
+        })
+    };
+    t.case(
+        "create Organization with selfJoin bound to google",
+        &World::empty(),
+        Who::Platform,
+        Op::CreateOrganization(bind(bound("google", None))),
+        ALLOW,
+    );
+    t.case(
+        "create Organization with selfJoin bound to an unconfigured provider",
+        &World::empty(),
+        Who::Platform,
+        Op::CreateOrganization(bind(bound("okta", None))),
+        not_configured("spec.policy.selfJoin.identityProvider.name: identity provider okta"),
+    );
+    t.case(
+        "bind selfJoin to an entra tenant",
+        &World::acme(),
+        Who::Owner,
+        Op::UpdateOrganization(org_spec(), bind(bound("entra", Some(TENANT)))),
+        ALLOW,
+    );
+    for who in [Who::Owner, Who::Platform] {
+        t.case(
+            "bind selfJoin to a tenant of a provider without tenants",
+            &World::acme(),
+            who,
+            Op::UpdateOrganization(org_spec(), bind(bound("google", Some(TENANT)))),
+            not_configured("spec.policy.selfJoin.identityProvider.tenant"),
+        );
+    }
+    // An Organization bound to a provider the platform removed can still be changed otherwise.
+    let okta = bind(bound("okta", None));
+    t.case(
+        "change an Organization whose selfJoin is bound to an unconfigured provider",
+        &World::acme(),
+        Who::Owner,
+        Op::UpdateOrganization(
+            okta.clone(),
+            changed(&okta, |s| s.policy.max_members = Some(50)),
+        ),
+        ALLOW,
+    );
+    t.run();
 }

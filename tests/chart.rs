@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -338,6 +338,11 @@ fn chart_lints_with_default_and_other_values() {
             "metrics.serviceMonitor.enabled=true",
             "metrics.prometheusRule.enabled=true",
             "platform.users={system:serviceaccount:argocd:argocd-application-controller}",
+            "identityProviders[0].name=google",
+            "identityProviders[0].usernamePrefix=google:",
+            "identityProviders[1].name=entra",
+            "identityProviders[1].usernamePrefix=entra:",
+            "identityProviders[1].tenantKey=entra.example/tid",
         ],
         vec![
             "webhook.enabled=false",
@@ -715,6 +720,78 @@ fn network_policy_egress_reaches_the_api_server_and_dns_only() {
     );
 }
 
+/// The SMTP relay's settings reach roster as environment variables, the login only from the
+/// Secret (never as an argument, which the process list shows); a private CA is mounted; with
+/// egress restricted, `networkPolicy.extraEgress` opens the relay's port. Without `email.smtp.url`
+/// nothing of it is rendered.
+#[test]
+fn email_values_reach_roster_from_a_secret_and_open_the_relay_port() {
+    let env_of = |docs: &[Value]| -> BTreeMap<String, Value> {
+        (container(docs)["env"].as_array().unwrap().iter())
+            .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+            .collect()
+    };
+    let plain = render(&[]);
+    assert!(
+        !env_of(&plain)
+            .keys()
+            .any(|k| k.contains("SMTP") || k.contains("MAIL")),
+        "no e-mail settings without email.smtp.url"
+    );
+    let docs = render(&[
+        "email.smtp.url=smtp://relay.mail.svc:587",
+        "email.from=Acme Platform <no-reply@platform.example>",
+        "email.smtp.existingSecret=smtp-login",
+        "email.smtp.caConfigMap=smtp-ca",
+        "email.joinURLTemplate=https://portal.example/join?invite={invite}",
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer[0].cidr=10.0.0.10/32",
+        "networkPolicy.apiServer[0].ports={6443}",
+        "networkPolicy.extraEgress[0].cidr=10.20.0.5/32",
+        "networkPolicy.extraEgress[0].ports={587}",
+    ]);
+    let env = env_of(&docs);
+    assert_eq!(env["ROSTER_SMTP_URL"]["value"], "smtp://relay.mail.svc:587");
+    assert_eq!(
+        env["ROSTER_MAIL_FROM"]["value"],
+        "Acme Platform <no-reply@platform.example>"
+    );
+    assert_eq!(
+        env["ROSTER_JOIN_URL_TEMPLATE"]["value"],
+        "https://portal.example/join?invite={invite}"
+    );
+    for (var, key) in [
+        ("ROSTER_SMTP_USERNAME", "username"),
+        ("ROSTER_SMTP_PASSWORD", "password"),
+    ] {
+        assert_eq!(
+            env[var]["valueFrom"]["secretKeyRef"],
+            json!({ "name": "smtp-login", "key": key }),
+            "{var}"
+        );
+    }
+    let args = container_args(&docs);
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.contains("smtp") || a.contains("password")),
+        "{args:?}"
+    );
+    let ca_file = env["ROSTER_SMTP_CA_FILE"]["value"].as_str().unwrap();
+    let mount = (container(&docs)["volumeMounts"].as_array().unwrap().iter())
+        .find(|m| m["name"] == "smtp-ca")
+        .expect("the CA is mounted");
+    assert!(
+        ca_file.starts_with(mount["mountPath"].as_str().unwrap()),
+        "{ca_file}"
+    );
+    let egress = &find(&docs, "NetworkPolicy", RELEASE)["spec"]["egress"];
+    assert_eq!(
+        egress[1],
+        json!({ "to": [{ "ipBlock": { "cidr": "10.20.0.5/32" } }], "ports": [{ "port": 587, "protocol": "TCP" }] })
+    );
+}
+
 /// On the node's network (a control plane that cannot reach pod IPs), roster listens on the ports
 /// chosen for the node, and resolves cluster names as other pods do.
 #[test]
@@ -926,6 +1003,43 @@ fn other_values_bind_self_service_name_platform_principals_and_more_cluster_role
     );
 }
 
+/// `identityProviders` become one `--identity-provider` each, in the form roster reads; none by
+/// default.
+#[test]
+fn identity_providers_are_passed_to_roster() {
+    let args = container_args(&render(&[]));
+    assert!(
+        !args.contains(&"--identity-provider".to_string()),
+        "{args:?}"
+    );
+    let docs = render(&[
+        "identityProviders[0].name=google",
+        "identityProviders[0].usernamePrefix=google:",
+        "identityProviders[1].name=entra",
+        "identityProviders[1].usernamePrefix=https://login.microsoftonline.com/#",
+        "identityProviders[1].tenantKey=entra.example/tid",
+    ]);
+    let args = container_args(&docs);
+    let given: Vec<&str> = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .filter(|(flag, _)| *flag == "--identity-provider")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(
+        given,
+        [
+            "name=google,usernamePrefix=google:",
+            "name=entra,usernamePrefix=https://login.microsoftonline.com/#,tenantKey=entra.example/tid",
+        ]
+    );
+    let parsed: Vec<roster::rules::IdentityProvider> =
+        given.iter().map(|v| v.parse().unwrap()).collect();
+    let providers = roster::rules::IdentityProviders::new(parsed).expect("roster accepts them");
+    let entra = providers.get("entra").unwrap();
+    assert_eq!(entra.tenant_key.as_deref(), Some("entra.example/tid"));
+}
+
 /// The alerts query only series roster exports, scoped to the release namespace.
 #[test]
 fn prometheus_rule_alerts_on_metrics_roster_exports() {
@@ -1110,6 +1224,17 @@ fn wrong_values_are_refused_with_the_reason() {
         (vec!["crds.enabled=no"], "/crds/enabled"),
         (vec!["hostNetwork=yes"], "/hostNetwork"),
         (
+            vec!["email.smtp.url=smtp://relay"],
+            "email.from is required",
+        ),
+        (
+            vec![
+                "email.smtp.url=smtp://user:secret@relay",
+                "email.from=a@b.example",
+            ],
+            "/email/smtp/url",
+        ),
+        (
             vec!["webhook.port=9090", "metrics.port=9090"],
             "webhook.port and metrics.port are both 9090",
         ),
@@ -1158,6 +1283,57 @@ fn wrong_values_are_refused_with_the_reason() {
                 "selfService.bindAuthenticated=true",
             ],
             "selfService.bindAuthenticated needs webhook.enabled",
+        ),
+        (
+            vec!["identityProviders[0].name=google"],
+            "missing property 'usernamePrefix'",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=",
+            ],
+            "/identityProviders/0/usernamePrefix",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=system:google:",
+            ],
+            "/identityProviders/0/usernamePrefix",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=Google",
+                "identityProviders[0].usernamePrefix=google:",
+            ],
+            "/identityProviders/0/name",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=entra",
+                "identityProviders[0].usernamePrefix=entra:",
+                "identityProviders[0].tenantKey=Entra.example/TID",
+            ],
+            "/identityProviders/0/tenantKey",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=google:",
+                "identityProviders[1].name=google",
+                "identityProviders[1].usernamePrefix=g:",
+            ],
+            "identityProviders: google is configured twice",
+        ),
+        (
+            vec![
+                "identityProviders[0].name=google",
+                "identityProviders[0].usernamePrefix=google:",
+                "identityProviders[1].name=workspace",
+                "identityProviders[1].usernamePrefix=google:workspace:",
+            ],
+            "identityProviders: google and workspace overlap",
         ),
     ] {
         let out = try_render(&set);

@@ -329,6 +329,15 @@ fn the_installation_allow_lists_are_flags() {
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
+/// The identity providers the examples are bound to (examples/agency), as the platform names them
+/// for `roster run` (and `make dev`); `roster check` takes the same flags.
+const EXAMPLE_PROVIDERS: [&str; 4] = [
+    "--identity-provider",
+    "name=google,usernamePrefix=google:",
+    "--identity-provider",
+    "name=entra,usernamePrefix=entra:,tenantKey=entra.example/tid",
+];
+
 fn example_folders() -> Vec<PathBuf> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
         .unwrap()
@@ -342,23 +351,58 @@ fn example_folders() -> Vec<PathBuf> {
 #[test]
 fn every_example_passes_without_errors_or_warnings() {
     let folders = example_folders();
-    for expected in ["acme", "lab", "enterprise", "gitops"] {
+    for expected in ["acme", "lab", "enterprise", "agency", "gitops"] {
         assert!(
             folders.iter().any(|f| f.ends_with(expected)),
             "examples/{expected} exists"
         );
     }
     for folder in folders.iter().map(|f| f.display().to_string()) {
-        let run = roster_check(&["--strict", &folder]);
+        let mut args = vec!["--strict", &folder];
+        args.extend(EXAMPLE_PROVIDERS);
+        let run = roster_check(&args);
         assert_eq!(run.code, 0, "{folder}:\n{}{}", run.stdout, run.stderr);
     }
     // The whole tree at once, as the Argo CD Application syncs it.
-    let (code, report) = json_report("examples", &["--strict"]);
+    let mut args = vec!["--strict"];
+    args.extend(EXAMPLE_PROVIDERS);
+    let (code, report) = json_report("examples", &args);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         report["namespaces"],
-        serde_json::json!(["acme", "globex", "lovelace-lab"])
+        serde_json::json!(["acme", "fabrikam", "globex", "lovelace-lab"])
     );
+    // Without the providers the agency's Invites and Organization are bound to, the webhook would
+    // refuse them, and check says so; the other examples need none.
+    let run = roster_check(&["examples/agency"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    for (file, object, field) in [
+        (
+            "invites.yaml",
+            "Invite fabrikam/freelancer-rosa",
+            "spec.identityProvider.name: identity provider google is not configured",
+        ),
+        (
+            "organization.yaml",
+            "Organization fabrikam/fabrikam",
+            "spec.policy.selfJoin.identityProvider.name: identity provider entra is not configured",
+        ),
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(object))
+            .unwrap_or_else(|| panic!("{object} reported:\n{}", run.stdout));
+        assert!(
+            line.contains(file)
+                && line.contains("[IdentityProviderNotConfigured]")
+                && line.contains(field),
+            "{line}"
+        );
+    }
+    for folder in ["examples/acme", "examples/lab", "examples/enterprise"] {
+        assert_eq!(roster_check(&["--strict", folder]).code, 0, "{folder}");
+    }
     // Non-roster kinds are skipped, not errors: the Namespaces and the GitOps reference manifests.
     let skipped: Vec<&str> = report["skipped"]
         .as_array()
@@ -385,6 +429,16 @@ fn the_examples_are_what_they_say() {
     assert!(lab.contains("maxOwners: 1"), "the lab has a single owner");
     let enterprise = text("examples/enterprise/organization.yaml");
     assert!(enterprise.contains("selfJoin:") && enterprise.contains("emailDomains:"));
+    let agency = text("examples/agency/organization.yaml");
+    assert!(
+        agency.contains("selfJoin:") && agency.contains("identityProvider:"),
+        "the agency binds selfJoin to an identity provider"
+    );
+    let invites = text("examples/agency/invites.yaml");
+    assert!(
+        invites.contains("name: google") && invites.contains("tenant:"),
+        "the agency has invites bound to a provider and to a tenant"
+    );
     assert!(text("examples/enterprise/00-namespaces.yaml").contains("name: globex-data"));
     let argo = text("examples/gitops/argocd-application.yaml");
     for want in ["ServerSideApply=true", "retry:", "path: examples"] {
@@ -450,7 +504,7 @@ async fn every_example_converges_on_a_real_cluster_as_check_predicts() {
     support::install_crds(&client).await;
     let prefix = format!("ex{}", std::process::id());
     let rename = |ns: &str| format!("{prefix}-{ns}");
-    let folders = ["acme", "lab", "enterprise"];
+    let folders = ["acme", "lab", "enterprise", "agency"];
     let mut objects: Vec<Value> = Vec::new();
     let mut org_namespaces = Vec::new();
     for folder in folders {
@@ -482,7 +536,7 @@ async fn every_example_converges_on_a_real_cluster_as_check_predicts() {
     }
     assert_eq!(org_namespaces.len(), folders.len());
     let refs: Vec<&str> = org_namespaces.iter().map(String::as_str).collect();
-    let _operator = support::operator_with_webhook(&refs);
+    let _operator = support::operator_with_webhook_and(&refs, &EXAMPLE_PROVIDERS);
     support::wait_for_webhook(&client, &org_namespaces[0]).await;
 
     // Applied as a GitOps controller would: in file order, retrying what is refused for now.

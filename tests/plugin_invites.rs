@@ -30,6 +30,8 @@ async fn invite(client: &kube::Client, ns: &str, name: &str) -> Invite {
         .unwrap()
 }
 
+/// An owner, an admin and a member; roster configured with an identity provider with tenants,
+/// which invites may be bound to.
 async fn setup_invites(test: &str) -> (kube::Client, String, support::Operator) {
     let people = [
         ("alice", ALICE, "owner"),
@@ -37,7 +39,11 @@ async fn setup_invites(test: &str) -> (kube::Client, String, support::Operator) 
         ("bob", BOB, "member"),
     ];
     let policy = "  policy:\n    minOwners: 1\n    maxMembers: 20\n";
-    setup(test, Rbac::Shipped, policy, &people).await
+    let entra = [
+        "--identity-provider",
+        "name=entra,usernamePrefix=entra:,tenantKey=entra.example/tid",
+    ];
+    setup_with(test, Rbac::Shipped, policy, &people, &entra).await
 }
 
 #[tokio::test]
@@ -61,7 +67,12 @@ async fn delivery_fields_and_resends() {
             "entra:tenant-1",
         ],
     );
-    assert!(out.contains("invite/welcome created"), "{out}");
+    assert!(
+        out.contains("invite/welcome created")
+            && out.contains("signed in with entra (tenant tenant-1)")
+            && out.contains("--role member --tenant tenant-1\n"),
+        "{out}"
+    );
     let spec = invite(&client, ns, "welcome").await.spec;
     assert_eq!(
         spec.notification_email.as_deref(),
@@ -72,6 +83,37 @@ async fn delivery_fields_and_resends() {
         (idp.name.as_str(), idp.tenant.as_deref()),
         ("entra", Some("tenant-1"))
     );
+    // NAME --tenant TENANT is the same; the tenant given twice, or empty, is refused.
+    let args = [
+        "-n",
+        ns,
+        "invite",
+        "create",
+        "by-flag",
+        "--identity-provider",
+        "entra",
+    ];
+    ok(CAROL, &[&args[..], &["--tenant", "tenant-2"]].concat());
+    let idp = invite(&client, ns, "by-flag")
+        .await
+        .spec
+        .identity_provider
+        .unwrap();
+    assert_eq!(idp.tenant.as_deref(), Some("tenant-2"));
+    let err = fails(
+        CAROL,
+        &[
+            "-n",
+            ns,
+            "invite",
+            "create",
+            "--identity-provider",
+            "entra:t1",
+            "--tenant",
+            "t2",
+        ],
+    );
+    assert!(err.contains("give the tenant once"), "{err}");
     let err = fails(
         CAROL,
         &[

@@ -132,6 +132,7 @@ impl World {
                 invites: &self.invites,
                 teams: &[] as &[Team],
                 invite_codes: &self.codes,
+                identity_providers: &rules::IdentityProviders::default(),
             },
             now,
         )
@@ -845,6 +846,7 @@ fn proven(invite: &str, code: &str, user: &str) -> roster::api::InviteRef {
         proof: Some(roster::rules::invite_code::proof(
             code, "acme", invite, user,
         )),
+        tenant: None,
     }
 }
 
@@ -927,4 +929,334 @@ fn an_expired_invite_stays_expired_when_its_ttl_grows() {
         eff.memberships["late"].status.phase,
         Some(MembershipPhase::Denied)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity providers: an invite or a selfJoin policy bound to a provider (and tenant) lets in only
+// users that provider signed in, and the controller, which never sees how anyone signed in,
+// agrees with the webhook.
+// ---------------------------------------------------------------------------------------------
+
+use roster::api::{IdentityProviderRef, InviteRef, SelfJoin, SelfJoinRole};
+use roster::rules::IdentityProviders;
+use roster::rules::identity_providers::Extra;
+use roster::rules::redemption::{self, Refusal};
+
+const TID: &str = "entra.example/tid";
+const CODE: &str = "ABCD-EFGH-JKLM-NPQR";
+
+/// Google (`google:`), Entra (`entra:`, tenants in [`TID`]) and GitHub (`gh:`, no tenants).
+fn providers() -> IdentityProviders {
+    IdentityProviders::new([
+        "name=google,usernamePrefix=google:".parse().unwrap(),
+        format!("name=entra,usernamePrefix=entra:,tenantKey={TID}")
+            .parse()
+            .unwrap(),
+        "name=gh,usernamePrefix=gh:".parse().unwrap(),
+    ])
+    .unwrap()
+}
+
+/// Usernames as an attacker would try them: every configured prefix, prefixes in other cases,
+/// nested, unknown or missing, before an address that is or resembles the invited one.
+fn username_strategy() -> impl Strategy<Value = String> {
+    let prefix = prop_oneof![
+        3 => prop::sample::select(vec!["google:", "entra:", "gh:"]),
+        2 => prop::sample::select(vec![
+            "", "Google:", "GOOGLE:", "okta:", "google", "entra:google:", "google:entra:",
+            "gh:google:", " google:", "system:",
+        ]),
+    ];
+    let address = prop_oneof![
+        3 => Just("ada@acme.example"),
+        2 => prop::sample::select(vec![
+            "Ada@acme.example",
+            "ada@ACME.example",
+            "bob@acme.example",
+            "ada@acme.example.evil.example",
+            "x@evil.example@acme.example",
+            "",
+        ]),
+    ];
+    (prefix, address).prop_map(|(p, a)| format!("{p}{a}"))
+}
+
+fn tenant_strategy() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        2 => Just(Some("t-1".to_string())),
+        2 => Just(None),
+        1 => prop::sample::select(vec!["t-2", "T-1"]).prop_map(|t| Some(t.to_string())),
+    ]
+}
+
+/// `userInfo.extra` as an authenticator (or an impersonating client) might send it.
+fn extra_strategy() -> impl Strategy<Value = Extra> {
+    let key = prop::sample::select(vec![TID, "okta.example/tid", "Entra.example/TID"]);
+    let values = prop::collection::vec(prop::sample::select(vec!["t-1", "t-2", "T-1", ""]), 0..3);
+    let any = prop::collection::btree_map(key, values, 0..3).prop_map(|m| {
+        m.into_iter()
+            .map(|(k, vs)| (k.to_string(), vs.into_iter().map(String::from).collect()))
+            .collect()
+    });
+    prop_oneof![
+        1 => Just(Extra::from([(TID.to_string(), vec!["t-1".to_string()])])),
+        1 => any,
+    ]
+}
+
+/// A binding to a configured provider, an unknown one, or none ("any provider").
+fn binding_strategy() -> impl Strategy<Value = Option<IdentityProviderRef>> {
+    let sensible = prop::sample::select(vec![
+        ("google", None),
+        ("gh", None),
+        ("entra", None),
+        ("entra", Some("t-1".to_string())),
+    ]);
+    let name = prop::sample::select(vec!["google", "entra", "gh", "okta"]);
+    let any = (name, tenant_strategy());
+    let binding = prop_oneof![3 => sensible, 1 => any];
+    prop::option::weighted(0.8, binding).prop_map(|b| {
+        b.map(|(name, tenant)| IdentityProviderRef {
+            name: name.into(),
+            tenant,
+        })
+    })
+}
+
+/// A pending invite `inv` in namespace acme, for `email` (or open), bound as given.
+fn bound_invite(email: Option<&str>, binding: Option<IdentityProviderRef>) -> Invite {
+    let mut i = invite("inv", email, 5, 600, false, 0);
+    i.spec.identity_provider = binding;
+    i
+}
+
+/// The Membership spec `user` writes to redeem `inv`, declaring `tenant`.
+fn redemption_spec(user: &str, tenant: Option<String>) -> MembershipSpec {
+    MembershipSpec {
+        user: Some(user.into()),
+        group: None,
+        role: OrgRole::Member,
+        display_name: None,
+        email: None,
+        invite: Some(InviteRef {
+            name: "inv".into(),
+            proof: Some(roster::rules::invite_code::proof(CODE, "acme", "inv", user)),
+            tenant,
+        }),
+    }
+}
+
+fn claim<'a>(
+    invite: &'a Invite,
+    providers: &'a IdentityProviders,
+    signed_in: Option<&'a Extra>,
+) -> redemption::Claim<'a> {
+    redemption::Claim {
+        invite,
+        code: Some(CODE),
+        expired: false,
+        exhausted: false,
+        providers,
+        signed_in,
+    }
+}
+
+proptest! {
+    /// A username belongs to at most one provider: the one whose prefix it starts with.
+    #[test]
+    fn a_username_belongs_to_one_provider_at_most(user in username_strategy()) {
+        let p = providers();
+        let signed: Vec<&str> = p.iter().filter(|x| x.signed_in(&user).is_some()).map(|x| x.name.as_str()).collect();
+        prop_assert!(signed.len() <= 1, "{user}: {signed:?}");
+        match p.signed_in_with(&user) {
+            Some((x, rest)) => {
+                prop_assert_eq!(signed, vec![x.name.as_str()]);
+                prop_assert_eq!(format!("{}{rest}", x.username_prefix), user.clone());
+                prop_assert!(!rest.is_empty());
+            }
+            None => prop_assert!(signed.is_empty()),
+        }
+    }
+
+    /// Whatever the username, tenant declared and `extra`: a redemption the webhook admits is by a
+    /// user of the invite's provider, whose address after the prefix is the invite's, who declared
+    /// the invite's tenant and whose sign-in put them in it; an invite bound to nothing admits the
+    /// address itself or under a configured prefix.
+    #[test]
+    fn a_bound_invite_admits_only_its_providers_users(
+        binding in binding_strategy(),
+        email in prop::option::of(prop::sample::select(vec!["ada@acme.example", "bob@acme.example"])),
+        user in username_strategy(),
+        declared in tenant_strategy(),
+        extra in extra_strategy(),
+    ) {
+        let p = providers();
+        let invite = bound_invite(email, binding.clone());
+        let spec = redemption_spec(&user, declared.clone());
+        let policy = roster::api::InvitePolicy::default();
+        let refused = redemption::refusal(&spec, &claim(&invite, &p, Some(&extra)), &policy);
+        if refused.is_some() {
+            return Ok(());
+        }
+        match &binding {
+            Some(b) => {
+                let provider = p.get(&b.name);
+                prop_assert!(provider.is_some(), "admitted through unconfigured {}", b.name);
+                let provider = provider.unwrap();
+                let rest = user.strip_prefix(provider.username_prefix.as_str());
+                prop_assert!(rest.is_some_and(|r| !r.is_empty()), "{user} is not {}'s", b.name);
+                if let Some(email) = email {
+                    prop_assert_eq!(rest, Some(email));
+                }
+                prop_assert_eq!(&declared, &b.tenant);
+                if let Some(t) = &b.tenant {
+                    prop_assert!(extra.get(TID).is_some_and(|vs| vs.contains(t)), "{user} not in {t}: {extra:?}");
+                    prop_assert_eq!(b.name.as_str(), "entra");
+                }
+            }
+            None => {
+                prop_assert_eq!(declared, None);
+                if let Some(email) = email {
+                    let prefixes = ["", "google:", "entra:", "gh:"];
+                    prop_assert!(prefixes.iter().any(|pre| user == format!("{pre}{email}")), "{user}");
+                }
+            }
+        }
+    }
+
+    /// The controller, which never sees `extra`, decides like the webhook except for the one
+    /// thing only the webhook can check: whether the sign-in put the user in the declared tenant.
+    /// So whatever the webhook admits, the controller admits; and a Membership written behind
+    /// the webhook's back is held to everything else.
+    #[test]
+    fn the_controller_agrees_with_the_webhook(
+        binding in binding_strategy(),
+        email in prop::option::of(prop::sample::select(vec!["ada@acme.example"])),
+        user in username_strategy(),
+        declared in tenant_strategy(),
+        extra in extra_strategy(),
+    ) {
+        let p = providers();
+        let invite = bound_invite(email, binding);
+        let spec = redemption_spec(&user, declared);
+        let policy = roster::api::InvitePolicy::default();
+        let webhook = redemption::refusal(&spec, &claim(&invite, &p, Some(&extra)), &policy);
+        let controller = redemption::refusal(&spec, &claim(&invite, &p, None), &policy);
+        match webhook {
+            Some(Refusal::NotInTenant { .. }) => prop_assert_eq!(controller, None),
+            other => prop_assert_eq!(controller, other),
+        }
+    }
+
+    /// Through the effective state: every Membership that roster makes Active with a bound invite is
+    /// one of the provider's users who declared the invite's tenant; every one refused for its
+    /// provider or tenant is Denied with a condition that names the provider.
+    #[test]
+    fn the_effective_state_holds_bound_invites(
+        binding in binding_strategy(),
+        email in prop::option::of(prop::sample::select(vec!["ada@acme.example"])),
+        joiners in prop::collection::vec((username_strategy(), tenant_strategy()), 1..6),
+    ) {
+        let p = providers();
+        let invite = bound_invite(email, binding.clone());
+        let mut memberships = vec![membership(
+            "owner",
+            &Subject::User("owner@acme.example".into()),
+            OrgRole::Owner,
+            0,
+        )];
+        for (i, (user, tenant)) in joiners.iter().enumerate() {
+            if user.is_empty() || memberships.iter().any(|m| m.spec.user.as_deref() == Some(user)) {
+                continue;
+            }
+            let mut m = membership(&format!("j{i}"), &Subject::User(user.clone()), OrgRole::Member, 1 + i as i64);
+            m.spec = redemption_spec(user, tenant.clone());
+            memberships.push(m);
+        }
+        let refs: Vec<&Membership> = memberships.iter().collect();
+        let codes = BTreeMap::from([("inv".to_string(), CODE.to_string())]);
+        let invites = [invite];
+        let eff = rules::compute(
+            OrgObjects {
+                organization: Some(&org(1, None, None, true)),
+                memberships: &refs,
+                invites: &invites,
+                teams: &[],
+                invite_codes: &codes,
+                identity_providers: &p,
+            },
+            at(10),
+        );
+        for m in memberships.iter().skip(1) {
+            let user = m.spec.user.clone().unwrap();
+            let status = &eff.memberships[m.metadata.name.as_deref().unwrap()].status;
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+            if status.phase == Some(MembershipPhase::Active)
+                && let Some(b) = &binding
+            {
+                let provider = p.get(&b.name).expect("admitted through a configured provider");
+                prop_assert!(provider.signed_in(&user).is_some(), "{user} Active through {}", b.name);
+                prop_assert_eq!(&m.spec.invite.as_ref().unwrap().tenant, &b.tenant);
+            }
+            if ["InviteIdentityProviderMismatch", "InviteTenantMismatch", "IdentityProviderNotConfigured"]
+                .contains(&ready.reason.as_str())
+            {
+                prop_assert_eq!(status.phase, Some(MembershipPhase::Denied));
+                let name = &binding.as_ref().map_or("no identity provider".to_string(), |b| format!("identity provider {}", b.name));
+                prop_assert!(ready.message.contains(name.as_str()), "{}", ready.message);
+            }
+        }
+    }
+
+    /// A self-join the webhook admits under a policy bound to a provider (and tenant) is by one of
+    /// that provider's users whose address is in the domains and whose sign-in is in the tenant.
+    #[test]
+    fn a_bound_self_join_admits_only_its_providers_users(
+        binding in binding_strategy(),
+        user in username_strategy(),
+        extra in extra_strategy(),
+    ) {
+        let p = providers();
+        let mut organization = org(1, None, None, true);
+        organization.spec.policy.self_join = Some(SelfJoin {
+            email_domains: vec!["acme.example".into()],
+            role: SelfJoinRole::Member,
+            identity_provider: binding.clone(),
+        });
+        let owner = membership("owner", &Subject::User("owner@acme.example".into()), OrgRole::Owner, 0);
+        let mut owner = owner;
+        owner.status = Some(MembershipStatus {
+            phase: Some(MembershipPhase::Active),
+            effective_role: Some(OrgRole::Owner),
+            ..Default::default()
+        });
+        let index = OrgIndex::new(Some(&organization), &[owner], &[]);
+        let config = Config { identity_providers: p.clone(), ..Config::default() };
+        let actor = Actor::new(user.clone(), vec!["system:authenticated".into()], &config).with_extra(extra.clone());
+        let spec = MembershipSpec {
+            user: Some(user.clone()),
+            group: None,
+            role: OrgRole::Member,
+            display_name: None,
+            email: None,
+            invite: None,
+        };
+        let op = Operation::CreateMembership { spec: &spec, redemption: None };
+        let ctx = Context { now: at(10), removals_last_hour: 0, namespace_deleting: false };
+        let decision = rules::authorize(&index, &config, &actor, &op, &ctx);
+        if !decision.allowed() {
+            return Ok(());
+        }
+        if let Some(b) = &binding {
+            let provider = p.get(&b.name);
+            prop_assert!(provider.is_some(), "joined through unconfigured {}", b.name);
+            let rest = provider.unwrap().signed_in(&user);
+            prop_assert!(rest.is_some_and(|r| roster::rules::identity::in_domains(r, &["acme.example".into()])), "{user}");
+            if let Some(t) = &b.tenant {
+                prop_assert!(extra.get(TID).is_some_and(|vs| vs.contains(t)), "{user} not in {t}: {extra:?}");
+            }
+        } else {
+            prop_assert!(roster::rules::identity::in_domains(&user, &["acme.example".into()]));
+        }
+    }
 }

@@ -252,6 +252,8 @@ fn make_dev_runs_roster_with_every_example() {
         ("acme", "acme"),
         ("globex", "globex"),
         ("lovelace-lab", "lovelace-lab"),
+        // Bound to identity providers, which `make dev` configures (hack/operator.sh).
+        ("fabrikam", "fabrikam"),
     ] {
         assert!(
             out.lines().any(|l| {

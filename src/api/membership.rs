@@ -104,6 +104,13 @@ pub struct InviteRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^hmac-sha256:[0-9a-f]{64}$')").message("spec.invite.proof must be the proof that `kubectl roster join` computes (hmac-sha256: and 64 hex digits), never the invite code itself: org members and viewers can read Memberships"))]
     pub proof: Option<String>,
+    /// The tenant the user signed in to, declared when the Invite is bound to an identity
+    /// provider's tenant (`spec.identityProvider.tenant`; `kubectl roster join --tenant`). The
+    /// webhook checks it against the tenant the authenticator reported for the joining user
+    /// (`userInfo.extra`), which only it sees; the controller checks it against the Invite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub tenant: Option<String>,
 }
 
 /// Whether a Membership is in force.

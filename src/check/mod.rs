@@ -110,11 +110,16 @@ pub fn check(options: &Options) -> Report {
 }
 
 /// The installation config for `roster check`, from the same flags as `roster run`.
-pub fn config(allowed_cluster_roles: &[String], excluded_namespaces: &[String]) -> Config {
+pub fn config(
+    allowed_cluster_roles: &[String],
+    excluded_namespaces: &[String],
+    identity_providers: crate::rules::IdentityProviders,
+) -> Config {
     let set = |v: &[String]| -> BTreeSet<String> { v.iter().cloned().collect() };
     Config {
         allowed_cluster_roles: set(allowed_cluster_roles),
         excluded_namespaces: set(excluded_namespaces),
+        identity_providers,
         ..Config::default()
     }
 }

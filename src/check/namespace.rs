@@ -43,6 +43,7 @@ pub(super) fn check_namespace(
             username: "roster-check".into(),
             groups: vec!["system:masters".into()],
             platform: true,
+            extra: Default::default(),
         },
         ctx: rules::Context {
             now,
@@ -66,6 +67,7 @@ pub(super) fn check_namespace(
             invites: &assumed.invites,
             teams: &teams,
             invite_codes: &assumed.codes,
+            identity_providers: &config.identity_providers,
         },
         now,
     );
@@ -260,6 +262,7 @@ impl Scene<'_> {
                 invites: &assumed.invites,
                 teams: &[],
                 invite_codes: &assumed.codes,
+                identity_providers: &self.config.identity_providers,
             },
             self.now,
         );

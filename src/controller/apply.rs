@@ -62,12 +62,30 @@ where
     K: Object,
     S: Serialize,
 {
+    status_at(ctx, obj, status, None).await
+}
+
+/// Applies `status` to the status subresource of `obj`, only while the object is still at
+/// `resource_version` when one is given (409 Conflict otherwise).
+pub async fn status_at<K, S>(
+    ctx: &Context,
+    obj: &K,
+    status: &S,
+    resource_version: Option<&str>,
+) -> Result<(), kube::Error>
+where
+    K: Object,
+    S: Serialize,
+{
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(version) = resource_version {
+        body["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
     ctx.metrics.write(&K::kind(&()), "status");
     ignore_not_found(
         api.patch_status(&obj.name_any(), &apply_params(), &Patch::Apply(&body))

@@ -9,6 +9,7 @@
 pub mod apply;
 mod bindings;
 mod codes;
+mod delivery;
 pub mod error;
 mod reconcile;
 mod snapshot;
@@ -43,6 +44,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// What the installer allows: ClusterRoles to bind, namespaces never to touch.
     pub config: crate::rules::Config,
+    /// Sends e-mail through the platform's relay, when one is configured.
+    pub mail: crate::mail::Mailer,
     /// Consecutive failures per namespace, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// The namespaces this replica is responsible for. Scoped to more than one, it watches (and is
@@ -60,16 +63,41 @@ impl Context {
     }
 }
 
-/// Runs the controller on `caches` until `shutdown` resolves.
+/// What the controller runs with.
+pub struct Parts {
+    pub client: Client,
+    pub caches: Caches,
+    pub scope: Scope,
+    pub metrics: Arc<Metrics>,
+    pub config: crate::rules::Config,
+    pub mail: crate::mail::Mailer,
+    pub reporter: Reporter,
+}
+
+impl Parts {
+    /// Runs the controller until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) -> anyhow::Result<()> {
+        run(self, shutdown).await
+    }
+}
+
+/// Runs the controller on `parts.caches` until `shutdown` resolves.
 pub async fn run(
-    client: Client,
-    caches: &Caches,
-    scope: &Scope,
-    metrics: Arc<Metrics>,
-    config: crate::rules::Config,
-    reporter: Reporter,
+    parts: Parts,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
+    let Parts {
+        client,
+        caches,
+        scope,
+        metrics,
+        config,
+        mail,
+        reporter,
+    } = parts;
     let watch = watcher::Config::default().any_semantic();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace_config = match scope.namespaces.as_slice() {
@@ -100,6 +128,7 @@ pub async fn run(
         stores: caches.stores.clone(),
         metrics,
         config,
+        mail,
         failures: Mutex::new(HashMap::new()),
         scope: scope.clone(),
         stopping,

@@ -15,8 +15,10 @@ use super::codes::{Codes, code_secret_failed, ensure_codes};
 use super::error::{Error, Failure};
 use super::snapshot::{LeftOver, Snapshot};
 use super::writes::Writes;
-use super::{Context, apply, bindings};
-use crate::api::{Invite, Membership, MembershipStatus, Organization, OrganizationStatus, Team};
+use super::{Context, apply, bindings, delivery};
+use crate::api::{
+    Invite, InviteStatus, Membership, MembershipStatus, Organization, OrganizationStatus, Team,
+};
 use crate::rules::ConditionReason;
 use crate::rules::access_conditions;
 use crate::rules::conditions;
@@ -46,19 +48,20 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let (org, memberships) = (loaded.org(), loaded.memberships());
     let (invites, teams) = (&loaded.objects.invites, &loaded.objects.teams);
     let (codes, mut failed) = loaded.ensure_codes(&ctx).await;
-    let effective = loaded.compute(&memberships, &codes, now);
+    let effective = loaded.compute(&ctx.config, &memberships, &codes, now);
     // Access (revocation above all) runs whatever else failed, from the state just computed.
     let (synced, access_failed) =
         sync_access(&ctx, &namespace, org, &memberships, &effective, teams).await;
     failed.extend(access_failed);
-    failed.extend(
-        loaded
-            .write_organizations(&ctx, &effective, &synced, now)
-            .await,
-    );
+    let (org_failed, org_wake) = loaded
+        .write_organizations(&ctx, &memberships, &effective, &synced, now)
+        .await;
+    failed.extend(org_failed);
     failed.extend(remove_left_over(&ctx, &loaded.left_over).await);
     failed.extend(write_memberships(&ctx, org, &memberships, &effective).await);
-    failed.extend(write_invites(&ctx, invites, &effective, &codes, now).await);
+    let (invites_failed, invites_wake) =
+        write_invites(&ctx, org, invites, &effective, &codes, now).await;
+    failed.extend(invites_failed);
     failed.extend(write_teams(&ctx, org, teams, &effective, &synced, now).await);
     if ctx.stopping() {
         return Ok(Action::await_change());
@@ -72,7 +75,8 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .lock()
         .expect("failures lock")
         .remove(&namespace);
-    Ok(next_action(effective.next_change))
+    let wakes = [effective.next_change, org_wake, invites_wake];
+    Ok(next_action(wakes.into_iter().flatten().min()))
 }
 
 /// What one reconcile reads: the cached objects of the namespace, what a deleted Organization left
@@ -121,6 +125,7 @@ impl Loaded {
     /// The effective state the rules give these objects.
     fn compute(
         &self,
+        config: &rules::Config,
         memberships: &[&Membership],
         codes: &Codes,
         now: Timestamp,
@@ -131,22 +136,28 @@ impl Loaded {
             invites: &self.objects.invites,
             teams: &self.objects.teams,
             invite_codes: &codes.codes,
+            identity_providers: &config.identity_providers,
         };
         rules::compute(objects, now)
     }
 
-    /// The status of the Organization(s) of the namespace.
+    /// The status of the Organization(s) of the namespace, and when to look again (a billing
+    /// admin notice to retry).
     async fn write_organizations(
         &self,
         ctx: &Context,
+        memberships: &[&Membership],
         effective: &rules::Effective,
         synced: &bindings::Synced,
         now: Timestamp,
-    ) -> Vec<Failure> {
+    ) -> (Vec<Failure>, Option<Timestamp>) {
         let organizations = &self.objects.organizations;
         match &self.excluded {
-            None => write_organizations(ctx, organizations, effective, synced, now).await,
-            Some(denial) => write_excluded(ctx, organizations, denial, now).await,
+            None => {
+                let org = (organizations.as_slice(), memberships);
+                write_organizations(ctx, org, effective, synced, now).await
+            }
+            Some(denial) => (write_excluded(ctx, organizations, denial, now).await, None),
         }
     }
 }
@@ -343,14 +354,15 @@ async fn sync_access(
 /// the namespace (the oldest is the organization).
 async fn write_organizations(
     ctx: &Context,
-    organizations: &[Arc<Organization>],
+    (organizations, memberships): (&[Arc<Organization>], &[&Membership]),
     effective: &rules::Effective,
     synced: &bindings::Synced,
     now: Timestamp,
-) -> Vec<Failure> {
+) -> (Vec<Failure>, Option<Timestamp>) {
     let mut failed = Vec::new();
+    let mut wake = None;
     let Some(org) = organizations.first() else {
-        return failed;
+        return (failed, wake);
     };
     if let Some(status) = &effective.organization {
         let mut status = status.clone();
@@ -369,12 +381,19 @@ async fn write_organizations(
             generation,
             now,
         );
-        if org.status.as_ref() != Some(&status) {
-            failed.extend(labelled(
-                org.as_ref(),
-                apply::status(ctx, org.as_ref(), &status).await,
-            ));
-        }
+        let planned = delivery::billing_admin(ctx, org, memberships, &mut status, now);
+        wake = planned.wake;
+        let written = match planned.message {
+            Some(message) => {
+                let record = status.billing_admin_notice.as_ref();
+                delivery::write_then_send(ctx, org.as_ref(), &status, record, message).await
+            }
+            None if org.status.as_ref() != Some(&status) => {
+                apply::status(ctx, org.as_ref(), &status).await
+            }
+            None => Ok(()),
+        };
+        failed.extend(labelled(org.as_ref(), written));
     }
     let why = format!(
         "this namespace already holds Organization {}; delete this one (an org namespace holds one Organization)",
@@ -390,7 +409,7 @@ async fn write_organizations(
         )
         .await,
     );
-    failed
+    (failed, wake)
 }
 
 /// Every Organization of an excluded namespace is told why it is none.
@@ -485,15 +504,18 @@ async fn write_memberships(
     failed
 }
 
-/// Each Invite's status; an Invite whose code Secret could not be made says so.
+/// Each Invite's status, with its e-mail step; an Invite whose code Secret could not be made says
+/// so. Returns the failures and when a failed e-mail is due to be tried again.
 async fn write_invites(
     ctx: &Context,
+    org: Option<&Organization>,
     invites: &[Invite],
     effective: &rules::Effective,
     codes: &Codes,
     now: Timestamp,
-) -> Vec<Failure> {
+) -> (Vec<Failure>, Option<Timestamp>) {
     let mut failed = Vec::new();
+    let mut wake: Option<Timestamp> = None;
     let mut writes = Writes::new();
     for invite in invites {
         if ctx.stopping() {
@@ -505,12 +527,38 @@ async fn write_invites(
         if let Some(error) = codes.failed.get(&name) {
             code_secret_failed(ctx, invite, &mut status, error, now).await;
         }
+        let code = codes.codes.get(&name).map(String::as_str);
+        let planned = delivery::invite(ctx, org, invite, &mut status, code, now);
+        wake = [wake, planned.wake].into_iter().flatten().min();
         failed.extend(errors(
-            writes.push(write_object(ctx, invite, status, false)).await,
+            writes
+                .push(write_invite(ctx, invite, status, planned.message))
+                .await,
         ));
     }
     failed.extend(errors(writes.finish().await));
-    failed
+    (failed, wake)
+}
+
+/// One Invite's status; with a message, written on the resourceVersion read and then sent.
+async fn write_invite(
+    ctx: &Context,
+    invite: &Invite,
+    status: InviteStatus,
+    message: Option<lettre::Message>,
+) -> Result<(), Failure> {
+    let Some(message) = message else {
+        return write_object(ctx, invite, status, false).await;
+    };
+    let written = async {
+        ensure_metadata(ctx, invite, false).await?;
+        let record = status.delivery.as_ref();
+        delivery::write_then_send(ctx, invite, &status, record, message).await
+    };
+    match labelled(invite, written.await) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Each Team's status, with its `AccessSynced` condition.

@@ -86,6 +86,13 @@ pub(super) fn human(d: Duration) -> String {
     out
 }
 
+/// `--as-user-extra KEY=VALUE`, as kubectl takes it.
+pub(super) fn parse_extra(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s} is not KEY=VALUE"))
+}
+
 /// A team or org subject: `group:NAME` for a Kubernetes group, anything else a username.
 pub(super) fn parse_subject(s: &str) -> Subject {
     match s.strip_prefix("group:") {

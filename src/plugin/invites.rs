@@ -41,9 +41,15 @@ pub enum InviteCommand {
         /// e-mail).
         #[arg(long, value_name = "ADDR")]
         notification_email: Option<String>,
-        /// The identity provider the invitee must sign in with, and optionally its tenant.
+        /// Only users who signed in with this identity provider (as the platform named it, such
+        /// as google or entra) may redeem it, and with NAME:TENANT only users of that tenant (such
+        /// as an Entra tenant ID); `--email` is then their address without the provider's
+        /// username prefix (default: any provider).
         #[arg(long, value_parser = parse_identity_provider, value_name = "NAME[:TENANT]")]
         identity_provider: Option<IdentityProviderRef>,
+        /// With --identity-provider NAME: only users of this tenant (the same as NAME:TENANT).
+        #[arg(long, requires = "identity_provider")]
+        tenant: Option<String>,
         /// Create this many invites (1 to 50) with generated names, and write name, code, expiry
         /// and join command of each as CSV (or -o json|yaml) to --file or standard output.
         #[arg(long, value_parser = parse_count, value_name = "N")]
@@ -93,6 +99,7 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
             ttl,
             notification_email,
             identity_provider,
+            tenant,
             count,
             file,
             timeout,
@@ -103,7 +110,7 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
                 max_uses,
                 ttl,
                 notification_email,
-                identity_provider,
+                identity_provider: with_tenant(identity_provider, tenant)?,
                 ..InviteSpec::default()
             };
             match count {
@@ -120,6 +127,26 @@ pub(super) async fn run(s: &Session, command: InviteCommand) -> anyhow::Result<(
         InviteCommand::Revoke { name } => invite_revoke(s, &name).await,
         InviteCommand::Resend { name } => invite_resend(s, &name).await,
         InviteCommand::Proof { .. } => unreachable!("answered offline"),
+    }
+}
+
+/// `--identity-provider NAME` with `--tenant TENANT`, the same as `--identity-provider
+/// NAME:TENANT`; the tenant given twice is refused.
+fn with_tenant(
+    provider: Option<IdentityProviderRef>,
+    tenant: Option<String>,
+) -> anyhow::Result<Option<IdentityProviderRef>> {
+    match (provider, tenant) {
+        (Some(p), Some(t)) if p.tenant.is_some() => bail!(
+            "--tenant {t} and --identity-provider {}:{}: give the tenant once",
+            p.name,
+            p.tenant.unwrap_or_default()
+        ),
+        (Some(p), Some(t)) => Ok(Some(IdentityProviderRef {
+            tenant: Some(t),
+            ..p
+        })),
+        (p, _) => Ok(p),
     }
 }
 
@@ -214,10 +241,18 @@ pub(super) struct CreatedInvite {
 impl CreatedInvite {
     pub(super) fn new(s: &Session, invite: &Invite, code: Option<String>) -> CreatedInvite {
         let name = invite.name_any();
-        // With the role, joining needs no right to read the Invite (non-members have none).
+        // With the role (and the tenant), joining needs no right to read the Invite (non-members
+        // have none).
+        let tenant = invite
+            .spec
+            .identity_provider
+            .as_ref()
+            .and_then(|p| p.tenant.as_deref())
+            .map(|t| format!(" --tenant {t}"))
+            .unwrap_or_default();
         let join_command = code.as_ref().map(|code| {
             format!(
-                "kubectl roster join {} --invite {name} --code {code} --role {}",
+                "kubectl roster join {} --invite {name} --code {code} --role {}{tenant}",
                 s.namespace, invite.spec.role
             )
         });
@@ -253,11 +288,18 @@ async fn invite_create(
         let (invite, code) = wait_for_code(s, &name, timeout).await?;
         CreatedInvite::new(s, &invite, Some(code))
     };
+    let bound = created.spec.identity_provider.as_ref();
     emit(s, &out, Names::one(kind::INVITE, &name), || {
-        let who = out
+        let mut who = out
             .email
             .as_deref()
             .map_or_else(|| "anyone with the code".to_string(), |e| e.to_string());
+        if let Some(p) = bound {
+            who.push_str(&format!(" signed in with {}", p.name));
+            if let Some(t) = &p.tenant {
+                who.push_str(&format!(" (tenant {t})"));
+            }
+        }
         let head = format!(
             "invite/{name} created in {ns}{dry}: role {role} for {who}, {uses} use(s), expires {expires}\n",
             ns = out.namespace,

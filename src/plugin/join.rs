@@ -19,6 +19,8 @@ pub(super) struct Join {
     pub(super) name: Option<String>,
     pub(super) display_name: Option<String>,
     pub(super) role: Option<OrgRole>,
+    /// The tenant declared for an invite bound to one (`spec.invite.tenant`).
+    pub(super) tenant: Option<String>,
 }
 
 /// A Membership name from a username: `ada@acme.example` becomes `ada-acme-example`.
@@ -157,6 +159,7 @@ fn redemption(s: &Session, j: &Join, me: &Me, name: &str, role: OrgRole) -> Memb
                     &j.invite,
                     &me.username,
                 )),
+                tenant: j.tenant.clone(),
             }),
         },
     )

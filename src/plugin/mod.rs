@@ -37,7 +37,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::OrgRole;
 use crate::rules::invite_code;
-use args::{CodeArgs, org_role, parse_timeout};
+use args::{CodeArgs, org_role, parse_extra, parse_timeout};
 pub use completion::complete_main;
 use join::Join;
 pub use join::membership_name;
@@ -76,6 +76,10 @@ pub struct Global {
         value_name = "GROUP"
     )]
     pub as_group: Vec<String>,
+    /// Extra information for the impersonated user, as KEY=VALUE; repeat for several (like kubectl
+    /// --as-user-extra), for example the tenant claim an identity provider's users carry.
+    #[arg(long = "as-user-extra", global = true, requires = "as_user", value_parser = parse_extra)]
+    pub as_user_extra: Vec<(String, String)>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -142,6 +146,10 @@ pub enum Command {
         /// The role the invite grants (default: read from the Invite).
         #[arg(long, value_parser = org_role())]
         role: Option<OrgRole>,
+        /// The tenant you signed in to, for an invite bound to an identity provider's tenant (the
+        /// inviter's join command includes it); the webhook checks it against your sign-in.
+        #[arg(long)]
+        tenant: Option<String>,
         /// How long to wait for the Membership to become Active, such as 30s or 2m (0: do not
         /// wait; a bare number counts as seconds).
         #[arg(long, value_parser = parse_timeout, default_value = "30s", value_name = "DURATION")]
@@ -253,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             display_name,
             role,
+            tenant,
             timeout,
         } => {
             s.namespace = org_namespace;
@@ -263,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 display_name,
                 role,
+                tenant,
             };
             join::join(&s, j, timeout).await
         }

@@ -84,6 +84,13 @@ pub(super) async fn connect(global: &Global) -> anyhow::Result<Session> {
         if !global.as_group.is_empty() {
             config.auth_info.impersonate_groups = Some(global.as_group.clone());
         }
+        if !global.as_user_extra.is_empty() {
+            let mut extra: std::collections::HashMap<String, Vec<String>> = Default::default();
+            for (key, value) in &global.as_user_extra {
+                extra.entry(key.clone()).or_default().push(value.clone());
+            }
+            config.auth_info.impersonate_user_extra = Some(extra);
+        }
     }
     let namespace = global
         .namespace

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use super::identity_providers::{Extra, IdentityProviders};
+
 /// The requesting user, as the API server authenticated them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
@@ -10,6 +12,9 @@ pub struct Actor {
     pub groups: Vec<String>,
     /// Platform principals skip the role checks of docs/design.md §2, never the invariants.
     pub platform: bool,
+    /// `userInfo.extra`: what the authenticator says besides username and groups, such as the
+    /// tenant an identity provider signed the user in to.
+    pub extra: Extra,
 }
 
 impl Actor {
@@ -22,7 +27,14 @@ impl Actor {
             username,
             groups,
             platform,
+            extra: Extra::new(),
         }
+    }
+
+    /// The same actor with the request's `userInfo.extra`.
+    pub fn with_extra(mut self, extra: Extra) -> Actor {
+        self.extra = extra;
+        self
     }
 }
 
@@ -37,6 +49,8 @@ pub struct Config {
     pub allowed_cluster_roles: BTreeSet<String>,
     /// Namespaces that `access.namespaces` may never name.
     pub excluded_namespaces: BTreeSet<String>,
+    /// The identity providers Invites and selfJoin policies may be bound to.
+    pub identity_providers: IdentityProviders,
 }
 
 /// Kubernetes' own controllers that delete roster objects when a namespace or an owner goes away:
@@ -55,6 +69,7 @@ impl Default for Config {
             platform_groups: set(&["system:masters"]),
             allowed_cluster_roles: set(&["admin", "edit", "view"]),
             excluded_namespaces: set(&["kube-system", "kube-public", "kube-node-lease"]),
+            identity_providers: IdentityProviders::default(),
         }
     }
 }

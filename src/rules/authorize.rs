@@ -12,8 +12,8 @@ use super::index::OrgIndex;
 use super::redemption::{self, Refusal};
 use super::{identity, open_invites, ttl};
 use crate::api::{
-    Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, Subject,
-    TeamAccess, TeamRole, TeamSpec,
+    Access, Invite, InvitePhase, InviteSpec, MembershipSpec, OrgRole, OrganizationSpec, SelfJoin,
+    Subject, TeamAccess, TeamRole, TeamSpec,
 };
 
 /// A change someone asks the API server to make.
@@ -93,6 +93,8 @@ pub enum Reason {
     DeletionProtection,
     RemovalBudget,
     BindNotAllowed,
+    IdentityProviderNotConfigured,
+    ProviderPrefixInEmail,
 }
 
 impl Reason {
@@ -119,6 +121,8 @@ impl Reason {
             Reason::DeletionProtection => "DeletionProtection",
             Reason::RemovalBudget => "RemovalBudget",
             Reason::BindNotAllowed => "BindNotAllowed",
+            Reason::IdentityProviderNotConfigured => "IdentityProviderNotConfigured",
+            Reason::ProviderPrefixInEmail => "ProviderPrefixInEmail",
         }
     }
 }
@@ -215,7 +219,7 @@ pub fn authorize(
         } else {
             permission(index, config, actor, op)
         };
-        roles.and_then(|()| invariants(index, config, op, ctx, &mut warnings))
+        roles.and_then(|()| invariants(index, config, actor, op, ctx, &mut warnings))
     };
     Decision {
         denial: result.err(),
@@ -315,7 +319,9 @@ fn permission(
     op: &Operation<'_>,
 ) -> Result<(), Denial> {
     match *op {
-        Operation::CreateMembership { spec, .. } => may_create_membership(index, actor, spec),
+        Operation::CreateMembership { spec, .. } => {
+            may_create_membership(index, config, actor, spec)
+        }
         Operation::UpdateMembership { old, new } => may_update_membership(index, actor, old, new),
         Operation::DeleteMembership(spec) => may_delete_membership(index, actor, spec),
         Operation::CreateInvite(spec) => {
@@ -368,6 +374,7 @@ fn permission(
 /// Section 2, creating a Membership: one's own (an invite, a self-join domain), or someone else's by role.
 fn may_create_membership(
     index: &OrgIndex,
+    config: &Config,
     actor: &Actor,
     spec: &MembershipSpec,
 ) -> Result<(), Denial> {
@@ -385,7 +392,14 @@ fn may_create_membership(
             // Checked with the invariants (4), which bind platform principals too.
             return Ok(());
         }
-        if let Some(join) = self_join_match(index, &actor.username) {
+        let join = match self_join_match(index, config, actor) {
+            SelfJoinMatch::Match(join) => Some(join),
+            SelfJoinMatch::NoMatch => None,
+            SelfJoinMatch::Refused(message) => {
+                return deny(Reason::SelfJoinNotAllowed, message);
+            }
+        };
+        if let Some(join) = join {
             let role = OrgRole::from(join.role);
             return if spec.role == role {
                 Ok(())
@@ -693,20 +707,117 @@ fn team_permission(actor: &Actor, old: &TeamSpec, new: &TeamSpec) -> Result<(), 
     Ok(())
 }
 
-fn self_join_match<'a>(index: &'a OrgIndex, username: &str) -> Option<&'a crate::api::SelfJoin> {
-    let join = index
+/// How a user's own Membership without an invite stands with the org's `selfJoin` policy.
+enum SelfJoinMatch<'a> {
+    /// The user may join with the policy's role.
+    Match(&'a SelfJoin),
+    /// Not a username in the policy's domains (or no policy): an invite is needed.
+    NoMatch,
+    /// A username in the domains, but not signed in as the policy requires; the message says how.
+    Refused(String),
+}
+
+/// A username in one of the domains may join; when the policy is bound to an identity provider,
+/// only as that provider names its users (its prefix, then the address in the domain) and, with a
+/// tenant, only when the authenticator put the user in it. Without the binding any authenticator
+/// that can produce a username ending in the domain (another OIDC issuer, a client certificate, a
+/// token file) could claim it.
+fn self_join_match<'a>(index: &'a OrgIndex, config: &Config, actor: &Actor) -> SelfJoinMatch<'a> {
+    let Some(join) = index
         .organization
-        .as_ref()?
-        .spec
-        .policy
-        .self_join
-        .as_ref()?;
-    identity::in_domains(username, &join.email_domains).then_some(join)
+        .as_ref()
+        .and_then(|o| o.spec.policy.self_join.as_ref())
+    else {
+        return SelfJoinMatch::NoMatch;
+    };
+    let username = actor.username.as_str();
+    let domains = &join.email_domains;
+    let Some(bound) = &join.identity_provider else {
+        return if identity::in_domains(username, domains) {
+            SelfJoinMatch::Match(join)
+        } else {
+            SelfJoinMatch::NoMatch
+        };
+    };
+    let providers = &config.identity_providers;
+    // Whether the username is in the domains at all, as it is or after whichever prefix it carries:
+    // only then is it worth saying how to sign in instead of asking for an invite.
+    let address = providers
+        .signed_in_with(username)
+        .map_or(username, |(_, rest)| rest);
+    if !identity::in_domains(username, domains) && !identity::in_domains(address, domains) {
+        return SelfJoinMatch::NoMatch;
+    }
+    let field = "spec.policy.selfJoin.identityProvider";
+    let provider = match providers.resolve(bound) {
+        Ok(p) => p,
+        Err(unchecked) => {
+            return SelfJoinMatch::Refused(format!(
+                "spec.policy.selfJoin is bound to identity provider {}, which this installation cannot check ({}); ask an owner or admin for an invite",
+                bound.name,
+                unchecked.message(field, providers)
+            ));
+        }
+    };
+    let tenant = bound.tenant.as_deref();
+    let bound_to = match tenant {
+        Some(t) => format!("identity provider {}, tenant {t}", provider.name),
+        None => format!("identity provider {}", provider.name),
+    };
+    if !provider
+        .signed_in(username)
+        .is_some_and(|rest| identity::in_domains(rest, domains))
+    {
+        return SelfJoinMatch::Refused(format!(
+            "spec.policy.selfJoin binds its e-mail domains to {bound_to}; user {username} did not sign in with it ({}'s usernames start with {}): sign in with {} and join again, or ask an owner or admin for an invite",
+            provider.name, provider.username_prefix, provider.name
+        ));
+    }
+    if let Some(t) = tenant
+        && !provider.in_tenant(t, &actor.extra)
+    {
+        let seen = provider.tenants(&actor.extra);
+        return SelfJoinMatch::Refused(format!(
+            "spec.policy.selfJoin binds its e-mail domains to {bound_to}; user {username} did not sign in to that tenant (userInfo.extra[{}] holds {}): sign in with an account of tenant {t}, or ask an owner or admin for an invite",
+            provider.tenant_key.as_deref().unwrap_or_default(),
+            if seen.is_empty() {
+                "nothing".to_string()
+            } else {
+                seen.join(", ")
+            }
+        ));
+    }
+    SelfJoinMatch::Match(join)
+}
+
+/// An identity provider an Invite or a `selfJoin` policy is bound to must be one this installation
+/// configured (and have a tenant key when a tenant is named): otherwise nobody could ever redeem
+/// or join through it. Checked when the reference is set or changed, so an object bound to a
+/// provider the platform removed later can still be revoked, deleted or otherwise changed.
+fn check_provider_ref(
+    config: &Config,
+    old: Option<&crate::api::IdentityProviderRef>,
+    new: Option<&crate::api::IdentityProviderRef>,
+    field: &str,
+) -> Result<(), Denial> {
+    let Some(reference) = new.filter(|n| old != Some(*n)) else {
+        return Ok(());
+    };
+    let providers = &config.identity_providers;
+    match providers.resolve(reference) {
+        Ok(_) => Ok(()),
+        Err(unchecked) => deny(
+            Reason::IdentityProviderNotConfigured,
+            unchecked.message(field, providers),
+        ),
+    }
 }
 
 /// Invariant 4 at admission: the code is right, and the invite is usable now.
 fn check_redemption(
     index: &OrgIndex,
+    config: &Config,
+    actor: &Actor,
     spec: &MembershipSpec,
     r: Redemption<'_>,
     ctx: &Context,
@@ -740,6 +851,10 @@ fn check_redemption(
             || status.phase == Some(InvitePhase::Expired),
         exhausted: status.uses >= invite.spec.max_uses
             || status.phase == Some(InvitePhase::Accepted),
+        providers: &config.identity_providers,
+        // The webhook sees how the requester signed in: when that is the joining user, their
+        // tenant is checked too. A platform principal redeeming for someone else declares it.
+        signed_in: (spec.user.as_deref() == Some(actor.username.as_str())).then_some(&actor.extra),
     };
     let user = spec.user.as_deref().unwrap_or_default();
     let Some(refusal) = redemption::refusal(spec, &claim, &policy.invites) else {
@@ -751,14 +866,22 @@ fn check_redemption(
         Refusal::Revoked => "the invite was revoked; ask for a new one".into(),
         Refusal::Expired => "the invite expired; ask for a new one".into(),
         Refusal::Exhausted => "all its uses are taken; ask for a new one".into(),
-        Refusal::EmailMismatch(email) => {
-            format!("it is for {email}, and you are {user}; ask for an invite of your own")
-        }
+        Refusal::EmailMismatch(_) => format!(
+            "it is for {}, and you are {user}; ask for an invite of your own",
+            redemption::invitee(invite, &config.identity_providers)
+        ),
         Refusal::Open(open) => format!(
             "it names nobody, and {}; ask for an invite to your own e-mail",
             open.message()
         ),
         Refusal::RoleMismatch(role) => format!("it grants role {role}; set spec.role to {role}"),
+        Refusal::ProviderUnchecked(_)
+        | Refusal::WrongProvider(_)
+        | Refusal::TenantNotDeclared { .. }
+        | Refusal::NotInTenant { .. } => {
+            redemption::provider_message(&refusal, invite, user, &config.identity_providers)
+                .unwrap_or_default()
+        }
     })
 }
 
@@ -766,6 +889,7 @@ fn check_redemption(
 fn invariants(
     index: &OrgIndex,
     config: &Config,
+    actor: &Actor,
     op: &Operation<'_>,
     ctx: &Context,
     warnings: &mut Vec<String>,
@@ -783,15 +907,16 @@ fn invariants(
     match *op {
         Operation::CreateMembership { spec, redemption } => {
             if spec.invite.is_some() {
-                check_redemption(index, spec, redemption.unwrap_or_default(), ctx)?;
+                let r = redemption.unwrap_or_default();
+                check_redemption(index, config, actor, spec, r, ctx)?;
             }
             org.membership_created(spec, warnings)
         }
         Operation::UpdateMembership { old, new } => org.membership_changed(old, new, warnings),
         Operation::DeleteMembership(spec) => org.membership_removed(spec, ctx),
-        Operation::CreateInvite(spec) => check_invite(index, &policy, None, spec, warnings),
+        Operation::CreateInvite(spec) => check_invite(index, config, &policy, None, spec, warnings),
         Operation::UpdateInvite { old, new } => {
-            check_invite(index, &policy, Some(old), new, warnings)
+            check_invite(index, config, &policy, Some(old), new, warnings)
         }
         Operation::CreateTeam(spec) | Operation::UpdateTeam { new: spec, .. } => match &spec.access
         {
@@ -808,12 +933,19 @@ fn invariants(
                     ),
                 );
             }
-            check_access(config, &spec.access)
+            check_access(config, &spec.access)?;
+            check_provider_ref(config, None, self_join_provider(spec), SELF_JOIN_PROVIDER)
         }
         Operation::UpdateOrganization { old, new } => {
             if old.access != new.access {
                 check_access(config, &new.access)?;
             }
+            check_provider_ref(
+                config,
+                self_join_provider(old),
+                self_join_provider(new),
+                SELF_JOIN_PROVIDER,
+            )?;
             org.policy_changed(old, new, warnings)
         }
         Operation::DeleteOrganization(spec) => {
@@ -827,6 +959,12 @@ fn invariants(
         }
         Operation::DeleteInvite(_) | Operation::DeleteTeam(_) => Ok(()),
     }
+}
+
+const SELF_JOIN_PROVIDER: &str = "spec.policy.selfJoin.identityProvider";
+
+fn self_join_provider(spec: &OrganizationSpec) -> Option<&crate::api::IdentityProviderRef> {
+    spec.policy.self_join.as_ref()?.identity_provider.as_ref()
 }
 
 /// The organization as the invariants about people see it.
@@ -982,11 +1120,16 @@ impl OrgView<'_> {
 /// not be redeemed, and a warning when the ttl is capped.
 fn check_invite(
     index: &OrgIndex,
+    config: &Config,
     policy: &crate::api::OrgPolicy,
     old: Option<&InviteSpec>,
     new: &InviteSpec,
     warnings: &mut Vec<String>,
 ) -> Result<(), Denial> {
+    // A revoked invite is never redeemed, so whatever it is bound to does not matter.
+    if !new.revoked {
+        check_invite_provider(config, old, new)?;
+    }
     let pending_admin = |i: &InviteSpec| i.role == OrgRole::Admin && !i.revoked;
     if pending_admin(new) && !old.is_some_and(pending_admin) && index.pending_admin_invites() >= 1 {
         return deny(
@@ -1011,6 +1154,41 @@ fn check_invite(
             "spec.ttl exceeds spec.policy.invites.maxTTL ({}); the invite expires after {}",
             policy.invites.max_ttl, policy.invites.max_ttl
         ));
+    }
+    Ok(())
+}
+
+/// An Invite bound to a provider: one this installation can check, and an `email` that is the
+/// address without the provider's prefix (roster adds it: see [`redemption`]), since a username
+/// with the prefix twice is never one the provider makes.
+fn check_invite_provider(
+    config: &Config,
+    old: Option<&InviteSpec>,
+    new: &InviteSpec,
+) -> Result<(), Denial> {
+    let field = "spec.identityProvider";
+    let unchanged = |o: &InviteSpec| {
+        o.identity_provider == new.identity_provider && o.email == new.email && !o.revoked
+    };
+    if old.is_some_and(unchanged) {
+        return Ok(());
+    }
+    // Compared as if new, so that reviving or re-addressing an invite is checked in full.
+    check_provider_ref(config, None, new.identity_provider.as_ref(), field)?;
+    let provider = new
+        .identity_provider
+        .as_ref()
+        .and_then(|r| config.identity_providers.get(&r.name));
+    if let (Some(p), Some(email)) = (provider, &new.email)
+        && let Some(address) = email.strip_prefix(p.username_prefix.as_str())
+    {
+        return deny(
+            Reason::ProviderPrefixInEmail,
+            format!(
+                "spec.email is the address identity provider {} signs the invitee in with, without its username prefix {:?}: set it to {address} (roster adds the prefix; as it is, only the username {}{email} could redeem it)",
+                p.name, p.username_prefix, p.username_prefix
+            ),
+        );
     }
     Ok(())
 }

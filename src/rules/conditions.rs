@@ -182,6 +182,20 @@ pub fn fold(
     conditions.extend(merge(previous, summary.wants(), generation, now));
 }
 
+/// Puts in place (or, with `None`, removes) a condition that is no part of the summary, such as an
+/// Invite's `Delivered`: an e-mail that did not go out leaves the Invite usable and `Ready`.
+pub fn put(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    want: Option<Want>,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    conditions.retain(|c| c.type_ != type_);
+    conditions.extend(merge(previous, want.into_iter().collect(), generation, now));
+}
+
 /// The standing that `conditions` state (`Current` when they state none).
 pub fn standing(conditions: &[Condition]) -> Standing {
     if is_true(conditions, STALLED) {

@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::age::{age_key, oldest_first};
 use super::conditions::{self, Summary, Want};
+use super::identity_providers::IdentityProviders;
 use super::reason::ConditionReason;
 use super::{leftovers, open_invites, redemption, ttl};
 use crate::api::{
@@ -26,6 +27,8 @@ pub mod condition {
     pub use crate::rules::conditions::{READY, RECONCILING, STALLED};
     /// An Invite's: whether its code can be redeemed now.
     pub const USABLE: &str = "Usable";
+    /// An Invite's, when its organization sends e-mail: whether the last message went out.
+    pub const DELIVERED: &str = "Delivered";
     /// A Team's: whether it is active (`spec.active`).
     pub const ACTIVE: &str = "Active";
     pub const OWNER_QUORUM: &str = "OwnerQuorum";
@@ -49,6 +52,8 @@ pub struct OrgObjects<'a> {
     pub teams: &'a [Team],
     /// Invite codes by Invite name, read from the Secrets the operator generated.
     pub invite_codes: &'a BTreeMap<String, String>,
+    /// The installation's identity providers, which Invites may be bound to.
+    pub identity_providers: &'a IdentityProviders,
 }
 
 /// The effective state: a status for every object, plus what the controller must do besides.
@@ -296,7 +301,14 @@ impl<'a> Computation<'a> {
     fn redeem_each(&mut self, indexes: Vec<usize>) {
         for i in indexes {
             let m = self.memberships[i];
-            match redeem(m, &mut self.invites, self.objs.invite_codes, &self.policy) {
+            let providers = self.objs.identity_providers;
+            match redeem(
+                m,
+                &mut self.invites,
+                self.objs.invite_codes,
+                providers,
+                &self.policy,
+            ) {
                 Ok(invite) => {
                     self.redeemed.insert(i, invite);
                 }
@@ -633,7 +645,22 @@ impl<'a> Computation<'a> {
     fn invite_summary(&self, u: &InviteUse<'_>, phase: InvitePhase, uses: i32) -> Summary {
         let spec = &u.invite.spec;
         let (_, capped) = ttl::lifetime(spec, &self.policy.invites);
+        let providers = self.objs.identity_providers;
+        let unchecked = spec
+            .identity_provider
+            .as_ref()
+            .and_then(|r| providers.resolve(r).err());
         match (phase, open_invites::refusal(spec, &self.policy.invites)) {
+            // Stored while the webhook was bypassed, or the platform removed the provider since.
+            (InvitePhase::Pending, _) if unchecked.is_some() => Summary::stalled(
+                ConditionReason::IdentityProviderNotConfigured,
+                format!(
+                    "{}; this invite cannot be redeemed until it is",
+                    unchecked
+                        .expect("checked above")
+                        .message("spec.identityProvider", providers)
+                ),
+            ),
             (InvitePhase::Pending, _) if u.waits_for.is_some() => Summary::reconciling(
                 ConditionReason::AnotherAdminInvitePending,
                 format!(
@@ -961,6 +988,7 @@ fn redeem(
     m: &Membership,
     invites: &mut BTreeMap<String, InviteUse<'_>>,
     codes: &BTreeMap<String, String>,
+    providers: &IdentityProviders,
     policy: &OrgPolicy,
 ) -> Result<String, (NotInForce, String)> {
     let r = m
@@ -987,9 +1015,13 @@ fn redeem(
             code: codes.get(&r.name).map(String::as_str),
             expired: created.is_some_and(|c| c >= u.expires_at),
             exhausted: u.accepted.len() as i32 >= inv.spec.max_uses,
+            providers,
+            // The controller never sees how anyone signed in: it holds the username's prefix and
+            // the declared tenant to the invite (see `redemption`).
+            signed_in: None,
         };
         if let Some(refusal) = redemption::refusal(&m.spec, &claim, &policy.invites) {
-            return Err(not_in_force(refusal, &r.name, user));
+            return Err(not_in_force(refusal, inv, user, providers));
         }
         if let Some(first) = &u.waits_for {
             return Err((
@@ -1011,10 +1043,15 @@ fn redeem(
 /// Why a redemption takes no effect, in the controller's words.
 fn not_in_force(
     refusal: redemption::Refusal<'_>,
-    invite: &str,
+    inv: &Invite,
     user: &str,
+    providers: &IdentityProviders,
 ) -> (NotInForce, String) {
     use redemption::Refusal;
+    let name = inv.name_any();
+    let invite = name.as_str();
+    let about_provider =
+        || redemption::provider_message(&refusal, inv, user, providers).unwrap_or_default();
     match refusal {
         Refusal::CodeUnavailable => (
             NotInForce::InviteCodeUnavailable,
@@ -1036,10 +1073,21 @@ fn not_in_force(
             NotInForce::InviteExhausted,
             format!("Invite {invite} has no uses left"),
         ),
-        Refusal::EmailMismatch(email) => (
+        Refusal::EmailMismatch(_) => (
             NotInForce::InviteEmailMismatch,
-            format!("Invite {invite} is for {email}, not {user}"),
+            format!(
+                "Invite {invite} is for {}, not {user}",
+                redemption::invitee(inv, providers)
+            ),
         ),
+        Refusal::ProviderUnchecked(_) => {
+            (NotInForce::IdentityProviderNotConfigured, about_provider())
+        }
+        Refusal::WrongProvider(_) => (NotInForce::InviteIdentityProviderMismatch, about_provider()),
+        // Only the webhook sees tenants; the controller holds the declaration to the invite.
+        Refusal::TenantNotDeclared { .. } | Refusal::NotInTenant { .. } => {
+            (NotInForce::InviteTenantMismatch, about_provider())
+        }
         Refusal::Open(open) => {
             let reason = match open {
                 open_invites::Refusal::Disabled => NotInForce::OpenInvitesDisabled,

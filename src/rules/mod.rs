@@ -7,8 +7,10 @@ pub mod actor;
 pub mod age;
 pub mod authorize;
 pub mod conditions;
+pub mod delivery;
 pub mod effective;
 pub mod identity;
+pub mod identity_providers;
 pub mod index;
 pub mod invite_code;
 pub mod leftovers;
@@ -28,5 +30,6 @@ pub use authorize::{
     binds_to_confirm, org_namespace, reserved_metadata,
 };
 pub use effective::{Effective, MembershipEffect, Notice, OrgObjects, compute};
+pub use identity_providers::{IdentityProvider, IdentityProviders};
 pub use index::OrgIndex;
 pub use reason::ConditionReason;

@@ -46,6 +46,13 @@ reasons! {
     InviteExpired,
     InviteEmailMismatch,
     InviteRoleMismatch,
+    /// The redeeming user did not sign in with the identity provider the invite is bound to.
+    InviteIdentityProviderMismatch,
+    /// `spec.invite.tenant` is not the tenant the invite is bound to.
+    InviteTenantMismatch,
+    /// The invite is bound to an identity provider (or tenant) the installation does not configure
+    /// (Memberships and Invites).
+    IdentityProviderNotConfigured,
     OpenInvitesDisabled,
     OpenAdminInvite,
     InviteExhausted,
@@ -60,6 +67,13 @@ reasons! {
     Expired,
     Revoked,
     CodeSecretFailed,
+    // Invites' e-mail (`Delivered`).
+    Sending,
+    Sent,
+    SendFailed,
+    SendRejected,
+    DeliveryUnknown,
+    NoRelay,
     // Teams.
     Deactivated,
     OwnerNotInOrganization,

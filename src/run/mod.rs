@@ -164,6 +164,59 @@ pub struct RunArgs {
         default_value = "kube-system,kube-public,kube-node-lease"
     )]
     pub excluded_namespaces: Vec<String>,
+
+    /// An identity provider Invites and selfJoin policies may be bound to, as
+    /// `name=NAME,usernamePrefix=PREFIX[,tenantKey=EXTRA_KEY]`: the prefix the authenticator puts
+    /// on this provider's usernames (structured authentication's `claimMappings.username.prefix`,
+    /// such as `google:`) and the `userInfo.extra` key that carries a user's tenant (a
+    /// `claimMappings.extra` key, such as `entra.example/tid`). Repeat it for each provider; in
+    /// the environment variable, separate providers with `;`. Prefixes must be non-empty and none
+    /// may start another. Example: `--identity-provider name=google,usernamePrefix=google:`.
+    #[arg(
+        long = "identity-provider",
+        env = "ROSTER_IDENTITY_PROVIDERS",
+        value_delimiter = ';',
+        value_name = "name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]"
+    )]
+    pub identity_providers: Vec<rules::IdentityProvider>,
+
+    /// The SMTP relay for invitation e-mails: `smtps://HOST[:465]` (TLS), `smtp://HOST[:587]`
+    /// (STARTTLS, required) or `smtp://HOST:PORT?tls=none` (a relay on the same node). Without it
+    /// roster sends no e-mail, and Invites of organizations that ask for it say so.
+    #[arg(long, env = "ROSTER_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The relay login; the password comes from $ROSTER_SMTP_PASSWORD or --smtp-password-file,
+    /// never from a flag (flags show in the process list).
+    #[arg(long, env = "ROSTER_SMTP_USERNAME", requires = "smtp_url")]
+    pub smtp_username: Option<String>,
+
+    /// A file holding the relay password (a mounted Secret).
+    #[arg(long, env = "ROSTER_SMTP_PASSWORD_FILE", requires = "smtp_username")]
+    pub smtp_password_file: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust for the relay besides the system's.
+    #[arg(long, env = "ROSTER_SMTP_CA_FILE", requires = "smtp_url")]
+    pub smtp_ca_file: Option<PathBuf>,
+
+    /// The longest one e-mail attempt may take, from connecting to the relay's answer.
+    #[arg(long, env = "ROSTER_SMTP_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub smtp_timeout: Duration,
+
+    /// The wait before a failed e-mail is tried again, doubled for each further attempt (at most
+    /// an hour). Failures that could have delivered the message are never retried.
+    #[arg(long, env = "ROSTER_SMTP_RETRY_AFTER", default_value = "30s", value_parser = duration)]
+    pub smtp_retry_after: Duration,
+
+    /// The sender of roster's e-mails, such as `Acme Platform <no-reply@platform.example>`.
+    #[arg(long, env = "ROSTER_MAIL_FROM", requires = "smtp_url")]
+    pub mail_from: Option<String>,
+
+    /// A portal link for invitations instead of the kubectl command, with `{namespace}`,
+    /// `{invite}`, `{role}` and `{code}` replaced, such as
+    /// `https://portal.example/join?org={namespace}&invite={invite}`.
+    #[arg(long, env = "ROSTER_JOIN_URL_TEMPLATE", requires = "smtp_url")]
+    pub join_url_template: Option<String>,
 }
 
 /// A Go duration (`2160h`, `1h30m`, `20s`), as cert-manager's `duration` is written.
@@ -174,6 +227,12 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The identity providers, checked together (each one was checked as its flag was read).
+    pub fn identity_providers(&self) -> anyhow::Result<rules::IdentityProviders> {
+        rules::IdentityProviders::new(self.identity_providers.iter().cloned())
+            .map_err(|e| anyhow::anyhow!("--identity-provider: {e}"))
+    }
+
     /// The self-managed certificates' validities, when they work together.
     pub fn webhook_certificate_policy(
         &self,
@@ -189,6 +248,9 @@ impl RunArgs {
 /// Runs the operator: every replica keeps the caches and serves the webhook; only the leader (every
 /// replica, without `--leader-elect`) runs the controller.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Refused before anything starts: an operator that cannot check the providers Invites name
+    // would refuse every one of them.
+    args.identity_providers()?;
     init_logging(&args);
     let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
@@ -205,8 +267,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scope = Scope {
         namespaces: args.namespaces.clone(),
     };
+    let relay = relay(&args)?;
     let (config, me) = rules_config(&args, &client).await?;
+    if !config.identity_providers.is_empty() {
+        tracing::info!(
+            identity_providers = %config.identity_providers.describe(),
+            "Invites and selfJoin policies may be bound to these identity providers"
+        );
+    }
     let caches = start_caches(&client, &scope, &metrics);
+    let mail = crate::mail::Mailer::new(relay, caches.waker(), metrics.clone());
     let webhook_server = webhook::start(
         &args,
         &client,
@@ -222,6 +292,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         scope,
         metrics,
         config,
+        mail,
         reporter: Reporter {
             controller: "roster".into(),
             instance: Some(identity.clone()),
@@ -237,6 +308,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     server.await??;
     Ok(())
+}
+
+/// The relay from the `--smtp-*` flags, checked before anything starts.
+fn relay(args: &RunArgs) -> anyhow::Result<Option<crate::mail::Relay>> {
+    let Some(url) = args.smtp_url.as_deref() else {
+        return Ok(None);
+    };
+    let password = match &args.smtp_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--smtp-password-file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => std::env::var("ROSTER_SMTP_PASSWORD").ok(),
+    };
+    let relay = crate::mail::Relay::new(crate::mail::relay::Settings {
+        url,
+        username: args.smtp_username.as_deref(),
+        password,
+        ca_file: args.smtp_ca_file.as_deref(),
+        from: args.mail_from.as_deref(),
+        join_url: args.join_url_template.as_deref(),
+        timeout: args.smtp_timeout,
+        first_retry: args.smtp_retry_after,
+    })?;
+    tracing::info!(host = %relay.host, port = relay.port, security = ?relay.security, "e-mail through SMTP relay");
+    Ok(Some(relay))
 }
 
 /// Identity in the Lease and in Events: `--identity`, else $POD_NAME, else the hostname and pid.
@@ -309,33 +408,7 @@ fn unready_on(stop: &Stop, metrics: &Arc<Metrics>) {
 }
 
 /// What the controller runs with.
-struct Controller {
-    client: Client,
-    caches: Caches,
-    scope: Scope,
-    metrics: Arc<Metrics>,
-    config: rules::Config,
-    reporter: Reporter,
-}
-
-impl Controller {
-    /// Runs the controller until `shutdown` resolves.
-    async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    ) -> anyhow::Result<()> {
-        controller::run(
-            self.client,
-            &self.caches,
-            &self.scope,
-            self.metrics,
-            self.config,
-            self.reporter,
-            shutdown,
-        )
-        .await
-    }
-}
+type Controller = controller::Parts;
 
 /// Who roster itself is, so that its own writes (owner references, finalizers) count as a
 /// platform principal's. Asked a few times: without it, the webhook would refuse roster's own
@@ -381,6 +454,7 @@ async fn rules_config(
             .collect(),
         allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
         excluded_namespaces: args.excluded_namespaces.iter().cloned().collect(),
+        identity_providers: args.identity_providers()?,
     };
     config.platform_users.extend(
         rules::actor::KUBERNETES_CONTROLLERS

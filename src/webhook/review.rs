@@ -313,7 +313,9 @@ impl Decider {
             req.user_info.username.clone().unwrap_or_default(),
             req.user_info.groups.clone().unwrap_or_default(),
             &self.config,
-        );
+        )
+        // What the authenticator says besides: the tenant an identity provider signed them in to.
+        .with_extra(req.user_info.extra.clone().unwrap_or_default());
         let kind = req.kind.kind.as_str();
         if req.operation == Verb::Create && is_roster_kind(kind) {
             rules::org_namespace(&self.config, namespace, kind).map_err(Early::Deny)?;

@@ -140,6 +140,17 @@ pub async fn setup(
     spec: &str,
     people: &[(&str, &str, &str)],
 ) -> (Client, String, support::Operator) {
+    setup_with(test, rbac, spec, people, &[]).await
+}
+
+/// [`setup`] with more arguments to `roster run`.
+pub async fn setup_with(
+    test: &str,
+    rbac: Rbac,
+    spec: &str,
+    people: &[(&str, &str, &str)],
+    roster_run: &[&str],
+) -> (Client, String, support::Operator) {
     let client = support::admin_client().await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, test).await;
@@ -147,7 +158,7 @@ pub async fn setup(
         Rbac::Shipped => support::install_roster_rbac(&client, &ns).await,
         Rbac::Everyone => support::allow_roster_rbac(&client, &ns).await,
     }
-    let operator = support::operator_with_webhook(&[&ns]);
+    let operator = support::operator_with_webhook_and(&[&ns], roster_run);
     support::wait_for_webhook(&client, &ns).await;
     support::apply(
         &client,

@@ -111,6 +111,20 @@ pub async fn client_as(user: &str, groups: &[&str]) -> Client {
     Client::try_from(config(Some((user, groups))).await).expect("impersonating client")
 }
 
+/// A client that impersonates `user` with `userInfo.extra` (like `kubectl --as USER
+/// --as-user-extra KEY=VALUE`): what an authenticator's claim mappings give a signed-in user, such
+/// as the tenant an identity provider signed them in to.
+pub async fn client_signed_in(user: &str, extra: &[(&str, &[&str])]) -> Client {
+    let mut config = config(Some((user, &[]))).await;
+    config.auth_info.impersonate_user_extra = Some(
+        extra
+            .iter()
+            .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect(),
+    );
+    Client::try_from(config).expect("impersonating client")
+}
+
 /// Runs kubectl against the test control plane; returns (success, stdout, stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String, String) {
     let cp = control_plane();

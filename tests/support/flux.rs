@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
+use super::process::{Process, tail};
+
 /// The namespace both controllers watch, and where the GitRepository and Kustomization live.
 pub const NAMESPACE: &str = "flux-system";
 /// The ServiceAccount both controllers run as.
@@ -31,57 +33,6 @@ pub const PRINCIPAL: &str = "system:serviceaccount:flux-system:kustomize-control
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A process this harness started, killed on drop.
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Process {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&log)
-                    .expect("log file"),
-            ))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        kill_when_done(child.id(), name);
-        Process { name, child, log }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a watchdog outside this process that kills `pid` (if it still runs `name`) once the test
-/// binary is gone, however it ended.
-fn kill_when_done(pid: u32, name: &str) {
-    #[allow(clippy::zombie_processes)] // never waited for: it must outlive this process
-    Command::new("setsid")
-        .arg("sh")
-        .arg("-c")
-        .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; grep -q "$3" "/proc/$2/cmdline" 2>/dev/null && kill -9 "$2""#)
-        .arg("watchdog")
-        .arg(std::process::id().to_string())
-        .arg(pid.to_string())
-        .arg(name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a watchdog");
 }
 
 /// Runs git with no user or system configuration; panics when it fails.
@@ -531,13 +482,6 @@ impl Drop for Flux {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// The last `n` lines of a log file.
-fn tail(log: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn http_ok(port: u16, path: &str) -> bool {

@@ -94,9 +94,28 @@ app.kubernetes.io/part-of: roster
 {{- if and .Values.webhook.enabled (eq (int .Values.webhook.port) (int .Values.metrics.port)) }}
 {{- fail (printf "webhook.port and metrics.port are both %v: roster listens on two ports (on the node itself, with hostNetwork)" .Values.webhook.port) }}
 {{- end }}
+{{- if and .Values.email.smtp.url (not .Values.email.from) }}
+{{- fail "email.from is required with email.smtp.url: the address roster sends invitations from, such as 'Acme Platform <no-reply@platform.example>'" }}
+{{- end }}
 {{- range .Values.allowedClusterRoles }}
 {{- if or (eq . "cluster-admin") (contains "*" .) }}
 {{- fail (printf "allowedClusterRoles: %q may not be handed out by roster (no escalation: never cluster-admin or wildcards)" .) }}
 {{- end }}
 {{- end }}
+{{- /* roster refuses these at start too; refused here, the install fails instead of the pods. */}}
+{{- range $i, $a := .Values.identityProviders }}
+{{- range $j, $b := $.Values.identityProviders }}
+{{- if and (ne $i $j) (eq $a.name $b.name) }}
+{{- fail (printf "identityProviders: %s is configured twice" $a.name) }}
+{{- end }}
+{{- if and (ne $i $j) (hasPrefix $a.usernamePrefix $b.usernamePrefix) }}
+{{- fail (printf "identityProviders: %s and %s overlap: usernamePrefix %q starts with %q, so a username of %s would also count as signed in with %s; give each provider a prefix of its own that no other starts with" $a.name $b.name $b.usernamePrefix $a.usernamePrefix $b.name $a.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* One `--identity-provider` value: name=NAME,usernamePrefix=PREFIX[,tenantKey=KEY]. */}}
+{{- define "roster.identityProvider" -}}
+name={{ .name }},usernamePrefix={{ .usernamePrefix }}{{ with .tenantKey }},tenantKey={{ . }}{{ end }}
 {{- end }}
