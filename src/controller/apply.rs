@@ -62,11 +62,11 @@ where
     K: Object,
     S: Serialize,
 {
-    status_at(ctx, obj, status, None).await
+    ignore_not_found(status_at(ctx, obj, status, None).await)
 }
 
 /// Applies `status` to the status subresource of `obj`, only while the object is still at
-/// `resource_version` when one is given (409 Conflict otherwise).
+/// `resource_version` when one is given (409 Conflict otherwise; 404 when it is gone).
 pub async fn status_at<K, S>(
     ctx: &Context,
     obj: &K,
@@ -87,11 +87,9 @@ where
         body["metadata"] = serde_json::json!({ "resourceVersion": version });
     }
     ctx.metrics.write(&K::kind(&()), "status");
-    ignore_not_found(
-        api.patch_status(&obj.name_any(), &apply_params(), &Patch::Apply(&body))
-            .await
-            .map(drop),
-    )
+    api.patch_status(&obj.name_any(), &apply_params(), &Patch::Apply(&body))
+        .await
+        .map(drop)
 }
 
 /// Applies the metadata roster owns on `obj`: its finalizers. What is left out is released (and

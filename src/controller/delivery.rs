@@ -226,7 +226,11 @@ where
     K: Object,
     S: serde::Serialize,
 {
-    apply::status_at(ctx, obj, status, obj.resource_version().as_deref()).await?;
+    match apply::status_at(ctx, obj, status, obj.resource_version().as_deref()).await {
+        // Deleted meanwhile: nobody is owed anything any more.
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        other => other?,
+    }
     let (Some(record), Some(uid)) = (record, obj.uid()) else {
         return Ok(());
     };
