@@ -112,18 +112,7 @@ impl Org {
     }
 
     async fn phase(&self, name: &str, phase: MembershipPhase) -> Membership {
-        let api: Api<Membership> = Api::namespaced(self.admin.clone(), &self.ns);
-        eventually(
-            &format!("Membership {name} to be {phase:?}"),
-            WAIT,
-            || async {
-                api.get(name)
-                    .await
-                    .ok()
-                    .filter(|m| m.status.as_ref().and_then(|s| s.phase) == Some(phase))
-            },
-        )
-        .await
+        support::membership_in_phase(&self.admin, &self.ns, name, phase, WAIT).await
     }
 
     /// Waits until Membership `name` is Denied, and returns its Ready condition's reason and message.

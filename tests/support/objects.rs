@@ -159,3 +159,25 @@ pub fn redemption_yaml(
         "apiVersion: roster.dev/v1alpha1\nkind: Membership\nmetadata:\n  name: {name}\nspec:\n  user: {user}\n  role: {role}\n  invite:\n    name: {invite}\n    proof: {proof}\n"
     )
 }
+
+/// Membership `name` once its status says `phase` (read as `client`); panics after `wait`.
+pub async fn membership_in_phase(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    phase: roster::api::MembershipPhase,
+    wait: Duration,
+) -> roster::api::Membership {
+    let api: Api<roster::api::Membership> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("Membership {name} to be {phase:?}"),
+        wait,
+        || async {
+            api.get(name)
+                .await
+                .ok()
+                .filter(|m| m.status.as_ref().and_then(|s| s.phase) == Some(phase))
+        },
+    )
+    .await
+}
