@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use roster::api::{Membership, MembershipPhase};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -38,29 +38,15 @@ fn local_names() -> roster::webhook::certs::Names {
 
 /// A CA and a serving certificate for 127.0.0.1, written as cert-manager writes a Secret's keys.
 fn write_certificate(dir: &Path) -> String {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let cert = leaf
-        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
-        .unwrap();
+    let (ca, cert, key) = support::localhost_certificate();
     std::fs::create_dir_all(dir).unwrap();
     // Write to temporary names and rename, as the kubelet swaps a Secret volume atomically.
-    for (name, pem) in [
-        ("ca.crt", ca_cert.pem()),
-        ("tls.crt", cert.pem()),
-        ("tls.key", key.serialize_pem()),
-    ] {
+    for (name, pem) in [("ca.crt", ca.clone()), ("tls.crt", cert), ("tls.key", key)] {
         let tmp = dir.join(format!(".{name}"));
         std::fs::write(&tmp, pem).unwrap();
         std::fs::rename(&tmp, dir.join(name)).unwrap();
     }
-    ca_cert.pem()
+    ca
 }
 
 /// A client certificate and key (PEM) a caller presents, if any.

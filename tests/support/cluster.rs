@@ -354,3 +354,21 @@ pub fn token_kubeconfig(token: &str, path: &Path) {
     )
     .expect("write the ServiceAccount kubeconfig");
 }
+
+/// A CA and a serving certificate it signed for `localhost` and `127.0.0.1`, as PEM: (CA, certificate,
+/// key), for servers a test runs over TLS.
+pub fn localhost_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = leaf
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}

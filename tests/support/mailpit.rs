@@ -16,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -394,21 +393,11 @@ fn build() -> &'static Path {
 /// A CA and a serving certificate for `localhost` and `127.0.0.1` in `dir` (`ca.pem`, `cert.pem`,
 /// `key.pem`); returns the CA's PEM.
 fn write_certificate(dir: &Path) -> String {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let cert = leaf
-        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca_cert.pem()
+    let (ca, cert, key) = super::localhost_certificate();
+    std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    ca
 }
 
 /// The fields a message summary and a full message share (Mailpit's JSON uses Go's field names).
