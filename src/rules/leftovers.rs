@@ -8,7 +8,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::{GROUP, VERSION};
+use crate::api::{GROUP, OrgRole, VERSION};
 
 /// Whether `r` is an ownerReference to a roster Organization (which roster wrote before this
 /// version, and now removes).
@@ -33,6 +33,12 @@ pub fn organization_uid<'a>(meta: &'a ObjectMeta, recorded: Option<&'a str>) -> 
 /// `present`. An object that never belonged to one waits for its Organization instead.
 pub fn is_left_over(belongs_to: Option<&str>, present: &[&str]) -> bool {
     belongs_to.is_some_and(|uid| !present.contains(&uid))
+}
+
+/// Whether a left-over Membership is deleted in the last wave: an owner's goes after every other,
+/// so that no moment of an org's deletion shows members without an owner among them.
+pub fn removed_last(effective_role: Option<OrgRole>) -> bool {
+    effective_role == Some(OrgRole::Owner)
 }
 
 #[cfg(test)]
@@ -74,5 +80,12 @@ mod tests {
         assert!(!is_left_over(Some("a"), &["b", "a"]));
         // Created before any Organization: it waits for one.
         assert!(!is_left_over(None, &[]));
+    }
+
+    #[test]
+    fn owners_are_removed_last() {
+        assert!(removed_last(Some(OrgRole::Owner)));
+        assert!(!removed_last(Some(OrgRole::Admin)));
+        assert!(!removed_last(None));
     }
 }
