@@ -8,18 +8,23 @@ export ROSTER_CONTROL_PLANE_DIR := $(CONTROL_PLANE_DIR)
 NODE_DIR ?= $(or $(ROSTER_NODE_DIR),$(or $(TMPDIR),/tmp)/roster-cluster)
 export ROSTER_NODE_DIR := $(NODE_DIR)
 
-.PHONY: dev test unit tour crds tools up down cluster cluster-down node-test lint msrv bench
+.PHONY: dev test versions unit tour crds tools up down cluster cluster-down node-test lint msrv bench
 
-## Build the control plane (with the node's kubelet and kube-scheduler), Flux and Mailpit binaries
-## into the cache (once; minutes when cold).
+## Build the control planes of every tested Kubernetes version (the newest with the node's kubelet and
+## kube-scheduler), Flux and Mailpit binaries into the cache (once; minutes when cold).
 tools:
-	hack/build-control-plane.sh
+	hack/build-control-plane.sh --all
 	hack/build-flux.sh
 	hack/build-mailpit.sh
 
 ## Run every test against a real control plane that is started and stopped around the run.
 test:
 	hack/test.sh
+
+## The version suite alone: the tests that matter per Kubernetes version, on the oldest roster claims
+## (hack/versions.sh), against a control plane of that version started and stopped around the run.
+versions:
+	hack/version-suite.sh
 
 ## The tests that need no control plane (no ROSTER_TEST_KUBECONFIG, no binaries from hack/): the unit
 ## tests, the rules' table and property tests, the CRDs' sync check, and `roster check`'s offline tests

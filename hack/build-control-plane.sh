@@ -4,17 +4,24 @@
 # keyed by version. Builds only what is missing, so a warm run is
 # instant; a cold one takes many minutes on 2 cores.
 #
+# The Kubernetes version is hack/versions.sh's newest, or ROSTER_K8S_VERSION. Only the newest gets the
+# node's binaries: the oldest runs the version suite, which needs no node.
+#
 #   hack/build-control-plane.sh          build what is missing, print the bin directories
 #   hack/build-control-plane.sh --paths  only print the bin directories (no build)
+#   hack/build-control-plane.sh --all    build every version of hack/versions.sh (print nothing)
 set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/versions.sh
 source "$hack/versions.sh"
 
-if [[ "${1:-}" == "--paths" ]]; then
-  echo "$K8S_BIN"; echo "$HELM_BIN"; exit 0
-fi
+case "${1:-}" in
+  --paths) echo "$K8S_BIN"; echo "$HELM_BIN"; exit 0 ;;
+  --all)
+    for v in "${K8S_VERSIONS[@]}"; do ROSTER_K8S_VERSION=$v "$0" >/dev/null; done
+    exit 0 ;;
+esac
 
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
 mkdir -p "$K8S_BIN" "$HELM_BIN"
@@ -50,14 +57,15 @@ helm_ldflags() {
 
 build() { # name dir pkg ldflags [stamp: rebuild a cached binary built with another]
   local name=$1 dir=$2 pkg=$3 ldflags=$4 stamp=${5:-} out
-  case "$name" in helm) out="$HELM_BIN/$name" ;; *) out="$K8S_BIN/$name" ;; esac
+  local from=$hack/$dir
+  case "$name" in helm) out="$HELM_BIN/$name" ;; *) out="$K8S_BIN/$name" from=$K8S_MODULES ;; esac
   if [[ -x "$out" && ( -z $stamp || "$(cat "$out.stamp" 2>/dev/null)" == "$stamp" ) ]]; then
     echo "roster: $name cached at $out" >&2
     return
   fi
   echo "roster: building $name from $pkg (cold builds take several minutes) ..." >&2
   local start=$SECONDS
-  (cd "$hack/$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
+  (cd "$from" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   if [[ -n $stamp ]]; then echo "$stamp" >"$out.stamp"; fi
   echo "roster: built $name in $((SECONDS - start))s" >&2
@@ -67,8 +75,10 @@ build etcd k8s go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
 build kube-controller-manager k8s k8s.io/kubernetes/cmd/kube-controller-manager "$(k8s_ldflags)"
 build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
-build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$(k8s_ldflags)"
-build kubelet k8s k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
+if [[ $K8S_VERSION == "$K8S_NEWEST" ]]; then
+  build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$(k8s_ldflags)"
+  build kubelet k8s k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
+fi
 helm_flags=$(helm_ldflags)
 build helm helm helm.sh/helm/v3/cmd/helm "$helm_flags" "$helm_flags"
 

@@ -322,6 +322,7 @@ case "$cmd" in
         stop
       fi
       if $node; then
+        [[ $K8S_VERSION == "$K8S_NEWEST" ]] || die "a node runs $K8S_NEWEST only (ROSTER_K8S_VERSION=$K8S_VERSION)"
         [[ -x "$K8S_BIN/kube-scheduler" ]] || die "$K8S_BIN/kube-scheduler is missing: run hack/build-control-plane.sh first"
         log "starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler $K8S_VERSION for a node in $dir"
       else

@@ -198,8 +198,8 @@ cgroups() {
 build_pause_image() {
   [[ -f "$pause_tar" ]] && return 0
   local src work arch
-  src=$(cd "$hack/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
-  [[ -f "$src" ]] || die "pause.c not found at $src (go mod download in hack/k8s?)"
+  src=$(cd "$K8S_MODULES" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+  [[ -f "$src" ]] || die "pause.c not found at $src (go mod download in $K8S_MODULES?)"
   command -v gcc >/dev/null || die "gcc is missing: run hack/install-deps.sh"
   log "building the sandbox image $pause_image from $src"
   work=$(mktemp -d)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command (`make test`): builds the control plane, node, Flux and Mailpit binaries and the
-# operator image if missing, proves the node's network rule, starts one control plane that every test
-# binary shares, runs all tests, and stops it again however the run ends.
+# The test command (`make test`): builds the control planes, node, Flux and Mailpit binaries and the
+# operator image if missing, proves the node's network rule, starts one control plane of the newest
+# Kubernetes that every test binary shares, runs all tests, and stops it again however the run ends;
+# then the version suite on the oldest Kubernetes roster claims (hack/version-suite.sh). Arguments go
+# to both cargo test runs (for example --no-fail-fast).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 hack/install-deps.sh
-hack/build-control-plane.sh >/dev/null
+hack/build-control-plane.sh --all
 hack/build-argocd-health.sh >/dev/null
 hack/build-flux.sh >/dev/null
 hack/build-mailpit.sh >/dev/null
@@ -21,4 +23,9 @@ trap 'hack/control-plane.sh down "$dir" >/dev/null 2>&1 || true' EXIT INT TERM
 ROSTER_TEST_KUBECONFIG=$(hack/control-plane.sh up "$dir")
 export ROSTER_TEST_KUBECONFIG
 export PROPTEST_CASES=${PROPTEST_CASES:-1000}
-cargo test --all-targets --locked "$@"
+# The version suite runs even when a test failed on the newest, so that one run shows both.
+status=0
+cargo test --all-targets --locked "$@" || status=$?
+hack/control-plane.sh down "$dir" >/dev/null
+hack/version-suite.sh "$@" || status=$?
+exit "$status"

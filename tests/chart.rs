@@ -1530,14 +1530,29 @@ fn chart_metadata_lists_the_crds_and_valid_examples() {
     assert!(manifest.contains(&format!("license = \"{license}\"")));
     let text = std::fs::read_to_string(repo().join("LICENSE")).expect("a LICENSE file");
     assert!(text.contains("Apache License") && text.contains("Version 2.0"));
-    assert_eq!(chart_yaml["kubeVersion"], ">=1.30.0-0");
+    assert_eq!(
+        chart_yaml["kubeVersion"].as_str(),
+        Some(tested_range().as_str())
+    );
 }
 
-/// The chart needs Kubernetes 1.30 (CEL, ValidatingAdmissionPolicy, SelfSubjectReview): an older
-/// version is refused with the reason, while `helm template` without --kube-version renders (every
-/// other test here renders without it).
+/// The minor of a version like v1.30.14.
+fn minor(version: &str) -> u32 {
+    version.split('.').nth(1).unwrap().parse().unwrap()
+}
+
+/// The chart's kubeVersion: from the oldest minor hack/versions.sh tests to the newest, whole.
+fn tested_range() -> String {
+    let versions = support::k8s_versions();
+    let (newest, oldest) = (&versions[0], versions.last().unwrap());
+    format!(">=1.{}.0-0 <1.{}.0-0", minor(oldest), minor(newest) + 1)
+}
+
+/// The chart installs on the minors hack/versions.sh tests, and on no other: an older or a newer one
+/// is refused with the reason, while `helm template` without --kube-version renders (every other
+/// test here renders without it).
 #[test]
-fn older_kubernetes_versions_are_refused() {
+fn untested_kubernetes_versions_are_refused() {
     let chart = chart();
     let render_for = |version: &str| {
         helm(&[
@@ -1548,15 +1563,21 @@ fn older_kubernetes_versions_are_refused() {
             version,
         ])
     };
-    let out = render_for("1.29.9");
-    assert!(!out.status.success(), "1.29 accepted");
-    assert!(
-        text(&out).contains("chart requires kubeVersion: >=1.30.0-0"),
-        "{}",
-        text(&out)
-    );
-    let out = render_for("1.30.0");
-    assert!(out.status.success(), "{}", text(&out));
+    let versions = support::k8s_versions();
+    let (newest, oldest) = (minor(&versions[0]), minor(versions.last().unwrap()));
+    for refused in [format!("1.{}.9", oldest - 1), format!("1.{}.0", newest + 1)] {
+        let out = render_for(&refused);
+        assert!(!out.status.success(), "{refused} accepted");
+        assert!(
+            text(&out).contains(&format!("chart requires kubeVersion: {}", tested_range())),
+            "{}",
+            text(&out)
+        );
+    }
+    for accepted in [format!("1.{oldest}.0"), format!("1.{newest}.99")] {
+        let out = render_for(&accepted);
+        assert!(out.status.success(), "{accepted}: {}", text(&out));
+    }
 }
 
 #[test]

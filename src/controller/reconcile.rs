@@ -268,8 +268,11 @@ fn next_action(next_change: Option<Timestamp>) -> Action {
 /// Deletes what a deleted Organization left behind, as the garbage collector did when these
 /// objects were owned by it; owner protection yields (the Organization is gone).
 async fn remove_left_over(ctx: &Context, left_over: &LeftOver) -> Vec<Failure> {
-    let (last, first): (Vec<&Membership>, Vec<&Membership>) =
-        left_over.memberships.iter().map(AsRef::as_ref).partition(|m| {
+    let (last, first): (Vec<&Membership>, Vec<&Membership>) = left_over
+        .memberships
+        .iter()
+        .map(AsRef::as_ref)
+        .partition(|m| {
             rules::leftovers::removed_last(m.status.as_ref().and_then(|s| s.effective_role))
         });
     let mut failed = remove_all(ctx, first.into_iter()).await;

@@ -36,6 +36,28 @@ pub fn run(cmd: &mut Command, what: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// The Kubernetes versions roster is tested on, newest first (`K8S_VERSIONS` in hack/versions.sh).
+pub fn k8s_versions() -> Vec<String> {
+    let versions =
+        std::fs::read_to_string(repo().join("hack/versions.sh")).expect("read hack/versions.sh");
+    let list = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("K8S_VERSIONS=("))
+        .and_then(|l| l.split_once(')'))
+        .expect("K8S_VERSIONS=(...) in hack/versions.sh")
+        .0;
+    list.split_whitespace().map(str::to_string).collect()
+}
+
+/// The Kubernetes version this run is on (what hack/build-control-plane.sh and
+/// hack/control-plane.sh use): `ROSTER_K8S_VERSION`, else the newest.
+pub fn k8s_version_under_test() -> String {
+    std::env::var("ROSTER_K8S_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| k8s_versions().remove(0))
+}
+
 /// The control plane of this test binary, started on first use.
 pub fn control_plane() -> &'static ControlPlane {
     static CP: OnceLock<ControlPlane> = OnceLock::new();

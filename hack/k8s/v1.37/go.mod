@@ -1,4 +1,4 @@
-module roster.dev/hack/k8s
+module roster.dev/hack/k8s/v1.37
 
 go 1.26.0
 
