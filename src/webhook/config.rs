@@ -173,7 +173,9 @@ fn rule(operations: &[&str], suffix: &str) -> RuleWithOperations {
     let kinds = ["organizations", "memberships", "invites", "teams"];
     RuleWithOperations {
         api_groups: Some(vec!["roster.dev".into()]),
-        api_versions: Some(vec!["*".into()]),
+        // One version, the one the webhook reads: with matchPolicy Equivalent the API server converts
+        // a request made through any other served version to it (docs/api-versions.md).
+        api_versions: Some(vec![crate::api::VERSION.into()]),
         operations: Some(operations.iter().map(|o| o.to_string()).collect()),
         resources: Some(kinds.iter().map(|k| format!("{k}{suffix}")).collect()),
         scope: Some("Namespaced".into()),

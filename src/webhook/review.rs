@@ -19,7 +19,9 @@ use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::api::{Access, Invite, Membership, MembershipSpec, OrgRole, Organization, Team};
+use crate::api::{
+    Access, GROUP, Invite, Membership, MembershipSpec, OrgRole, Organization, Team, VERSION,
+};
 use crate::caches::Caches;
 use crate::rules::{self, Actor, Config, Context, Decision, Operation, OrgIndex, Redemption};
 
@@ -69,6 +71,12 @@ enum Undecided {
     Unreadable(String),
     #[error("the object in the request could not be read")]
     UnreadableStatus,
+    #[error(
+        "the request came as {GROUP}/{0}, and roster reads {GROUP}/{VERSION} only: the webhook \
+         configuration must list {VERSION} alone with matchPolicy Equivalent, so that the API server \
+         converts every other version to it"
+    )]
+    OtherVersion(String),
     #[error("the webhook's caches are still syncing; try again in a moment")]
     CachesSyncing,
     #[error("could not confirm the owner count ({0}); try again")]
@@ -84,6 +92,7 @@ impl Undecided {
     fn category(&self) -> &'static str {
         match self {
             Undecided::Unreadable(_) | Undecided::UnreadableStatus => "InvalidRequest",
+            Undecided::OtherVersion(_) => "OtherVersion",
             Undecided::CachesSyncing => "CachesSyncing",
             Undecided::FreshRead(_) => "FreshReadFailed",
             Undecided::BindRights(_) => "SubjectAccessReviewFailed",
@@ -316,6 +325,11 @@ impl Decider {
         )
         // What the authenticator says besides: the tenant an identity provider signed them in to.
         .with_extra(req.user_info.extra.clone().unwrap_or_default());
+        // Every object below is read as this version's type: another version's fields would be
+        // misread, so it is refused, never guessed at (docs/api-versions.md).
+        if req.kind.group == GROUP && req.kind.version != VERSION {
+            return Err(Undecided::OtherVersion(req.kind.version.clone()).into());
+        }
         let kind = req.kind.kind.as_str();
         if req.operation == Verb::Create && is_roster_kind(kind) {
             rules::org_namespace(&self.config, namespace, kind).map_err(Early::Deny)?;
@@ -702,6 +716,38 @@ mod tests {
         );
         let nobody = decider(&[]);
         assert!(!write_status(&nobody, "roster", json!({})).await.0);
+    }
+
+    /// A request in another version than the one roster reads is refused, not misread: that is
+    /// what a webhook configuration listing `*` would send once a second version is served.
+    #[tokio::test]
+    async fn a_request_in_another_version_is_refused() {
+        let decider = decider(&[]);
+        for subresource in [None, Some("status")] {
+            let review = json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "r", "operation": "CREATE", "subResource": subresource,
+                    "kind": { "group": "roster.dev", "version": "v1beta1", "kind": "Membership" },
+                    "resource": { "group": "roster.dev", "version": "v1beta1", "resource": "memberships" },
+                    "name": "a", "namespace": "ns",
+                    "userInfo": { "username": "roster", "groups": ["system:masters"] },
+                    "object": membership("a", "owner", false),
+                }
+            });
+            let (answer, reason) = decider
+                .review(&serde_json::to_vec(&review).unwrap())
+                .await
+                .unwrap();
+            let response = answer.response.unwrap();
+            assert!(!response.allowed);
+            assert_eq!(reason, "OtherVersion");
+            assert!(
+                response.result.message.contains("roster.dev/v1beta1"),
+                "{}",
+                response.result.message
+            );
+        }
     }
 
     fn org(budget: i32) -> Organization {
