@@ -173,7 +173,13 @@ pub struct Caches {
     /// `spec.access.namespaces` of each Organization (by `namespace/name`) as last seen, so that a
     /// change can wake the organizations whose claims depended on what it listed before.
     access_seen: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// How many of the [`WATCHES`] have indexed their first list (see [`Caches::ready`]).
+    indexed: Arc<tokio::sync::watch::Sender<usize>>,
 }
+
+/// The watches [`Caches::start`] drives: organizations, memberships, invites, teams, secrets,
+/// namespaces, role bindings.
+const WATCHES: usize = 7;
 
 impl Caches {
     /// Starts watching; the returned caches fill in the background.
@@ -218,6 +224,7 @@ impl Caches {
             triggers,
             scope: scope.clone(),
             access_seen: Arc::default(),
+            indexed: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         caches.drive(org_events, scope, Caches::on_organization);
         caches.drive(membership_events, scope, Caches::on_membership);
@@ -280,6 +287,7 @@ impl Caches {
             triggers: broadcast::channel(1).0,
             scope: Scope::default(),
             access_seen: Arc::default(),
+            indexed: Arc::new(tokio::sync::watch::Sender::new(WATCHES)),
         };
         caches.rebuild();
         caches
@@ -294,6 +302,16 @@ impl Caches {
             .inspect_err(|e| tracing::warn!(error = %e, "could not read an invite code"))
             .ok()
             .flatten()
+    }
+
+    /// Resolves once every cache has listed what exists and the indexes hold it. The stores are
+    /// ready as soon as a list is in them, a moment before the indexes are rebuilt from it; a
+    /// decision in that moment would see no organization, where a namespace without one allows
+    /// every deletion.
+    pub async fn ready(&self) {
+        self.stores.ready().await;
+        let mut indexed = self.indexed.subscribe();
+        let _ = indexed.wait_for(|n| *n >= WATCHES).await;
     }
 
     /// The index of one org namespace (empty when nothing is there).
@@ -398,10 +416,14 @@ impl Caches {
     {
         let caches = self.clone();
         let scope = scope.clone();
+        let mut listed = false;
         tokio::spawn(events.for_each(move |event| {
             match event {
                 Ok(event) => {
                     update(&caches, &event);
+                    if matches!(event, Event::InitDone) && !std::mem::replace(&mut listed, true) {
+                        caches.indexed.send_modify(|n| *n += 1);
+                    }
                     let touched = match &event {
                         Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
                             org_namespace(o)

@@ -133,7 +133,7 @@ pub async fn run(
         scope: scope.clone(),
         stopping,
     });
-    caches.stores.ready().await;
+    caches.ready().await;
     tracing::info!("caches synced; reconciling");
     let metrics = ctx.metrics.clone();
     metrics.set_leader(true);

@@ -355,7 +355,7 @@ fn start_caches(client: &Client, scope: &Scope, metrics: &Arc<Metrics>) -> Cache
     caches.stores.code_reads = metrics.invite_code_reads.clone();
     let (synced, metrics) = (caches.clone(), metrics.clone());
     tokio::spawn(async move {
-        synced.stores.ready().await;
+        synced.ready().await;
         metrics.set_ready(true);
         tracing::info!("caches synced");
     });

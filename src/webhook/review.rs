@@ -360,7 +360,7 @@ impl Decider {
     /// a namespace without an Organization (where deletions are always allowed) and without
     /// members. Wait for them briefly, or refuse; never decide from nothing.
     async fn caches_synced(&self) -> Result<(), Undecided> {
-        tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.stores.ready())
+        tokio::time::timeout(CACHE_SYNC_WAIT, self.caches.ready())
             .await
             .map_err(|_| Undecided::CachesSyncing)
     }
@@ -680,25 +680,52 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    /// An AdmissionReview of Membership `name` in namespace `ns` through `version`, by `user` in
+    /// `groups`; `fields` adds to the request (operation, objects, subresource, dry run).
+    fn membership_review(
+        version: &str,
+        name: &Value,
+        user: &str,
+        groups: &[&str],
+        fields: Value,
+    ) -> Value {
+        let mut request = json!({
+            "uid": "r",
+            "kind": { "group": "roster.dev", "version": version, "kind": "Membership" },
+            "resource": { "group": "roster.dev", "version": version, "resource": "memberships" },
+            "name": name, "namespace": "ns",
+            "userInfo": { "username": user, "groups": groups },
+        });
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request })
+    }
+
+    async fn decide(decider: &Decider, review: &Value) -> (AdmissionResponse, String) {
+        let (answer, reason) = decider
+            .review(&serde_json::to_vec(review).unwrap())
+            .await
+            .unwrap();
+        (answer.response.unwrap(), reason.to_string())
+    }
+
     async fn write_status(decider: &Decider, user: &str, status: Value) -> (bool, String) {
         let mut object = membership("a", "member", false);
         object["status"] = status;
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": "r", "operation": "UPDATE", "subResource": "status",
-                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
-                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
-                "name": "a", "namespace": "ns",
-                "userInfo": { "username": user, "groups": ["system:masters"] },
+        let review = membership_review(
+            "v1alpha1",
+            &json!("a"),
+            user,
+            &["system:masters"],
+            json!({
+                "operation": "UPDATE", "subResource": "status",
                 "object": object, "oldObject": membership("a", "member", false),
-            }
-        });
-        let (answer, reason) = decider
-            .review(&serde_json::to_vec(&review).unwrap())
-            .await
-            .unwrap();
-        (answer.response.unwrap().allowed, reason.to_string())
+            }),
+        );
+        let (response, reason) = decide(decider, &review).await;
+        (response.allowed, reason)
     }
 
     #[tokio::test]
@@ -724,22 +751,17 @@ mod tests {
     async fn a_request_in_another_version_is_refused() {
         let decider = decider(&[]);
         for subresource in [None, Some("status")] {
-            let review = json!({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "request": {
-                    "uid": "r", "operation": "CREATE", "subResource": subresource,
-                    "kind": { "group": "roster.dev", "version": "v1beta1", "kind": "Membership" },
-                    "resource": { "group": "roster.dev", "version": "v1beta1", "resource": "memberships" },
-                    "name": "a", "namespace": "ns",
-                    "userInfo": { "username": "roster", "groups": ["system:masters"] },
+            let review = membership_review(
+                "v1beta1",
+                &json!("a"),
+                "roster",
+                &["system:masters"],
+                json!({
+                    "operation": "CREATE", "subResource": subresource,
                     "object": membership("a", "owner", false),
-                }
-            });
-            let (answer, reason) = decider
-                .review(&serde_json::to_vec(&review).unwrap())
-                .await
-                .unwrap();
-            let response = answer.response.unwrap();
+                }),
+            );
+            let (response, reason) = decide(&decider, &review).await;
             assert!(!response.allowed);
             assert_eq!(reason, "OtherVersion");
             assert!(
@@ -790,22 +812,14 @@ mod tests {
     }
 
     async fn delete_as(decider: &Decider, old: &Value, dry_run: bool, user: &str) -> bool {
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": "r", "operation": "DELETE", "dryRun": dry_run,
-                "kind": { "group": "roster.dev", "version": "v1alpha1", "kind": "Membership" },
-                "resource": { "group": "roster.dev", "version": "v1alpha1", "resource": "memberships" },
-                "name": old["metadata"]["name"], "namespace": "ns",
-                "userInfo": { "username": user, "groups": ["system:authenticated"] },
-                "oldObject": old,
-            }
-        });
-        let (answer, _) = decider
-            .review(&serde_json::to_vec(&review).unwrap())
-            .await
-            .unwrap();
-        answer.response.unwrap().allowed
+        let review = membership_review(
+            "v1alpha1",
+            &old["metadata"]["name"],
+            user,
+            &["system:authenticated"],
+            json!({ "operation": "DELETE", "dryRun": dry_run, "oldObject": old }),
+        );
+        decide(decider, &review).await.0.allowed
     }
 
     #[tokio::test]
