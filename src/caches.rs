@@ -192,16 +192,14 @@ impl Caches {
             reflect(scope.api::<Membership>(client), config.clone());
         let (invites, invite_events) = reflect(scope.api::<Invite>(client), config.clone());
         let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone());
-        // Metadata only, annotations dropped: anyone who may create Secrets can label one.
-        let (secrets, secret_events) = reflect_stripped(
+        // Metadata only: anyone who may create Secrets can label one.
+        let (secrets, secret_events) = reflect(
             scope.api::<PartialObjectMeta<Secret>>(client),
             config.clone().labels(INVITE_CODE_LABEL),
-            |s| s.annotations_mut().clear(),
         );
-        let (namespaces, namespace_events) = reflect_stripped(
+        let (namespaces, namespace_events) = reflect(
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             config.clone(),
-            |n| n.annotations_mut().clear(),
         );
         let (role_bindings, binding_events) = reflect(
             Api::<RoleBinding>::all(client.clone()),
@@ -609,7 +607,8 @@ type NamespaceObjects = (
     Vec<Arc<Invite>>,
 );
 
-/// A watched kind: its store, and its watch events after the store has taken them.
+/// A watched kind: its store (without what roster never reads), and its watch events after the
+/// store has taken them.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -626,34 +625,15 @@ where
         + Sync
         + 'static,
 {
-    reflect_stripped(api, config, |_| {})
-}
-
-/// Like [`reflect`], with `strip` removing from each object what roster never reads.
-fn reflect_stripped<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    strip: fn(&mut K),
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
     let (reader, writer) = reflector::store();
     let events = watch(api, config)
         .default_backoff()
-        // Caches hold thousands of objects; managedFields would be most of their size.
+        // Caches hold up to 100,000 objects. managedFields would be most of their size, and
+        // annotations can be as big again (`kubectl apply` and Argo CD keep the whole object in
+        // one): roster decides nothing from either.
         .modify(move |o: &mut K| {
             o.managed_fields_mut().clear();
-            strip(o);
+            o.annotations_mut().clear();
         })
         .reflect(writer);
     (reader, events)
