@@ -10,10 +10,11 @@ export ROSTER_NODE_DIR := $(NODE_DIR)
 
 .PHONY: dev test versions unit tour crds tools up down cluster cluster-down node-test lint msrv bench
 
-## Build the control planes of every tested Kubernetes version (the newest with the node's kubelet and
-## kube-scheduler), Flux and Mailpit binaries into the cache (once; minutes when cold).
+## Build the control plane of the newest tested Kubernetes (with the node's kubelet and
+## kube-scheduler), Flux and Mailpit binaries into the cache (once; minutes when cold). `make test`
+## also builds the oldest (hack/build-control-plane.sh --all).
 tools:
-	hack/build-control-plane.sh --all
+	hack/build-control-plane.sh
 	hack/build-flux.sh
 	hack/build-mailpit.sh
 
