@@ -173,13 +173,11 @@ pub struct Caches {
     /// `spec.access.namespaces` of each Organization (by `namespace/name`) as last seen, so that a
     /// change can wake the organizations whose claims depended on what it listed before.
     access_seen: Arc<Mutex<HashMap<String, Vec<String>>>>,
-    /// How many of the [`WATCHES`] have indexed their first list (see [`Caches::ready`]).
+    /// How many watches feed the caches, and how many of them have indexed their first list
+    /// (see [`Caches::ready`]).
+    watches: Arc<std::sync::atomic::AtomicUsize>,
     indexed: Arc<tokio::sync::watch::Sender<usize>>,
 }
-
-/// The watches [`Caches::start`] drives: organizations, memberships, invites, teams, secrets,
-/// namespaces, role bindings.
-const WATCHES: usize = 7;
 
 impl Caches {
     /// Starts watching; the returned caches fill in the background.
@@ -222,6 +220,7 @@ impl Caches {
             triggers,
             scope: scope.clone(),
             access_seen: Arc::default(),
+            watches: Arc::default(),
             indexed: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         caches.drive(org_events, scope, Caches::on_organization);
@@ -285,7 +284,8 @@ impl Caches {
             triggers: broadcast::channel(1).0,
             scope: Scope::default(),
             access_seen: Arc::default(),
-            indexed: Arc::new(tokio::sync::watch::Sender::new(WATCHES)),
+            watches: Arc::default(),
+            indexed: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         caches.rebuild();
         caches
@@ -308,8 +308,9 @@ impl Caches {
     /// every deletion.
     pub async fn ready(&self) {
         self.stores.ready().await;
+        let watches = self.watches.load(std::sync::atomic::Ordering::Relaxed);
         let mut indexed = self.indexed.subscribe();
-        let _ = indexed.wait_for(|n| *n >= WATCHES).await;
+        let _ = indexed.wait_for(|n| *n >= watches).await;
     }
 
     /// The index of one org namespace (empty when nothing is there).
@@ -412,6 +413,8 @@ impl Caches {
     ) where
         K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
+        self.watches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let caches = self.clone();
         let scope = scope.clone();
         let mut listed = false;
