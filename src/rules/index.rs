@@ -2,7 +2,7 @@
 //! large the organization is. Built from the objects' statuses (what the controller made effective)
 //! and kept current with `upsert`/`remove` as the caches change.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -12,13 +12,25 @@ use crate::api::{
     Invite, InvitePhase, Membership, MembershipPhase, OrgRole, Organization, Subject,
 };
 
-/// One Membership as the index remembers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
+/// One Membership as the index remembers it. Kept small: an index holds every Membership of the
+/// cluster (100,000 and more), so names are boxed and the subject is the only other string.
+#[derive(Clone, Debug)]
+struct Record {
+    subject: Subject,
     /// The role in force; `None` unless the Membership is Active.
-    pub effective_role: Option<OrgRole>,
-    pub deleting: bool,
+    effective_role: Option<OrgRole>,
+    created: Option<Timestamp>,
+}
+
+/// What the index knows about one subject.
+#[derive(Clone, Debug, Default)]
+struct SubjectState {
+    /// The Memberships (not being deleted) naming the subject, oldest first: the first claims it,
+    /// as the controller decides duplicates, and the next takes over when it goes. Almost always
+    /// one, so a sorted `Vec` rather than a tree (whose first node alone is half a kilobyte).
+    claimants: Vec<(Option<Timestamp>, Box<str>)>,
+    /// The role of the subject's Active Membership.
+    effective: Option<OrgRole>,
 }
 
 /// The effective state of one organization, indexed for decisions.
@@ -26,13 +38,12 @@ pub struct Entry {
 pub struct OrgIndex {
     /// The Organization of the namespace, if any.
     pub organization: Option<Organization>,
-    /// Every Membership by name, with the subject it names.
-    memberships: HashMap<String, (Subject, Entry, Option<Timestamp>)>,
-    /// The Memberships (not being deleted) naming each subject, oldest first: the first claims it,
-    /// as the controller decides duplicates, and the next takes over when it goes.
-    claims: HashMap<Subject, BTreeSet<(Option<Timestamp>, String)>>,
-    /// Active Memberships by subject.
-    effective: HashMap<Subject, OrgRole>,
+    /// Every Membership by name.
+    memberships: HashMap<Box<str>, Record>,
+    /// Claims and effective roles by subject.
+    subjects: HashMap<Subject, SubjectState>,
+    /// Subjects with an effective role.
+    effective_members: usize,
     owners: usize,
     /// Pending invites by name and whether each grants admin.
     pending_invites: HashMap<String, bool>,
@@ -68,49 +79,47 @@ impl OrgIndex {
         };
         let name = m.name_any();
         self.remove_membership(&name);
-        let status = m.status.as_ref();
-        let effective_role = status
+        let effective_role = (m.status.as_ref())
             .filter(|s| s.phase == Some(MembershipPhase::Active))
             .and_then(|s| s.effective_role);
-        let entry = Entry {
-            name: name.clone(),
+        let record = Record {
+            subject: subject.clone(),
             effective_role,
-            deleting: m.meta().deletion_timestamp.is_some(),
+            created: m.meta().creation_timestamp.as_ref().map(|t| t.0),
         };
-        let created = m.meta().creation_timestamp.as_ref().map(|t| t.0);
-        if !entry.deleting {
-            self.claims
-                .entry(subject.clone())
-                .or_default()
-                .insert((created, name.clone()));
+        let state = self.subjects.entry(subject).or_default();
+        if m.meta().deletion_timestamp.is_none() {
+            let claim = (record.created, Box::from(name.as_str()));
+            let at = state.claimants.partition_point(|c| *c < claim);
+            state.claimants.insert(at, claim);
         }
         if let Some(role) = effective_role {
-            if role == OrgRole::Owner {
-                self.owners += 1;
-            }
-            self.effective.insert(subject.clone(), role);
+            self.effective_members += state.effective.is_none() as usize;
+            self.owners += (role == OrgRole::Owner) as usize;
+            self.owners -= (state.effective == Some(OrgRole::Owner)) as usize;
+            state.effective = Some(role);
         }
-        self.memberships.insert(name, (subject, entry, created));
+        self.memberships.insert(name.into(), record);
     }
 
     /// Forgets a deleted Membership.
     pub fn remove_membership(&mut self, name: &str) {
-        let Some((subject, entry, created)) = self.memberships.remove(name) else {
+        let Some(record) = self.memberships.remove(name) else {
             return;
         };
-        if let Some(claims) = self.claims.get_mut(&subject) {
-            claims.remove(&(created, name.to_string()));
-            if claims.is_empty() {
-                self.claims.remove(&subject);
-            }
+        let Some(state) = self.subjects.get_mut(&record.subject) else {
+            return;
+        };
+        state
+            .claimants
+            .retain(|(created, n)| (*created, &**n) != (record.created, name));
+        if record.effective_role.is_some() && state.effective == record.effective_role {
+            state.effective = None;
+            self.effective_members -= 1;
+            self.owners -= (record.effective_role == Some(OrgRole::Owner)) as usize;
         }
-        if entry.effective_role.is_some()
-            && self.effective.get(&subject) == entry.effective_role.as_ref()
-        {
-            self.effective.remove(&subject);
-            if entry.effective_role == Some(OrgRole::Owner) {
-                self.owners -= 1;
-            }
+        if state.claimants.is_empty() && state.effective.is_none() {
+            self.subjects.remove(&record.subject);
         }
     }
 
@@ -138,28 +147,25 @@ impl OrgIndex {
 
     /// The highest effective role among the user's own Membership and those of their groups.
     pub fn role_of(&self, username: &str, groups: &[String]) -> Option<OrgRole> {
-        let user = self
-            .effective
-            .get(&Subject::User(username.to_string()))
-            .copied();
+        let user = self.effective_role(&Subject::User(username.to_string()));
         groups
             .iter()
-            .filter_map(|g| self.effective.get(&Subject::Group(g.clone())).copied())
+            .filter_map(|g| self.effective_role(&Subject::Group(g.clone())))
             .chain(user)
             .max()
     }
 
     /// The effective role of a subject's own Membership.
     pub fn effective_role(&self, subject: &Subject) -> Option<OrgRole> {
-        self.effective.get(subject).copied()
+        self.subjects.get(subject).and_then(|s| s.effective)
     }
 
     /// The Membership that claims a subject, if any.
     pub fn claimed_by(&self, subject: &Subject) -> Option<&str> {
-        self.claims
+        self.subjects
             .get(subject)
-            .and_then(|c| c.first())
-            .map(|(_, name)| name.as_str())
+            .and_then(|s| s.claimants.first())
+            .map(|(_, name)| &**name)
     }
 
     /// Effective owners (users and groups).
@@ -169,7 +175,7 @@ impl OrgIndex {
 
     /// Effective Memberships.
     pub fn effective_members(&self) -> usize {
-        self.effective.len()
+        self.effective_members
     }
 
     /// Invites that are still usable and grant admin.
