@@ -8,6 +8,7 @@ pub mod caches;
 pub mod check;
 pub mod controller;
 pub mod crds;
+pub mod fingerprint;
 pub mod invite_secrets;
 pub mod mail;
 pub mod metrics;

@@ -2,6 +2,8 @@
 //! namespace kept current from the watch events (so webhook decisions never scan), and a stream of
 //! "this org namespace changed" triggers for the controller.
 
+mod bindings;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,6 +26,8 @@ pub use crate::invite_secrets::INVITE_CODE_LABEL;
 use crate::invite_secrets::{KnownCodes, code_secret_name, owned_by};
 use crate::removals::RemovalLog;
 use crate::rules::OrgIndex;
+
+pub use bindings::{BindingKey, Bindings, Fingerprint};
 
 /// Which namespaces to watch: all, or a list.
 #[derive(Clone, Debug, Default)]
@@ -63,8 +67,9 @@ pub struct Stores {
     codes: KnownCodes,
     /// Counts the reads of a code Secret's data (`roster_invite_code_reads`).
     pub code_reads: Counter,
-    /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope).
-    pub role_bindings: Store<RoleBinding>,
+    /// RoleBindings roster made, in every namespace (workload namespaces are outside the scope),
+    /// as fingerprints.
+    pub role_bindings: Bindings,
 }
 
 impl Stores {
@@ -87,7 +92,6 @@ impl Stores {
         let _ = self.teams.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
         let _ = self.namespaces.wait_until_ready().await;
-        let _ = self.role_bindings.wait_until_ready().await;
     }
 
     /// The code of `invite`, from its Secret. The data is read (one GET) only when the cached
@@ -182,26 +186,37 @@ pub struct Caches {
 impl Caches {
     /// Starts watching; the returned caches fill in the background.
     pub fn start(client: &Client, scope: &Scope) -> Caches {
-        let config = watcher::Config::default().any_semantic();
+        // Lists in pages of 500 from etcd. A list "from any version" is served from the API
+        // server's cache in one response however large (the page size is ignored there before
+        // Kubernetes 1.33): 100,000 Memberships with their managedFields would be hundreds of
+        // megabytes in one piece, at every start.
+        let config = watcher::Config::default().page_size(500);
         let (triggers, _) = broadcast::channel(4096);
-        let (organizations, org_events) =
-            reflect(scope.api::<Organization>(client), config.clone());
+        let (organizations, org_events) = reflect(
+            scope.api::<Organization>(client),
+            config.clone(),
+            Labels::Drop,
+        );
         let (memberships, membership_events) =
-            reflect(scope.api::<Membership>(client), config.clone());
-        let (invites, invite_events) = reflect(scope.api::<Invite>(client), config.clone());
-        let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone());
+            reflect(scope.api::<Membership>(client), config.clone(), Labels::Drop);
+        let (invites, invite_events) =
+            reflect(scope.api::<Invite>(client), config.clone(), Labels::Drop);
+        let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone(), Labels::Drop);
         // Metadata only: anyone who may create Secrets can label one.
         let (secrets, secret_events) = reflect(
             scope.api::<PartialObjectMeta<Secret>>(client),
             config.clone().labels(INVITE_CODE_LABEL),
+            Labels::Keep,
         );
         let (namespaces, namespace_events) = reflect(
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             config.clone(),
+            Labels::Keep,
         );
-        let (role_bindings, binding_events) = reflect(
+        let binding_events = stripped(
             Api::<RoleBinding>::all(client.clone()),
             config.labels(crate::rules::rbac::ORGANIZATION_LABEL),
+            Labels::Keep,
         );
         let caches = Caches {
             stores: Stores {
@@ -213,7 +228,7 @@ impl Caches {
                 namespaces,
                 codes: KnownCodes::default(),
                 code_reads: Counter::default(),
-                role_bindings,
+                role_bindings: Bindings::default(),
             },
             removals: Arc::default(),
             indexes: Arc::default(),
@@ -231,11 +246,16 @@ impl Caches {
         // A workload namespace's label changed or removed by someone is repaired by its org.
         caches.drive_with(namespace_events, scope, Caches::on_namespace, |_| None);
         // A binding changed or deleted by someone else is repaired by its organization's reconcile.
-        caches.drive_mapped(binding_events, scope, |b: &RoleBinding| {
-            b.labels()
-                .get(crate::rules::rbac::ORGANIZATION_LABEL)
-                .cloned()
-        });
+        caches.drive_with(
+            binding_events,
+            scope,
+            |caches, event| caches.stores.role_bindings.apply(event),
+            |b: &RoleBinding| {
+                b.labels()
+                    .get(crate::rules::rbac::ORGANIZATION_LABEL)
+                    .cloned()
+            },
+        );
         caches
     }
 
@@ -277,7 +297,7 @@ impl Caches {
                 namespaces: filled(Vec::new()),
                 codes,
                 code_reads: Counter::default(),
-                role_bindings: filled(Vec::<RoleBinding>::new()),
+                role_bindings: Bindings::default(),
             },
             removals: Arc::default(),
             indexes: Arc::default(),
@@ -369,16 +389,11 @@ impl Caches {
     /// RoleBindings name (an org whose objects are all gone may still have bindings to remove).
     fn namespaces(&self) -> std::collections::BTreeSet<String> {
         let s = &self.stores;
-        let bindings = s.role_bindings.state();
         (s.organizations.state().iter().filter_map(|o| o.namespace()))
             .chain(s.memberships.state().iter().filter_map(|o| o.namespace()))
             .chain(s.invites.state().iter().filter_map(|o| o.namespace()))
             .chain(s.teams.state().iter().filter_map(|o| o.namespace()))
-            .chain(bindings.iter().filter_map(|b| {
-                b.labels()
-                    .get(crate::rules::rbac::ORGANIZATION_LABEL)
-                    .cloned()
-            }))
+            .chain(s.role_bindings.organizations())
             .collect()
     }
 
@@ -391,17 +406,6 @@ impl Caches {
         K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
         self.drive_with(events, scope, update, |o: &K| o.namespace());
-    }
-
-    fn drive_mapped<K>(
-        &self,
-        events: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-        scope: &Scope,
-        org_namespace: fn(&K) -> Option<String>,
-    ) where
-        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-    {
-        self.drive_with(events, scope, |_, _| {}, org_namespace);
     }
 
     fn drive_with<K>(
@@ -615,6 +619,7 @@ type NamespaceObjects = (
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
+    labels: Labels,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
@@ -629,17 +634,43 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events = watch(api, config)
+    (reader, stripped(api, config, labels).reflect(writer))
+}
+
+/// The watch events of a kind, without what roster never reads. Caches hold up to 100,000 objects
+/// of a kind; managedFields would be most of their size, and annotations can be as big again
+/// (`kubectl apply` and Argo CD keep the whole object in one). roster decides nothing from either.
+fn stripped<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    labels: Labels,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watch(api, config)
         .default_backoff()
-        // Caches hold up to 100,000 objects. managedFields would be most of their size, and
-        // annotations can be as big again (`kubectl apply` and Argo CD keep the whole object in
-        // one): roster decides nothing from either.
         .modify(move |o: &mut K| {
             o.managed_fields_mut().clear();
             o.annotations_mut().clear();
+            if labels == Labels::Drop {
+                o.labels_mut().clear();
+            }
         })
-        .reflect(writer);
-    (reader, events)
+}
+
+/// Whether a cache keeps an object's labels. The kinds people apply drop them: GitOps tools add
+/// their own to every object, and roster reads none (a label on an org object grants nothing).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Labels {
+    Keep,
+    Drop,
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use super::apply::FIELD_MANAGER;
 use super::error::Failure;
 use super::writes::Writes;
 use crate::api::{Membership, MembershipStatus, Organization, Team};
-use crate::rules::rbac::{self, Claims, DATA_REGION_LABEL, ORGANIZATION_LABEL};
+use crate::caches::{BindingKey, Fingerprint};
+use crate::rules::rbac::{self, Claims, DATA_REGION_LABEL};
 
 pub use crate::rules::access_conditions::Synced;
 
@@ -28,27 +29,19 @@ fn key(b: &RoleBinding) -> (&str, &str) {
     )
 }
 
-fn same(a: &RoleBinding, b: &RoleBinding) -> bool {
-    a.role_ref == b.role_ref
-        && a.subjects == b.subjects
-        && b.labels().iter().all(|(k, v)| a.labels().get(k) == Some(v))
-        && a.owner_references() == b.owner_references()
-}
-
 /// Applies one binding; a changed roleRef (immutable) means deleting the old binding first.
 async fn apply_binding(
     ctx: &Context,
     b: &RoleBinding,
-    old: Option<&RoleBinding>,
+    wanted: Fingerprint,
+    old: Option<Fingerprint>,
 ) -> Result<(), Failure> {
     let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
     let mut body = serde_json::to_value(b).expect("serializable");
     body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
     body["kind"] = "RoleBinding".into();
-    if let Some(old) = old
-        && old.role_ref != b.role_ref
-    {
+    if old.is_some_and(|old| old.role_ref != wanted.role_ref) {
         ctx.metrics.write("RoleBinding", "delete");
         let _ = api.delete(&name, &DeleteParams::default()).await;
     }
@@ -67,18 +60,17 @@ async fn apply_binding(
     })
 }
 
-async fn remove_binding(ctx: &Context, e: &RoleBinding) -> Result<(), Failure> {
-    let ns = e.namespace().unwrap_or_default();
+async fn remove_binding(ctx: &Context, (ns, name): &BindingKey) -> Result<(), Failure> {
     ctx.metrics.write("RoleBinding", "delete");
-    match Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
-        .delete(&e.name_any(), &DeleteParams::default())
+    match Api::<RoleBinding>::namespaced(ctx.client.clone(), ns)
+        .delete(name, &DeleteParams::default())
         .await
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(source) => Err(Failure::RemoveBinding {
-            namespace: ns,
-            name: e.name_any(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
             source,
         }),
     }
@@ -111,13 +103,12 @@ pub async fn sync(
         }
         None => (Claims::default(), Vec::new()),
     };
-    let existing = ctx.stores.role_bindings.state_filter(|b| {
-        b.labels().get(ORGANIZATION_LABEL).map(String::as_str) == Some(namespace)
-    });
+    let existing = ctx.stores.role_bindings.of_organization(namespace);
     // An org of 10,000 members has 10,000 bindings: look them up, never scan for each, and key
     // them by borrowed names, never copies.
-    let by_key: HashMap<(&str, &str), &RoleBinding> =
-        existing.iter().map(|e| (key(e), e.as_ref())).collect();
+    let by_key: HashMap<(&str, &str), Fingerprint> = (existing.iter())
+        .map(|((ns, name), f)| ((&**ns, &**name), *f))
+        .collect();
     let wanted: HashSet<(&str, &str)> = desired.iter().map(key).collect();
 
     let mut failures = Vec::new();
@@ -127,19 +118,20 @@ pub async fn sync(
             break;
         }
         let old = by_key.get(&key(b)).copied();
-        if old.is_some_and(|e| same(e, b)) {
+        let fingerprint = Fingerprint::of(b);
+        if old.is_some_and(|e| e.holds(&fingerprint)) {
             continue;
         }
-        let done = writes.push(apply_binding(ctx, b, old)).await;
+        let done = writes.push(apply_binding(ctx, b, fingerprint, old)).await;
         failures.extend(done.into_iter().filter_map(Result::err));
     }
     failures.extend(writes.finish().await.into_iter().filter_map(Result::err));
     let mut writes = Writes::new();
-    for e in &existing {
+    for (e, _) in &existing {
         if ctx.stopping() {
             break;
         }
-        if wanted.contains(&key(e)) {
+        if wanted.contains(&(&*e.0, &*e.1)) {
             continue;
         }
         let done = writes.push(remove_binding(ctx, e)).await;
