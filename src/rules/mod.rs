@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod conditions;
 pub mod delivery;
 pub mod effective;
+pub mod first_status;
 pub mod identity;
 pub mod identity_providers;
 pub mod index;
