@@ -58,7 +58,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .await;
     failed.extend(org_failed);
     failed.extend(remove_left_over(&ctx, &loaded.left_over).await);
-    failed.extend(write_memberships(&ctx, org, &memberships, &effective).await);
+    let (memberships_failed, memberships_wake) =
+        write_memberships(&ctx, org, &memberships, &effective, now).await;
+    failed.extend(memberships_failed);
     let (invites_failed, invites_wake) =
         write_invites(&ctx, org, invites, &effective, &codes, now).await;
     failed.extend(invites_failed);
@@ -75,7 +77,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .lock()
         .expect("failures lock")
         .remove(&namespace);
-    let wakes = [effective.next_change, org_wake, invites_wake];
+    let wakes = [effective.next_change, org_wake, invites_wake, memberships_wake];
     Ok(next_action(wakes.into_iter().flatten().min()))
 }
 
@@ -472,7 +474,8 @@ async fn write_memberships(
     org: Option<&Organization>,
     memberships: &[&Membership],
     effective: &rules::Effective,
-) -> Vec<Failure> {
+    now: Timestamp,
+) -> (Vec<Failure>, Option<Timestamp>) {
     // Owners who stay owners, at least minOwners of them, keep the org owned in every state
     // between writes, so owners who leave then may free their seats first, like anyone else.
     let min_owners = org.map_or(1, |o| o.spec.policy.min_owners.max(1)) as usize;
@@ -492,6 +495,13 @@ async fn write_memberships(
         })
         .collect();
     ranked.sort_by_key(|(rank, _)| *rank);
+    let mut wake: Option<Timestamp> = None;
+    ranked.retain(|(_, m)| {
+        let next = &effective.memberships[&m.name_any()].status;
+        let later = rules::first_status::deferred_until(m, next, now);
+        wake = [wake, later].into_iter().flatten().min();
+        later.is_none()
+    });
     let mut failed = Vec::new();
     let mut writes = Writes::new();
     let mut rank_in_flight = None;
@@ -512,7 +522,7 @@ async fn write_memberships(
         failed.extend(errors(writes.push(write_membership(ctx, m, effect)).await));
     }
     failed.extend(errors(writes.finish().await));
-    failed
+    (failed, wake)
 }
 
 /// Each Invite's status, with its e-mail step; an Invite whose code Secret could not be made says
