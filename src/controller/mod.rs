@@ -12,6 +12,7 @@ mod codes;
 mod delivery;
 pub mod error;
 mod reconcile;
+mod recent;
 mod snapshot;
 mod writes;
 
@@ -48,6 +49,8 @@ pub struct Context {
     pub mail: crate::mail::Mailer,
     /// Consecutive failures per namespace, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Statuses written that the caches may not show yet.
+    recent: recent::RecentWrites,
     /// The namespaces this replica is responsible for. Scoped to more than one, it watches (and is
     /// asked to reconcile) every namespace of the cluster, so it must skip those outside the scope.
     pub scope: Scope,
@@ -130,6 +133,7 @@ pub async fn run(
         config,
         mail,
         failures: Mutex::new(HashMap::new()),
+        recent: recent::RecentWrites::default(),
         scope: scope.clone(),
         stopping,
     });
