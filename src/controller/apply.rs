@@ -56,16 +56,13 @@ fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
     }
 }
 
-/// Applies `status` to the status subresource of `obj`, unless this replica just did so from the
-/// same version of `obj` (see `recent`).
+/// Applies `status` to the status subresource of `obj`, and remembers it until the caches show it
+/// (see `recent`).
 pub async fn status<K, S>(ctx: &Context, obj: &K, status: &S) -> Result<(), kube::Error>
 where
     K: Object,
     S: Serialize,
 {
-    if ctx.recent.already_written(obj, status) {
-        return Ok(());
-    }
     ignore_not_found(status_at(ctx, obj, status, None).await)?;
     ctx.recent.record(obj, status);
     Ok(())

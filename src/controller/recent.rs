@@ -1,20 +1,21 @@
 //! Statuses this replica wrote that its caches do not show yet.
 //!
 //! The next reconcile of an org can start before the watch has delivered all of the last one's
-//! writes, most of all in a burst, when the API server is busy. It would see the old statuses and
-//! write every one of them again. A status is not written again while the cached object is still
-//! at the resourceVersion the last write was computed from and the status is the same: the API
-//! server already has it. Any other change to the object moves its resourceVersion, and then the
-//! cache decides again.
+//! writes, most of all in a burst, when the API server is busy. From the old statuses it would
+//! decide again what it just decided, with a new time (a Membership "joins" twice, seconds apart),
+//! and write every one of them again. So a reconcile reads each object with the status this
+//! replica last wrote on it, as long as the cached object is still at the resourceVersion that
+//! write was computed from. Any change to the object moves its resourceVersion, and from then on
+//! the cache alone says what the object is.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::core::object::HasStatus;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
-
-use crate::fingerprint;
+use serde::de::DeserializeOwned;
 
 /// How long an entry is kept at most: by then the watch has long delivered the write (an entry
 /// the cache caught up with is dropped at once; this bounds the entries of deleted objects).
@@ -26,7 +27,7 @@ type Key = (String, String, String);
 struct Written {
     /// The resourceVersion the status was computed from.
     read_at: String,
-    status: u64,
+    status: serde_json::Value,
     at: Instant,
 }
 
@@ -45,24 +46,32 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> Key {
 }
 
 impl RecentWrites {
-    /// Whether `status` is what this replica last wrote on `obj`, and the cached `obj` is still at
-    /// the version that write was computed from.
-    pub fn already_written<K, S>(&self, obj: &K, status: &S) -> bool
+    /// `obj` as this replica last left it: with the status it wrote, while the cached `obj` is
+    /// still at the version that write was computed from.
+    pub fn read<K>(&self, obj: Arc<K>) -> Arc<K>
     where
-        K: Resource<DynamicType = ()>,
-        S: Serialize,
+        K: Resource<DynamicType = ()> + HasStatus + Clone,
+        K::Status: DeserializeOwned,
     {
-        let entries = &mut self.0.lock().expect("recent writes lock").entries;
-        let key = key(obj);
-        let Some(w) = entries.get(&key) else {
-            return false;
+        let mut state = self.0.lock().expect("recent writes lock");
+        if state.entries.is_empty() {
+            return obj;
+        }
+        let key = key(obj.as_ref());
+        let Some(w) = state.entries.get(&key) else {
+            return obj;
         };
         if obj.resource_version().as_deref() != Some(w.read_at.as_str()) {
-            // The cache has moved on (this write, or someone else's): it decides again.
-            entries.remove(&key);
-            return false;
+            // The cache has moved on (this write, or someone else's): it alone decides.
+            state.entries.remove(&key);
+            return obj;
         }
-        w.status == fingerprint::of_json(status)
+        let Ok(status) = serde_json::from_value(w.status.clone()) else {
+            return obj;
+        };
+        let mut written = K::clone(&obj);
+        *written.status_mut() = Some(status);
+        Arc::new(written)
     }
 
     /// Records a status written on `obj` as the cache showed it.
@@ -71,7 +80,8 @@ impl RecentWrites {
         K: Resource<DynamicType = ()>,
         S: Serialize,
     {
-        let Some(read_at) = obj.resource_version() else {
+        let (Some(read_at), Ok(status)) = (obj.resource_version(), serde_json::to_value(status))
+        else {
             return;
         };
         let now = Instant::now();
@@ -80,7 +90,6 @@ impl RecentWrites {
             state.entries.retain(|_, w| now.duration_since(w.at) < KEEP);
             state.pruned = Some(now);
         }
-        let status = fingerprint::of_json(status);
         let written = Written {
             read_at,
             status,
@@ -95,34 +104,43 @@ mod tests {
     use super::*;
     use crate::api::{Membership, MembershipPhase, MembershipStatus};
 
-    fn membership(resource_version: &str) -> Membership {
-        serde_json::from_value(serde_json::json!({
+    fn membership(resource_version: &str, phase: Option<MembershipPhase>) -> Arc<Membership> {
+        let mut m: Membership = serde_json::from_value(serde_json::json!({
             "apiVersion": "roster.dev/v1alpha1", "kind": "Membership",
             "metadata": { "name": "ada", "namespace": "acme", "resourceVersion": resource_version },
             "spec": { "user": "ada@x.example", "role": "member" }
         }))
-        .unwrap()
+        .unwrap();
+        m.status = phase.map(|p| MembershipStatus {
+            phase: Some(p),
+            ..Default::default()
+        });
+        Arc::new(m)
     }
 
-    fn status(phase: MembershipPhase) -> MembershipStatus {
-        MembershipStatus {
-            phase: Some(phase),
-            ..Default::default()
-        }
+    fn phase(m: &Membership) -> Option<MembershipPhase> {
+        m.status.as_ref().and_then(|s| s.phase)
     }
 
     #[test]
-    fn a_status_is_not_written_twice_from_the_same_version() {
+    fn a_reconcile_reads_its_own_status_until_the_cache_moves_on() {
         let recent = RecentWrites::default();
-        let (read, active) = (membership("7"), status(MembershipPhase::Active));
-        assert!(!recent.already_written(&read, &active));
-        recent.record(&read, &active);
-        assert!(recent.already_written(&read, &active));
-        // Another status from the same version is a new decision: written.
-        assert!(!recent.already_written(&read, &status(MembershipPhase::Pending)));
-        // The cache moved on (our write arrived, or someone else's): it decides again, and the
+        let cached = membership("7", None);
+        assert_eq!(phase(&recent.read(cached.clone())), None);
+        let active = MembershipStatus {
+            phase: Some(MembershipPhase::Active),
+            ..Default::default()
+        };
+        recent.record(cached.as_ref(), &active);
+        // The watch has not delivered the write: the cache still shows version 7.
+        assert_eq!(
+            phase(&recent.read(cached.clone())),
+            Some(MembershipPhase::Active)
+        );
+        // The cache moved on (our write arrived, or someone else's): it alone decides, and the
         // entry is gone.
-        assert!(!recent.already_written(&membership("8"), &active));
-        assert!(!recent.already_written(&read, &active));
+        let changed = membership("9", Some(MembershipPhase::Pending));
+        assert_eq!(phase(&recent.read(changed)), Some(MembershipPhase::Pending));
+        assert_eq!(phase(&recent.read(cached)), None);
     }
 }

@@ -95,7 +95,7 @@ struct Loaded {
 
 impl Loaded {
     fn load(ctx: &Context, namespace: &str) -> Loaded {
-        let mut objects = Snapshot::read(&ctx.stores, namespace);
+        let mut objects = Snapshot::read(&ctx.stores, &ctx.recent, namespace);
         let left_over = objects.split_left_over();
         let excluded = rules::org_namespace(&ctx.config, namespace, "Organization").err();
         Loaded {

@@ -4,6 +4,10 @@
 use std::sync::Arc;
 
 use kube::Resource;
+use kube::core::object::HasStatus;
+use serde::de::DeserializeOwned;
+
+use super::recent::RecentWrites;
 
 use crate::api::{Invite, Membership, Organization, Team};
 use crate::rules;
@@ -25,15 +29,17 @@ pub(super) struct LeftOver {
 }
 
 impl Snapshot {
-    pub fn read(stores: &crate::caches::Stores, namespace: &str) -> Snapshot {
+    /// The objects of `namespace`, each with the status this replica last wrote on it if the
+    /// cache does not show that write yet.
+    pub fn read(stores: &crate::caches::Stores, recent: &RecentWrites, namespace: &str) -> Snapshot {
         Snapshot {
-            organizations: objects_in(&stores.organizations, namespace),
-            memberships: objects_in(&stores.memberships, namespace),
-            invites: objects_in(&stores.invites, namespace)
+            organizations: objects_in(&stores.organizations, recent, namespace),
+            memberships: objects_in(&stores.memberships, recent, namespace),
+            invites: objects_in(&stores.invites, recent, namespace)
                 .iter()
                 .map(|i| Invite::clone(i))
                 .collect(),
-            teams: objects_in(&stores.teams, namespace)
+            teams: objects_in(&stores.teams, recent, namespace)
                 .iter()
                 .map(|t| Team::clone(t))
                 .collect(),
@@ -76,11 +82,19 @@ impl Snapshot {
 
 /// The cached objects of one namespace, oldest first: shared with the cache, never copied (an org
 /// may hold 10,000 Memberships).
-fn objects_in<K: Resource<DynamicType = ()> + Clone>(
+fn objects_in<K>(
     store: &kube::runtime::reflector::Store<K>,
+    recent: &RecentWrites,
     ns: &str,
-) -> Vec<Arc<K>> {
-    let mut v = store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns));
+) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + HasStatus + Clone,
+    K::Status: DeserializeOwned,
+{
+    let mut v: Vec<Arc<K>> = (store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
+        .into_iter()
+        .map(|o| recent.read(o))
+        .collect();
     crate::rules::oldest_first(&mut v);
     v
 }
