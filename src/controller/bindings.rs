@@ -21,11 +21,11 @@ use crate::rules::rbac::{self, Claims, DATA_REGION_LABEL};
 pub use crate::rules::access_conditions::Synced;
 
 /// Namespace and name of a binding.
-fn key(b: &RoleBinding) -> (&str, &str) {
+fn key(b: &RoleBinding) -> BindingKey {
     let meta = b.meta();
     (
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or_default().into(),
+        meta.name.as_deref().unwrap_or_default().into(),
     )
 }
 
@@ -87,42 +87,38 @@ pub async fn sync(
     memberships: &[(&Membership, &MembershipStatus)],
     teams: &[Team],
 ) -> (Synced, Vec<Failure>) {
-    let (claims, desired) = match org.filter(|o| o.meta().deletion_timestamp.is_none()) {
+    let existing = ctx.stores.role_bindings.of_organization(namespace);
+    // An org of 10,000 members has 10,000 bindings: look them up, never scan for each, and keep
+    // only the wanted ones that differ, never all of them.
+    let by_key: HashMap<&BindingKey, Fingerprint> = existing.iter().map(|(k, f)| (k, *f)).collect();
+    let mut wanted: HashSet<BindingKey> = HashSet::new();
+    let mut changed = Vec::new();
+    let claims = match org.filter(|o| o.meta().deletion_timestamp.is_none()) {
         Some(org) => {
             let all = ctx.stores.organizations.state();
             let all: Vec<&Organization> = all.iter().map(|o| o.as_ref()).collect();
             let claims = rbac::claims(org, &all, &ctx.config.excluded_namespaces);
-            let desired = rbac::bindings(
-                org,
-                &claims,
-                memberships,
-                teams,
-                &ctx.config.allowed_cluster_roles,
-            );
-            (claims, desired)
+            let allowed = &ctx.config.allowed_cluster_roles;
+            rbac::each_binding(org, &claims, memberships, teams, allowed, |b| {
+                let (key, fingerprint) = (key(&b), Fingerprint::of(&b));
+                let old = by_key.get(&key).copied();
+                if !old.is_some_and(|e| e.holds(&fingerprint)) {
+                    changed.push((b, fingerprint, old));
+                }
+                wanted.insert(key);
+            });
+            claims
         }
-        None => (Claims::default(), Vec::new()),
+        None => Claims::default(),
     };
-    let existing = ctx.stores.role_bindings.of_organization(namespace);
-    // An org of 10,000 members has 10,000 bindings: look them up, never scan for each, and key
-    // them by borrowed names, never copies.
-    let by_key: HashMap<(&str, &str), Fingerprint> = (existing.iter())
-        .map(|((ns, name), f)| ((&**ns, &**name), *f))
-        .collect();
-    let wanted: HashSet<(&str, &str)> = desired.iter().map(key).collect();
 
     let mut failures = Vec::new();
     let mut writes = Writes::new();
-    for b in &desired {
+    for (b, fingerprint, old) in &changed {
         if ctx.stopping() {
             break;
         }
-        let old = by_key.get(&key(b)).copied();
-        let fingerprint = Fingerprint::of(b);
-        if old.is_some_and(|e| e.holds(&fingerprint)) {
-            continue;
-        }
-        let done = writes.push(apply_binding(ctx, b, fingerprint, old)).await;
+        let done = writes.push(apply_binding(ctx, b, *fingerprint, *old)).await;
         failures.extend(done.into_iter().filter_map(Result::err));
     }
     failures.extend(writes.finish().await.into_iter().filter_map(Result::err));
@@ -131,7 +127,7 @@ pub async fn sync(
         if ctx.stopping() {
             break;
         }
-        if wanted.contains(&(&*e.0, &*e.1)) {
+        if wanted.contains(e) {
             continue;
         }
         let done = writes.push(remove_binding(ctx, e)).await;

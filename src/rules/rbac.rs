@@ -242,6 +242,21 @@ pub fn bindings(
     teams: &[Team],
     allowed: &BTreeSet<String>,
 ) -> Vec<RoleBinding> {
+    let mut out = Vec::new();
+    each_binding(org, claims, memberships, teams, allowed, |b| out.push(b));
+    out
+}
+
+/// [`bindings`], one at a time: an org of 10,000 members has 10,000 of them, and the controller
+/// keeps only those that differ from what exists.
+pub fn each_binding(
+    org: &Organization,
+    claims: &Claims,
+    memberships: &[(&Membership, &MembershipStatus)],
+    teams: &[Team],
+    allowed: &BTreeSet<String>,
+    mut out: impl FnMut(RoleBinding),
+) {
     let org_ns = org.namespace().unwrap_or_default();
     let labels = |extra: (&str, String)| {
         BTreeMap::from([
@@ -250,7 +265,6 @@ pub fn bindings(
             (extra.0.to_string(), extra.1),
         ])
     };
-    let mut out = Vec::new();
     let mut effective_subjects = BTreeSet::new();
     for &(m, status) in memberships {
         let Some((subject, role)) = effective(m, status) else {
@@ -263,7 +277,7 @@ pub fn bindings(
             o.block_owner_deletion = None;
             o
         });
-        out.push(binding(
+        out(binding(
             bounded_name("roster-member-", &name, NAME_MAX),
             &org_ns,
             labels((MEMBERSHIP_LABEL, label_value(&name))),
@@ -276,7 +290,7 @@ pub fn bindings(
             continue;
         }
         for ns in &claims.granted {
-            out.push(binding(
+            out(binding(
                 // `member-` and `team-` keep a Membership's name from ever spelling a team
                 // binding's (one org's bindings share a workload namespace).
                 bounded_name(&format!("roster-{org_ns}-member-"), &name, NAME_MAX),
@@ -314,7 +328,7 @@ pub fn bindings(
                 .iter()
                 .filter(|n| claims.granted.contains(n))
             {
-                out.push(binding(
+                out(binding(
                     bounded_name(
                         &format!("roster-{org_ns}-team-"),
                         &format!("{}-{}", team.name_any(), subject_key(&subject)),
@@ -329,7 +343,6 @@ pub fn bindings(
             }
         }
     }
-    out
 }
 
 fn team_cluster_role(access: &crate::api::TeamAccess, role: TeamRole) -> &str {
