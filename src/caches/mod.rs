@@ -3,6 +3,7 @@
 //! "this org namespace changed" triggers for the controller.
 
 mod bindings;
+mod packed;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +29,7 @@ use crate::removals::RemovalLog;
 use crate::rules::OrgIndex;
 
 pub use bindings::{BindingKey, Bindings, Fingerprint};
+pub use packed::Packed;
 
 /// Which namespaces to watch: all, or a list.
 #[derive(Clone, Debug, Default)]
@@ -55,7 +57,8 @@ impl Scope {
 #[derive(Clone)]
 pub struct Stores {
     pub organizations: Store<Organization>,
-    pub memberships: Store<Membership>,
+    /// Every Membership of the cluster: packed, the largest of the caches.
+    pub memberships: Packed<Membership>,
     pub invites: Store<Invite>,
     pub teams: Store<Team>,
     /// The labelled Secrets' metadata only: anyone who may create Secrets can label one, so their
@@ -87,7 +90,6 @@ impl Stores {
 
     async fn all_ready(&self) {
         let _ = self.organizations.wait_until_ready().await;
-        let _ = self.memberships.wait_until_ready().await;
         let _ = self.invites.wait_until_ready().await;
         let _ = self.teams.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
@@ -197,8 +199,8 @@ impl Caches {
             config.clone(),
             Labels::Drop,
         );
-        let (memberships, membership_events) =
-            reflect(scope.api::<Membership>(client), config.clone(), Labels::Drop);
+        let membership_events =
+            stripped(scope.api::<Membership>(client), config.clone(), Labels::Drop);
         let (invites, invite_events) =
             reflect(scope.api::<Invite>(client), config.clone(), Labels::Drop);
         let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone(), Labels::Drop);
@@ -221,7 +223,7 @@ impl Caches {
         let caches = Caches {
             stores: Stores {
                 organizations,
-                memberships,
+                memberships: Packed::default(),
                 invites,
                 teams,
                 secrets,
@@ -290,7 +292,15 @@ impl Caches {
         let caches = Caches {
             stores: Stores {
                 organizations: filled(organizations),
-                memberships: filled(memberships),
+                memberships: {
+                    let packed = Packed::default();
+                    packed.apply(&Event::Init);
+                    for m in memberships {
+                        packed.apply(&Event::InitApply(m));
+                    }
+                    packed.apply(&Event::InitDone);
+                    packed
+                },
                 invites: filled(invites),
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),
@@ -390,7 +400,7 @@ impl Caches {
     fn namespaces(&self) -> std::collections::BTreeSet<String> {
         let s = &self.stores;
         (s.organizations.state().iter().filter_map(|o| o.namespace()))
-            .chain(s.memberships.state().iter().filter_map(|o| o.namespace()))
+            .chain(s.memberships.namespaces())
             .chain(s.invites.state().iter().filter_map(|o| o.namespace()))
             .chain(s.teams.state().iter().filter_map(|o| o.namespace()))
             .chain(s.role_bindings.organizations())
@@ -526,6 +536,7 @@ impl Caches {
     }
 
     fn on_membership(&self, event: &Event<Membership>) {
+        self.stores.memberships.apply(event);
         if let Event::Apply(m) | Event::InitApply(m) | Event::Delete(m) = event
             && (m.meta().deletion_timestamp.is_some() || matches!(event, Event::Delete(_)))
             && let (Some(ns), Some(uid)) = (m.namespace(), m.uid())
@@ -568,36 +579,28 @@ impl Caches {
     }
 
     /// After a (re)list, objects deleted while the watch was down are gone from the stores but may
-    /// linger in the indexes: rebuild them all from the stores.
+    /// linger in the indexes: rebuild them all from the stores, one namespace at a time (decoded,
+    /// every Membership of the cluster at once would be most of the memory roster may use).
     fn rebuild(&self) {
+        let s = &self.stores;
+        let (organizations, invites) = (s.organizations.state(), s.invites.state());
         let mut by_ns: HashMap<String, NamespaceObjects> = HashMap::new();
-        for o in self.stores.organizations.state() {
-            by_ns
-                .entry(o.namespace().unwrap_or_default())
-                .or_default()
-                .0
-                .push(o);
+        for o in &organizations {
+            by_ns.entry(o.namespace().unwrap_or_default()).or_default().0.push(o);
         }
-        for m in self.stores.memberships.state() {
-            by_ns
-                .entry(m.namespace().unwrap_or_default())
-                .or_default()
-                .1
-                .push(m);
+        for i in &invites {
+            by_ns.entry(i.namespace().unwrap_or_default()).or_default().1.push(i);
         }
-        for i in self.stores.invites.state() {
-            by_ns
-                .entry(i.namespace().unwrap_or_default())
-                .or_default()
-                .2
-                .push(i);
+        for ns in s.memberships.namespaces() {
+            by_ns.entry(ns).or_default();
         }
         let rebuilt = by_ns
             .into_iter()
-            .map(|(ns, (orgs, ms, invs))| {
+            .map(|(ns, (orgs, invs))| {
+                let memberships = s.memberships.in_namespace(&ns);
                 let index = OrgIndex::new(
                     crate::rules::organization_of(orgs.iter().map(|o| o.as_ref())),
-                    ms.iter().map(|m| m.as_ref()),
+                    memberships.iter().map(|m| m.as_ref()),
                     invs.iter().map(|i| i.as_ref()),
                 );
                 (ns, Arc::new(index))
@@ -607,12 +610,8 @@ impl Caches {
     }
 }
 
-/// The objects of one namespace that an index is built from.
-type NamespaceObjects = (
-    Vec<Arc<Organization>>,
-    Vec<Arc<Membership>>,
-    Vec<Arc<Invite>>,
-);
+/// The objects of one namespace that an index is built from, besides its Memberships.
+type NamespaceObjects<'a> = (Vec<&'a Arc<Organization>>, Vec<&'a Arc<Invite>>);
 
 /// A watched kind: its store (without what roster never reads), and its watch events after the
 /// store has taken them.

@@ -34,7 +34,7 @@ impl Snapshot {
     pub fn read(stores: &crate::caches::Stores, recent: &RecentWrites, namespace: &str) -> Snapshot {
         Snapshot {
             organizations: objects_in(&stores.organizations, recent, namespace),
-            memberships: objects_in(&stores.memberships, recent, namespace),
+            memberships: oldest_first(stores.memberships.in_namespace(namespace), recent),
             invites: objects_in(&stores.invites, recent, namespace)
                 .iter()
                 .map(|i| Invite::clone(i))
@@ -91,10 +91,19 @@ where
     K: Resource<DynamicType = ()> + HasStatus + Clone,
     K::Status: DeserializeOwned,
 {
-    let mut v: Vec<Arc<K>> = (store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
-        .into_iter()
-        .map(|o| recent.read(o))
-        .collect();
+    oldest_first(
+        store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)),
+        recent,
+    )
+}
+
+/// Objects as this replica last left them (see [`RecentWrites`]), oldest first.
+fn oldest_first<K>(objects: Vec<Arc<K>>, recent: &RecentWrites) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + HasStatus + Clone,
+    K::Status: DeserializeOwned,
+{
+    let mut v: Vec<Arc<K>> = objects.into_iter().map(|o| recent.read(o)).collect();
     crate::rules::oldest_first(&mut v);
     v
 }
