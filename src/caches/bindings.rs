@@ -58,7 +58,8 @@ impl Fingerprint {
     pub fn holds(&self, wanted: &Fingerprint) -> bool {
         self.role_ref == wanted.role_ref
             && self.grants == wanted.grants
-            && (self.labels.iter().zip(&wanted.labels)).all(|(have, want)| want.is_none() || have == want)
+            && (self.labels.iter().zip(&wanted.labels))
+                .all(|(have, want)| want.is_none() || have == want)
     }
 }
 
@@ -102,7 +103,12 @@ impl Bindings {
     /// The organizations (by namespace) that have bindings.
     pub fn organizations(&self) -> Vec<String> {
         let state = self.0.read().expect("bindings lock");
-        state.current.by_organization.keys().map(|o| o.to_string()).collect()
+        state
+            .current
+            .by_organization
+            .keys()
+            .map(|o| o.to_string())
+            .collect()
     }
 
     pub fn apply(&self, event: &Event<RoleBinding>) {
@@ -136,7 +142,11 @@ impl Index {
             Some((shared, _)) => shared.clone(),
             None => Arc::from(org.as_str()),
         };
-        (self.by_organization.entry(organization.clone()).or_default()).insert(key.clone());
+        (self
+            .by_organization
+            .entry(organization.clone())
+            .or_default())
+        .insert(key.clone());
         let fingerprint = Fingerprint::of(b);
         self.all.insert(
             key,
@@ -181,8 +191,13 @@ mod tests {
         assert!(want.holds(&want));
 
         let mut labelled = wanted.clone();
-        labelled.labels_mut().insert("team.example/cost-center".into(), "42".into());
-        assert!(Fingerprint::of(&labelled).holds(&want), "someone else's label is no drift");
+        labelled
+            .labels_mut()
+            .insert("team.example/cost-center".into(), "42".into());
+        assert!(
+            Fingerprint::of(&labelled).holds(&want),
+            "someone else's label is no drift"
+        );
 
         let mut unlabelled = wanted.clone();
         unlabelled.labels_mut().remove(MEMBERSHIP_LABEL);
@@ -190,13 +205,23 @@ mod tests {
 
         let mut widened = wanted.clone();
         let extra = widened.subjects.as_ref().unwrap()[0].clone();
-        widened.subjects.as_mut().unwrap().push(rbac_subject(extra, "eve@x.example"));
-        assert!(!Fingerprint::of(&widened).holds(&want), "an added subject is drift");
+        widened
+            .subjects
+            .as_mut()
+            .unwrap()
+            .push(rbac_subject(extra, "eve@x.example"));
+        assert!(
+            !Fingerprint::of(&widened).holds(&want),
+            "an added subject is drift"
+        );
 
         let promoted = binding("acme", "ada", "acme", "ada@x.example", "roster-org-admin");
         let promoted = Fingerprint::of(&promoted);
         assert!(!promoted.holds(&want));
-        assert_ne!(promoted.role_ref, want.role_ref, "a new roleRef means delete, then create");
+        assert_ne!(
+            promoted.role_ref, want.role_ref,
+            "a new roleRef means delete, then create"
+        );
 
         let mut owned = wanted.clone();
         owned.metadata.owner_references = Some(vec![Default::default()]);
@@ -254,7 +279,11 @@ mod tests {
         cache.apply(&Event::Apply(gone));
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(kept));
-        assert_eq!(keys(&cache, "acme"), ["acme/gone"], "readers see the old list meanwhile");
+        assert_eq!(
+            keys(&cache, "acme"),
+            ["acme/gone"],
+            "readers see the old list meanwhile"
+        );
         cache.apply(&Event::InitDone);
         assert_eq!(keys(&cache, "acme"), ["acme/kept"]);
     }

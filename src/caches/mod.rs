@@ -199,8 +199,11 @@ impl Caches {
             config.clone(),
             Labels::Drop,
         );
-        let membership_events =
-            stripped(scope.api::<Membership>(client), config.clone(), Labels::Drop);
+        let membership_events = stripped(
+            scope.api::<Membership>(client),
+            config.clone(),
+            Labels::Drop,
+        );
         let (invites, invite_events) =
             reflect(scope.api::<Invite>(client), config.clone(), Labels::Drop);
         let (teams, team_events) = reflect(scope.api::<Team>(client), config.clone(), Labels::Drop);
@@ -586,10 +589,18 @@ impl Caches {
         let (organizations, invites) = (s.organizations.state(), s.invites.state());
         let mut by_ns: HashMap<String, NamespaceObjects> = HashMap::new();
         for o in &organizations {
-            by_ns.entry(o.namespace().unwrap_or_default()).or_default().0.push(o);
+            by_ns
+                .entry(o.namespace().unwrap_or_default())
+                .or_default()
+                .0
+                .push(o);
         }
         for i in &invites {
-            by_ns.entry(i.namespace().unwrap_or_default()).or_default().1.push(i);
+            by_ns
+                .entry(i.namespace().unwrap_or_default())
+                .or_default()
+                .1
+                .push(i);
         }
         for ns in s.memberships.namespaces() {
             by_ns.entry(ns).or_default();

@@ -147,7 +147,10 @@ mod tests {
         store.apply(&Event::Apply(membership("globex", "eve", "eve@x.example")));
         let back = store.in_namespace("acme");
         let back = back.iter().find(|m| m.name_any() == "ada").unwrap();
-        assert_eq!(serde_json::to_value(back.as_ref()).unwrap(), serde_json::to_value(&ada).unwrap());
+        assert_eq!(
+            serde_json::to_value(back.as_ref()).unwrap(),
+            serde_json::to_value(&ada).unwrap()
+        );
         assert_eq!(names(&store, "acme"), ["ada", "bob"]);
         assert_eq!(names(&store, "globex"), ["eve"]);
         assert_eq!(store.len(), 3);
@@ -162,8 +165,16 @@ mod tests {
         let store = Packed::<Membership>::default();
         store.apply(&Event::Apply(membership("acme", "gone", "gone@x.example")));
         store.apply(&Event::Init);
-        store.apply(&Event::InitApply(membership("acme", "kept", "kept@x.example")));
-        assert_eq!(names(&store, "acme"), ["gone"], "readers see the old list meanwhile");
+        store.apply(&Event::InitApply(membership(
+            "acme",
+            "kept",
+            "kept@x.example",
+        )));
+        assert_eq!(
+            names(&store, "acme"),
+            ["gone"],
+            "readers see the old list meanwhile"
+        );
         store.apply(&Event::InitDone);
         assert_eq!(names(&store, "acme"), ["kept"]);
     }

@@ -11,8 +11,8 @@ mod bindings;
 mod codes;
 mod delivery;
 pub mod error;
-mod reconcile;
 mod recent;
+mod reconcile;
 mod snapshot;
 mod writes;
 

@@ -77,7 +77,12 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
         .lock()
         .expect("failures lock")
         .remove(&namespace);
-    let wakes = [effective.next_change, org_wake, invites_wake, memberships_wake];
+    let wakes = [
+        effective.next_change,
+        org_wake,
+        invites_wake,
+        memberships_wake,
+    ];
     Ok(next_action(wakes.into_iter().flatten().min()))
 }
 

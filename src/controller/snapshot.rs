@@ -31,7 +31,11 @@ pub(super) struct LeftOver {
 impl Snapshot {
     /// The objects of `namespace`, each with the status this replica last wrote on it if the
     /// cache does not show that write yet.
-    pub fn read(stores: &crate::caches::Stores, recent: &RecentWrites, namespace: &str) -> Snapshot {
+    pub fn read(
+        stores: &crate::caches::Stores,
+        recent: &RecentWrites,
+        namespace: &str,
+    ) -> Snapshot {
         Snapshot {
             organizations: objects_in(&stores.organizations, recent, namespace),
             memberships: oldest_first(stores.memberships.in_namespace(namespace), recent),
