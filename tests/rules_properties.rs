@@ -451,6 +451,63 @@ proptest! {
         prop_assert_eq!(statuses(&eff), statuses(&shuffled.compute(w.now)));
     }
 
+    /// The caches keep Memberships packed and the index current event by event: every Membership
+    /// comes back from the cache as it went in, and an index kept current through upserts and
+    /// removals in any order answers as one built from scratch.
+    #[test]
+    fn caches_answer_as_the_objects_do(mut w in world(), seed in any::<u64>(), gone in any::<u64>()) {
+        let eff = w.compute(w.now);
+        w.apply(&eff);
+        let packed = roster::caches::Packed::<Membership>::default();
+        for m in &w.memberships {
+            let mut m = m.clone();
+            m.metadata.namespace = Some("acme".into());
+            packed.apply(&kube::runtime::watcher::Event::Apply(m));
+        }
+        let back: BTreeMap<String, serde_json::Value> = packed.in_namespace("acme").iter()
+            .map(|m| (m.metadata.name.clone().unwrap(), serde_json::to_value(m.as_ref()).unwrap()))
+            .collect();
+        prop_assert_eq!(back.len(), w.memberships.len());
+        for m in &w.memberships {
+            let mut m = m.clone();
+            m.metadata.namespace = Some("acme".into());
+            prop_assert_eq!(&back[m.metadata.name.as_ref().unwrap()], &serde_json::to_value(&m).unwrap());
+        }
+
+        // Some Memberships are removed again; the index sees upserts in a shuffled order, each
+        // removal, and a second upsert of some.
+        let kept: Vec<&Membership> = w.memberships.iter().enumerate()
+            .filter(|(i, _)| gone >> (i % 64) & 1 == 0).map(|(_, m)| m).collect();
+        let fresh = OrgIndex::new(w.organization.as_ref(), kept.iter().copied(), &w.invites);
+        let mut live = OrgIndex::new(w.organization.as_ref(), [], &w.invites);
+        let mut order: Vec<&Membership> = w.memberships.iter().collect();
+        let mut rng = seed;
+        for i in (1..order.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        for m in &order {
+            live.upsert_membership(m);
+        }
+        for (i, m) in w.memberships.iter().enumerate() {
+            if gone >> (i % 64) & 1 == 1 {
+                live.remove_membership(m.metadata.name.as_ref().unwrap());
+            } else if i % 3 == 0 {
+                live.upsert_membership(m);
+            }
+        }
+        prop_assert_eq!(live.owners(), fresh.owners());
+        prop_assert_eq!(live.effective_members(), fresh.effective_members());
+        for m in &w.memberships {
+            let subject = m.spec.subject().unwrap();
+            prop_assert_eq!(live.claimed_by(&subject), fresh.claimed_by(&subject));
+            prop_assert_eq!(live.effective_role(&subject), fresh.effective_role(&subject));
+            if let Subject::User(u) = &subject {
+                prop_assert_eq!(live.role_of(u, &[]), fresh.role_of(u, &[]));
+            }
+        }
+    }
+
     #[test]
     fn invites_expire_exactly_when_next_change_says(w in world()) {
         let eff = w.compute(w.now);
