@@ -46,18 +46,22 @@ async fn apply_binding(
         let _ = api.delete(&name, &DeleteParams::default()).await;
     }
     ctx.metrics.write("RoleBinding", "apply");
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| Failure::ApplyBinding {
-        namespace: ns,
-        name,
-        source,
-    })
+    let written = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| Failure::ApplyBinding {
+            namespace: ns,
+            name,
+            source,
+        })?;
+    // Into the cache at once, as the API server answered: the next reconcile in a burst may start
+    // before the watch delivers it, and would write the binding again.
+    (ctx.stores.role_bindings).apply(&kube::runtime::watcher::Event::Apply(written));
+    Ok(())
 }
 
 async fn remove_binding(ctx: &Context, (ns, name): &BindingKey) -> Result<(), Failure> {
