@@ -27,7 +27,8 @@ type Key = (String, String, String);
 struct Written {
     /// The resourceVersion the status was computed from.
     read_at: String,
-    status: serde_json::Value,
+    /// The status, packed as JSON (a burst leaves thousands of these for a moment).
+    status: Box<[u8]>,
     at: Instant,
 }
 
@@ -66,7 +67,7 @@ impl RecentWrites {
             state.entries.remove(&key);
             return obj;
         }
-        let Ok(status) = serde_json::from_value(w.status.clone()) else {
+        let Ok(status) = serde_json::from_slice(&w.status) else {
             return obj;
         };
         let mut written = K::clone(&obj);
@@ -80,7 +81,7 @@ impl RecentWrites {
         K: Resource<DynamicType = ()>,
         S: Serialize,
     {
-        let (Some(read_at), Ok(status)) = (obj.resource_version(), serde_json::to_value(status))
+        let (Some(read_at), Ok(status)) = (obj.resource_version(), serde_json::to_vec(status))
         else {
             return;
         };
@@ -92,7 +93,7 @@ impl RecentWrites {
         }
         let written = Written {
             read_at,
-            status,
+            status: status.into(),
             at: now,
         };
         state.entries.insert(key(obj), written);
