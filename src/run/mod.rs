@@ -3,7 +3,6 @@
 //! [`crate::controller::run`].
 
 mod leader;
-mod memory;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -253,7 +252,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // would refuse every one of them.
     args.identity_providers()?;
     init_logging(&args);
-    memory::return_freed_memory();
     let client = client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
     let metrics = Arc::new(Metrics::default());
