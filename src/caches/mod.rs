@@ -624,6 +624,23 @@ impl Caches {
 /// The objects of one namespace that an index is built from, besides its Memberships.
 type NamespaceObjects<'a> = (Vec<&'a Arc<Organization>>, Vec<&'a Arc<Invite>>);
 
+/// What a kind needs to be watched and cached.
+trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A watched kind: its store (without what roster never reads), and its watch events after the
 /// store has taken them.
 fn reflect<K>(
@@ -635,13 +652,7 @@ fn reflect<K>(
     impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (reader, writer) = reflector::store();
     (reader, stripped(api, config, labels).reflect(writer))
@@ -656,13 +667,7 @@ fn stripped<K>(
     labels: Labels,
 ) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     watch(api, config)
         .default_backoff()
