@@ -14,8 +14,3 @@ pub fn hasher() -> &'static RandomState {
 pub fn of<T: Hash>(value: T) -> u64 {
     hasher().hash_one(value)
 }
-
-/// The fingerprint of `value` as JSON (for types without `Hash`, such as statuses).
-pub fn of_json<T: serde::Serialize>(value: &T) -> u64 {
-    of(serde_json::to_vec(value).expect("serializable"))
-}

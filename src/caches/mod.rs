@@ -295,15 +295,7 @@ impl Caches {
         let caches = Caches {
             stores: Stores {
                 organizations: filled(organizations),
-                memberships: {
-                    let packed = Packed::default();
-                    packed.apply(&Event::Init);
-                    for m in memberships {
-                        packed.apply(&Event::InitApply(m));
-                    }
-                    packed.apply(&Event::InitDone);
-                    packed
-                },
+                memberships: memberships.into_iter().collect(),
                 invites: filled(invites),
                 teams: filled(Vec::<Team>::new()),
                 secrets: filled(secrets),

@@ -83,15 +83,21 @@ where
         let state = self.state.read().expect("packed lock");
         state.current.keys().map(|ns| ns.to_string()).collect()
     }
+}
 
-    /// How many objects are held.
-    pub fn len(&self) -> usize {
-        let state = self.state.read().expect("packed lock");
-        state.current.values().map(HashMap::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+/// Objects listed once, without a watch (benchmarks and tests of the webhook).
+impl<K> FromIterator<K> for Packed<K>
+where
+    K: kube::Resource + Serialize + DeserializeOwned,
+{
+    fn from_iter<I: IntoIterator<Item = K>>(objects: I) -> Self {
+        let packed = Packed::default();
+        packed.apply(&Event::Init);
+        for o in objects {
+            packed.apply(&Event::InitApply(o));
+        }
+        packed.apply(&Event::InitDone);
+        packed
     }
 }
 
@@ -153,7 +159,9 @@ mod tests {
         );
         assert_eq!(names(&store, "acme"), ["ada", "bob"]);
         assert_eq!(names(&store, "globex"), ["eve"]);
-        assert_eq!(store.len(), 3);
+        let mut namespaces = store.namespaces();
+        namespaces.sort();
+        assert_eq!(namespaces, ["acme", "globex"]);
 
         store.apply(&Event::Delete(membership("globex", "eve", "eve@x.example")));
         assert!(names(&store, "globex").is_empty());

@@ -234,21 +234,9 @@ fn effective(m: &Membership, status: &MembershipStatus) -> Option<(Subject, OrgR
 
 /// Every RoleBinding the organization should have, from the effective statuses of its Memberships
 /// (each Membership with its effective status, which may be newer than the one it carries) and
-/// Teams. `allowed` is the installer's ClusterRole allow-list: nothing else is ever bound.
-pub fn bindings(
-    org: &Organization,
-    claims: &Claims,
-    memberships: &[(&Membership, &MembershipStatus)],
-    teams: &[Team],
-    allowed: &BTreeSet<String>,
-) -> Vec<RoleBinding> {
-    let mut out = Vec::new();
-    each_binding(org, claims, memberships, teams, allowed, |b| out.push(b));
-    out
-}
-
-/// [`bindings`], one at a time: an org of 10,000 members has 10,000 of them, and the controller
-/// keeps only those that differ from what exists.
+/// Teams, handed to `out` one at a time: an org of 10,000 members has 10,000 of them, and the
+/// controller keeps only those that differ from what exists. `allowed` is the installer's
+/// ClusterRole allow-list: nothing else is ever bound.
 pub fn each_binding(
     org: &Organization,
     claims: &Claims,
@@ -360,6 +348,18 @@ fn team_cluster_role(access: &crate::api::TeamAccess, role: TeamRole) -> &str {
 mod tests {
     use super::*;
     use crate::api::{MembershipStatus, Team};
+
+    fn bindings(
+        org: &Organization,
+        claims: &Claims,
+        memberships: &[(&Membership, &MembershipStatus)],
+        teams: &[Team],
+        allowed: &BTreeSet<String>,
+    ) -> Vec<RoleBinding> {
+        let mut out = Vec::new();
+        each_binding(org, claims, memberships, teams, allowed, |b| out.push(b));
+        out
+    }
 
     fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).unwrap()
